@@ -1,0 +1,25 @@
+//! buzon turns mail sent to shared support mailboxes into tickets.
+//!
+//! The crate map follows the life of a message (see ARCHITECTURE.md):
+//!
+//! - [`config`]: the TOML file and `BUZON_*` overrides, validated at once.
+//! - [`parse`]: raw bytes → [`parse::ParsedMail`]; pure, never panics.
+//! - [`classify`]: is it automatic mail (auto-reply, bounce, list)? pure.
+//! - [`route`]: the routing decision with mailbox defaults; pure.
+//! - [`ticket`]: states, priorities, outcomes, ticket numbers; pure.
+//! - [`pipeline`]: one message through parse → classify → thread → route → store.
+//! - [`store`]: SQLite or PostgreSQL; the only module with SQL.
+//! - [`outbound`]: composing acknowledgements and delivering the outbox.
+//! - [`demo`]: the bundled sample mail and the `buzon demo` run.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod classify;
+pub mod config;
+pub mod demo;
+pub mod outbound;
+pub mod parse;
+pub mod pipeline;
+pub mod route;
+pub mod store;
+pub mod ticket;
+pub mod view;

@@ -1,0 +1,442 @@
+//! The `buzon` command: parses arguments, sets up logging, loads the
+//! configuration and calls into the library. The only place that uses
+//! `anyhow` and decides exit codes.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use buzon::config::{Config, DEFAULT_CONFIG_PATH, Sources};
+use buzon::outbound::deliver::{self, Transport};
+use buzon::pipeline::{Outcome, Pipeline};
+use buzon::store::{Store, TicketFilter, now_ms};
+use buzon::ticket::{Priority, State, display_number, parse_number};
+use buzon::view;
+
+/// sysexits.h EX_TEMPFAIL: an MTA piping mail into `buzon ingest` retries
+/// later instead of bouncing when the database is briefly unavailable.
+const EX_TEMPFAIL: u8 = 75;
+
+#[derive(Parser)]
+#[command(name = "buzon", version, about = "Turns mail sent to shared support mailboxes into tickets")]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "BUZON_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Store mail files (or one mail from stdin) as tickets.
+    Ingest {
+        /// The buzon mailbox the mail arrived in (a [mailboxes.NAME] of the config).
+        #[arg(long)]
+        mailbox: String,
+        /// .eml files; none reads one message from stdin.
+        files: Vec<PathBuf>,
+    },
+    /// List, show and act on tickets.
+    Tickets {
+        #[command(subcommand)]
+        command: TicketsCommand,
+    },
+    /// Mail that could not be ticketed.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+    /// Outgoing mail waiting, sent or failed.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Run the pipeline over bundled sample mail into a fresh SQLite file.
+    Demo {
+        /// Where to put the database and the acknowledgements.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Run the daemon (delivers the outbox; mail sources come with IMAP intake).
+    Run {
+        /// Do one round of work and exit.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TicketsCommand {
+    List {
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        pipeline: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        priority: Option<String>,
+        /// An extracted key, e.g. `order=75321`.
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    Show {
+        /// Ticket number (`1042` or `T-1042`).
+        number: String,
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    List {
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
+    /// Run a quarantined mail through the pipeline again.
+    Retry { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    List {
+        /// queued, sent or failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
+    /// Deliver what is due now (to BUZON_OUTBOX_DIR / outbox.dir).
+    Flush,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ListFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ShowFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("buzon: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("buzon: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BUZON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    if let Command::Demo { dir } = &cli.command {
+        return demo(dir.clone()).await;
+    }
+    let config = load_config(&cli.config)?;
+    let store = open_store(&config).await?;
+    let code = match cli.command {
+        Command::Ingest { mailbox, files } => ingest(&config, &store, &mailbox, &files).await?,
+        Command::Tickets { command } => tickets(&config, &store, command).await?,
+        Command::Quarantine { command } => quarantine(&config, &store, command).await?,
+        Command::Outbox { command } => outbox(&config, &store, command).await?,
+        Command::Migrate => {
+            println!("database is up to date ({})", store.backend_name());
+            ExitCode::SUCCESS
+        }
+        Command::Run { once } => run(&config, &store, once).await?,
+        Command::Demo { .. } => ExitCode::SUCCESS,
+    };
+    store.close().await;
+    Ok(code)
+}
+
+fn load_config(path: &Path) -> Result<Config> {
+    Config::load(Sources {
+        file: Some(path.to_path_buf()),
+        env: std::env::vars().collect(),
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+async fn open_store(config: &Config) -> Result<Store> {
+    Store::open(&config.database.url, config.database.max_connections)
+        .await
+        .context("cannot open the store")
+}
+
+fn time_zone(config: &Config) -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::get(&config.deployment.time_zone).unwrap_or(jiff::tz::TimeZone::UTC)
+}
+
+async fn ingest(config: &Config, store: &Store, mailbox: &str, files: &[PathBuf]) -> Result<ExitCode> {
+    config.mailbox(mailbox).map_err(anyhow::Error::msg)?;
+    let pipeline = Pipeline { config, store };
+    let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
+    if files.is_empty() {
+        let mut raw = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut raw)
+            .context("cannot read the message from stdin")?;
+        inputs.push(("-".into(), raw));
+    } else {
+        for f in files {
+            let raw = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+            inputs.push((f.display().to_string(), raw));
+        }
+    }
+    let prefix = &config.deployment.ticket_prefix;
+    let mut worst = ExitCode::SUCCESS;
+    for (name, raw) in inputs {
+        match pipeline.ingest(&raw, mailbox).await {
+            Ok(Outcome::Created { ticket, acknowledged }) => println!(
+                "{name}: {} created{}",
+                display_number(prefix, ticket),
+                if acknowledged { ", acknowledgement queued" } else { "" }
+            ),
+            Ok(Outcome::Duplicate { ticket, new_mailbox }) => println!(
+                "{name}: {} already stored{}",
+                display_number(prefix, ticket),
+                if new_mailbox { format!(", also arrived in {mailbox}") } else { String::new() }
+            ),
+            Ok(Outcome::Quarantined { id, reason }) => {
+                println!("{name}: quarantined as Q{id}: {reason}")
+            }
+            Err(e) => {
+                eprintln!("buzon: {name}: not stored: {e}");
+                worst = ExitCode::from(if e.is_transient() { EX_TEMPFAIL } else { 1 });
+            }
+        }
+    }
+    flush_outbox(config, store).await?;
+    Ok(worst)
+}
+
+/// Delivers due outbox rows when a transport is configured; otherwise the
+/// daemon will.
+async fn flush_outbox(config: &Config, store: &Store) -> Result<()> {
+    if let Some(dir) = &config.outbox.dir {
+        let report = deliver::drain(store, &Transport::Dir(dir.clone()), now_ms()).await?;
+        if report.sent + report.failed + report.retrying > 0 {
+            tracing::info!(?report, "Outbox drained.");
+        }
+    }
+    Ok(())
+}
+
+async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Result<ExitCode> {
+    let prefix = &config.deployment.ticket_prefix;
+    let tz = time_zone(config);
+    match command {
+        TicketsCommand::List { state, pipeline, owner, priority, key, format } => {
+            let state = state.map(|s| s.parse::<State>().map(|s| s.as_str().to_string()))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let priority = priority
+                .map(|p| p.parse::<Priority>().map(|p| p.as_str().to_string()))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let key = match key {
+                Some(k) => match k.split_once('=') {
+                    Some((n, v)) => Some((n.trim().to_string(), v.trim().to_string())),
+                    None => bail!("--key takes NAME=VALUE, e.g. --key order=75321"),
+                },
+                None => None,
+            };
+            let filter = TicketFilter { state, pipeline, owner, priority, key, limit: None };
+            let rows = store.list_tickets(&filter).await?;
+            let out = match format {
+                ListFormat::Table => view::tickets_table(&rows, prefix, &tz),
+                ListFormat::Json => format!("{:#}\n", view::tickets_json(&rows, prefix)),
+                ListFormat::Csv => view::tickets_csv(&rows, prefix, &tz),
+            };
+            print_out(&out)?;
+        }
+        TicketsCommand::Show { number, format } => {
+            let Some(n) = parse_number(prefix, &number) else {
+                bail!("'{number}' is not a ticket number: write it as 1042 or {prefix}1042");
+            };
+            let detail = store.ticket(n).await?;
+            match format {
+                ShowFormat::Text => print_out(&view::ticket_text(&detail, prefix, &tz))?,
+                ShowFormat::Json => print_out(&format!("{:#}\n", serde_json::to_value(&detail)?))?,
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn quarantine(config: &Config, store: &Store, command: QuarantineCommand) -> Result<ExitCode> {
+    match command {
+        QuarantineCommand::List { format } => {
+            let rows = store.quarantine_list().await?;
+            match format {
+                ShowFormat::Text => print_out(&view::quarantine_table(&rows, &time_zone(config)))?,
+                ShowFormat::Json => print_out(&format!(
+                    "{:#}\n",
+                    serde_json::json!({ "quarantine": rows })
+                ))?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        QuarantineCommand::Retry { id } => {
+            let (mailbox, raw) = store.quarantine_raw(id).await?;
+            let pipeline = Pipeline { config, store };
+            let prefix = &config.deployment.ticket_prefix;
+            // The mail is still in quarantine under the same hash; the
+            // pipeline re-quarantines (same row) if it still fails.
+            let outcome = pipeline.ingest(&raw, &mailbox).await?;
+            let now = now_ms();
+            let code = match outcome {
+                Outcome::Created { ticket, .. } | Outcome::Duplicate { ticket, .. } => {
+                    store
+                        .quarantine_update(id, "released", "released into a ticket", Some(ticket), now)
+                        .await?;
+                    println!("Q{id}: released into {}", display_number(prefix, ticket));
+                    ExitCode::SUCCESS
+                }
+                Outcome::Quarantined { reason, .. } => {
+                    store.quarantine_update(id, "held", &reason, None, now).await?;
+                    println!("Q{id}: still cannot be ticketed: {reason}");
+                    ExitCode::FAILURE
+                }
+            };
+            flush_outbox(config, store).await?;
+            Ok(code)
+        }
+    }
+}
+
+async fn outbox(config: &Config, store: &Store, command: OutboxCommand) -> Result<ExitCode> {
+    match command {
+        OutboxCommand::List { status, format } => {
+            let rows = store.outbox_list(status.as_deref()).await?;
+            match format {
+                ShowFormat::Text => print_out(&view::outbox_table(
+                    &rows,
+                    &config.deployment.ticket_prefix,
+                    &time_zone(config),
+                ))?,
+                ShowFormat::Json => {
+                    print_out(&format!("{:#}\n", serde_json::json!({ "outbox": rows })))?
+                }
+            }
+        }
+        OutboxCommand::Flush => {
+            if config.outbox.dir.is_none() {
+                bail!("no transport configured: set outbox.dir or BUZON_OUTBOX_DIR");
+            }
+            flush_outbox(config, store).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run(config: &Config, store: &Store, once: bool) -> Result<ExitCode> {
+    loop {
+        flush_outbox(config, store).await?;
+        if once {
+            return Ok(ExitCode::SUCCESS);
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+        }
+    }
+}
+
+async fn demo(dir: Option<PathBuf>) -> Result<ExitCode> {
+    let dir = match dir {
+        Some(d) => d,
+        None => std::env::temp_dir().join(format!("buzon-demo-{}", std::process::id())),
+    };
+    let run = buzon::demo::run(&dir).await?;
+    let prefix = &run.config.deployment.ticket_prefix;
+    println!("buzon demo: {} sample mails through the real pipeline\n", run.results.len());
+    for (name, mailbox, outcome) in &run.results {
+        let what = match outcome {
+            Outcome::Created { ticket, acknowledged } => format!(
+                "{} created{}",
+                display_number(prefix, *ticket),
+                if *acknowledged { ", acknowledged" } else { ", no acknowledgement (automatic mail)" }
+            ),
+            Outcome::Duplicate { ticket, .. } => {
+                format!("{} same message, recorded as one more arrival", display_number(prefix, *ticket))
+            }
+            Outcome::Quarantined { id, reason } => format!("quarantined Q{id}: {reason}"),
+        };
+        println!("  {mailbox:<18} {name:<40} {what}");
+    }
+    let rows = run.store.list_tickets(&TicketFilter::default()).await?;
+    let tz = time_zone(&run.config);
+    println!("\n{}", view::tickets_table(&rows, prefix, &tz));
+    println!("database:         {}", run.database_url);
+    println!(
+        "acknowledgements: {} written to {}",
+        run.delivered.sent,
+        run.outbox_dir.display()
+    );
+    println!(
+        "try:              buzon-demo tickets: BUZON_DATABASE_URL={} buzon --config <your config> tickets list",
+        run.database_url
+    );
+    run.store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints, treating a closed pipe (`| head`) as success.
+fn print_out(s: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+#[allow(dead_code)]
+fn is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}

@@ -1,0 +1,243 @@
+//! Durable state: SQLite (embedded default) or PostgreSQL (shared by several
+//! instances). The only module that contains SQL.
+//!
+//! Both backends run the same SQL text (sqlx maps `$N` placeholders on
+//! SQLite too); `sql.rs` writes each query once inside a macro that is
+//! instantiated per backend, so the two can never drift apart. Migrations
+//! live in `migrations/sqlite` and `migrations/postgres` and are applied at
+//! start.
+//!
+//! Invariant: everything one message changes (ticket, message, attachments,
+//! participants, keys, history, outbox rows) is written in one transaction.
+
+mod model;
+mod sql;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use model::*;
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {url}: {source}")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot apply database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether retrying later may succeed (the database was busy or away).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Open { .. } => true,
+            StoreError::Db(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            ) || e.to_string().contains("database is locked"),
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// Runs the same call on whichever backend is configured.
+macro_rules! dispatch {
+    ($self:expr, $f:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Sqlite(pool) => sql::sqlite::$f(pool, $($arg),*).await,
+            Backend::Postgres(pool) => sql::postgres::$f(pool, $($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates.
+    pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
+        let open_err = |source| StoreError::Open {
+            url: redact(url),
+            source,
+        };
+        let backend = if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(open_err)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .connect_with(opts)
+                .await
+                .map_err(open_err)?;
+            SQLITE_MIGRATOR.run(&pool).await?;
+            Backend::Sqlite(pool)
+        } else {
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .map_err(open_err)?;
+            POSTGRES_MIGRATOR.run(&pool).await?;
+            Backend::Postgres(pool)
+        };
+        Ok(Store { backend })
+    }
+
+    /// Which backend this is ("sqlite" or "postgres").
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(p) => p.close().await,
+            Backend::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// The message already stored under this dedupe key, with its ticket.
+    pub async fn find_message(&self, dedupe_key: &str) -> Result<Option<StoredMessageRef>> {
+        dispatch!(self, find_message(dedupe_key))
+    }
+
+    /// Records that a known message also arrived in `mailbox`. Returns
+    /// whether this mailbox was new for it.
+    pub async fn record_arrival(&self, message: i64, mailbox: &str, now: i64) -> Result<bool> {
+        dispatch!(self, record_arrival(message, mailbox, now))
+    }
+
+    /// The ingest transaction: ticket, message, attachments, participants,
+    /// keys, history and outbox, all or nothing. Returns `Duplicate` when a
+    /// concurrent writer stored the same message first.
+    pub async fn create_ticket(&self, new: &NewTicket<'_>) -> Result<CreateOutcome> {
+        dispatch!(self, create_ticket(new))
+    }
+
+    /// Keeps a mail that could not be ticketed. Storing the same bytes
+    /// twice returns the existing row.
+    pub async fn quarantine(&self, mailbox: &str, reason: &str, raw: &[u8], now: i64) -> Result<i64> {
+        dispatch!(self, quarantine(mailbox, reason, raw, now))
+    }
+
+    pub async fn quarantine_list(&self) -> Result<Vec<QuarantineRow>> {
+        dispatch!(self, quarantine_list())
+    }
+
+    /// The raw bytes and mailbox of a quarantined mail.
+    pub async fn quarantine_raw(&self, id: i64) -> Result<(String, Vec<u8>)> {
+        dispatch!(self, quarantine_raw(id))
+    }
+
+    /// Marks a quarantined mail as released into a ticket (or its reason
+    /// updated when it failed again).
+    pub async fn quarantine_update(
+        &self,
+        id: i64,
+        status: &str,
+        reason: &str,
+        ticket: Option<i64>,
+        now: i64,
+    ) -> Result<()> {
+        dispatch!(self, quarantine_update(id, status, reason, ticket, now))
+    }
+
+    pub async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketRow>> {
+        dispatch!(self, list_tickets(filter))
+    }
+
+    pub async fn ticket(&self, number: i64) -> Result<TicketDetail> {
+        dispatch!(self, ticket_detail(number))
+    }
+
+    /// Claims up to `limit` outbox rows that are due, leasing them until
+    /// `lease_until` so that no other worker sends them meanwhile.
+    pub async fn outbox_claim(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<OutboxRow>> {
+        dispatch!(self, outbox_claim(now, lease_until, limit))
+    }
+
+    pub async fn outbox_sent(&self, id: i64, now: i64) -> Result<()> {
+        dispatch!(self, outbox_sent(id, now))
+    }
+
+    /// Records a failed attempt: `next` is when to retry, `None` to give up.
+    pub async fn outbox_failed(&self, id: i64, error: &str, next: Option<i64>) -> Result<()> {
+        dispatch!(self, outbox_failed(id, error, next))
+    }
+
+    pub async fn outbox_list(&self, status: Option<&str>) -> Result<Vec<OutboxRow>> {
+        dispatch!(self, outbox_list(status))
+    }
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Milliseconds since the Unix epoch, the store's time unit.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            super::redact("postgres://buzon:secret@db/buzon"),
+            "postgres://buzon:***@db/buzon"
+        );
+        assert_eq!(super::redact("sqlite:/x.db"), "sqlite:/x.db");
+    }
+}

@@ -1,0 +1,177 @@
+//! The store's input and output records, independent of the backend.
+
+use serde::Serialize;
+
+use crate::classify::Automatic;
+use crate::parse::ParsedMail;
+use crate::route::{Key, Route};
+
+/// A message already in the store, found by its dedupe key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredMessageRef {
+    pub message: i64,
+    pub ticket: i64,
+}
+
+/// A mail ready to leave through the outbox.
+#[derive(Debug, Clone)]
+pub struct OutgoingMail {
+    /// acknowledgement, notification, reply, ...
+    pub kind: String,
+    /// Our Message-ID, without brackets.
+    pub message_id: String,
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    /// The complete RFC 5322 message.
+    pub raw: Vec<u8>,
+}
+
+/// A history line to write with the ticket.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub actor: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+/// Everything the ingest transaction writes for a new ticket.
+pub struct NewTicket<'a> {
+    pub mailbox: &'a str,
+    pub raw: &'a [u8],
+    pub mail: &'a ParsedMail,
+    pub automatic: Option<&'a Automatic>,
+    pub route: &'a Route,
+    pub due_at: Option<i64>,
+    pub now: i64,
+    /// History lines beyond "created" (routing, acknowledgement decisions).
+    pub events: Vec<NewEvent>,
+    /// Builds the mails to queue once the ticket number is known (the
+    /// acknowledgement carries it). Runs inside the transaction: pure CPU.
+    pub outgoing: &'a (dyn Fn(i64) -> Vec<OutgoingMail> + Send + Sync),
+}
+
+/// What the ingest transaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created { ticket: i64, queued: usize },
+    /// Another writer stored the same message first; nothing was written.
+    Duplicate,
+}
+
+/// Filters for `tickets list`.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub state: Option<String>,
+    pub pipeline: Option<String>,
+    pub owner: Option<String>,
+    pub priority: Option<String>,
+    pub key: Option<(String, String)>,
+    pub limit: Option<i64>,
+}
+
+/// A ticket as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketRow {
+    pub number: i64,
+    pub subject: String,
+    pub state: String,
+    pub outcome: Option<String>,
+    pub pipeline: String,
+    pub owner: Option<String>,
+    pub priority: String,
+    #[serde(rename = "type")]
+    pub ticket_type: Option<String>,
+    pub category: Option<String>,
+    pub area: Option<String>,
+    pub tags: Vec<String>,
+    pub keys: Vec<Key>,
+    pub requester: Option<String>,
+    pub requester_name: Option<String>,
+    pub mailbox: String,
+    pub needs_review: bool,
+    pub linked_ticket: Option<i64>,
+    pub due_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub message_count: i64,
+}
+
+/// One message of a ticket, as shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    pub id: i64,
+    pub direction: String,
+    pub message_id: Option<String>,
+    pub from: Option<String>,
+    pub from_name: Option<String>,
+    pub to: String,
+    pub cc: String,
+    pub subject: String,
+    pub body_text: String,
+    pub automatic: Option<String>,
+    pub warnings: String,
+    pub mailboxes: Vec<String>,
+    pub attachments: Vec<AttachmentView>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachmentView {
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    pub at: i64,
+    pub actor: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketDetail {
+    pub ticket: TicketRow,
+    pub participants: Vec<Participant>,
+    pub messages: Vec<MessageView>,
+    pub events: Vec<EventView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Participant {
+    pub address: String,
+    pub name: Option<String>,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineRow {
+    pub id: i64,
+    pub mailbox: String,
+    pub reason: String,
+    pub size: i64,
+    pub status: String,
+    pub ticket: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub ticket: Option<i64>,
+    pub kind: String,
+    pub message_id: String,
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    #[serde(skip)]
+    pub raw: Vec<u8>,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}

@@ -1,0 +1,650 @@
+//! The SQL, written once and instantiated for each backend.
+//!
+//! `backend!` expands to a module per database. The text of every query is
+//! identical on both; the only backend-specific pieces are passed in as
+//! macro arguments (how a write transaction starts, and the row locking
+//! clause for claiming outbox rows).
+
+use crate::parse::ParsedMail;
+
+/// Comma-joined addresses for the message columns.
+pub(super) fn join_addresses(list: &[crate::parse::MailAddress]) -> String {
+    list.iter()
+        .map(|a| a.address.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Everyone on a mail, with the role they play, requester first.
+pub(super) fn participants_of(mail: &ParsedMail) -> Vec<(String, Option<String>, &'static str)> {
+    let mut out: Vec<(String, Option<String>, &'static str)> = Vec::new();
+    let mut push = |a: &crate::parse::MailAddress, role: &'static str| {
+        if !out.iter().any(|(addr, _, _)| *addr == a.address) {
+            out.push((a.address.clone(), a.name.clone(), role));
+        }
+    };
+    if let Some(from) = &mail.from {
+        push(from, "requester");
+    }
+    for a in &mail.cc {
+        push(a, "cc");
+    }
+    out
+}
+
+macro_rules! backend {
+    ($module:ident, $db:ty, begin_write = $begin:literal, claim_lock = $lock:literal) => {
+        pub(super) mod $module {
+            use sqlx::{Pool, Row};
+
+            use super::super::{
+                AttachmentView, CreateOutcome, EventView, MessageView, NewTicket, OutboxRow,
+                Participant, QuarantineRow, Result, StoreError, StoredMessageRef, TicketDetail,
+                TicketFilter, TicketRow,
+            };
+            use super::{join_addresses, participants_of};
+            use crate::route::Key;
+
+            type Db = $db;
+
+            async fn begin(pool: &Pool<Db>) -> Result<sqlx::Transaction<'static, Db>> {
+                if $begin.is_empty() {
+                    Ok(pool.begin().await?)
+                } else {
+                    Ok(pool.begin_with($begin).await?)
+                }
+            }
+
+            pub async fn find_message(
+                pool: &Pool<Db>,
+                dedupe_key: &str,
+            ) -> Result<Option<StoredMessageRef>> {
+                let row = sqlx::query("SELECT id, ticket_id FROM messages WHERE dedupe_key = $1")
+                    .bind(dedupe_key)
+                    .fetch_optional(pool)
+                    .await?;
+                Ok(match row {
+                    Some(r) => Some(StoredMessageRef {
+                        message: r.try_get("id")?,
+                        ticket: r.try_get("ticket_id")?,
+                    }),
+                    None => None,
+                })
+            }
+
+            pub async fn record_arrival(
+                pool: &Pool<Db>,
+                message: i64,
+                mailbox: &str,
+                now: i64,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO message_mailboxes (message_id, mailbox, arrived_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(message)
+                .bind(mailbox)
+                .bind(now)
+                .execute(pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            pub async fn create_ticket(
+                pool: &Pool<Db>,
+                new: &NewTicket<'_>,
+            ) -> Result<CreateOutcome> {
+                let mail = new.mail;
+                let route = new.route;
+                let mut tx = begin(pool).await?;
+                let tags = serde_json::to_string(&route.tags)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let ticket: i64 = sqlx::query(
+                    "INSERT INTO tickets (subject, state, pipeline, owner, priority, ticket_type, \
+                     category, area, tags, requester, requester_name, mailbox, due_at, \
+                     created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
+                     RETURNING id",
+                )
+                .bind(&mail.subject)
+                .bind(route.state.as_str())
+                .bind(&route.pipeline)
+                .bind(&route.owner)
+                .bind(route.priority.as_str())
+                .bind(&route.ticket_type)
+                .bind(&route.category)
+                .bind(&route.area)
+                .bind(tags)
+                .bind(mail.from.as_ref().map(|a| a.address.clone()))
+                .bind(mail.from.as_ref().and_then(|a| a.name.clone()))
+                .bind(new.mailbox)
+                .bind(new.due_at)
+                .bind(new.now)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
+
+                let message: Option<i64> = sqlx::query(
+                    "INSERT INTO messages (ticket_id, direction, dedupe_key, message_id, \
+                     in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, \
+                     body_text, automatic, warnings, raw, raw_sha256, size, created_at) \
+                     VALUES ($1, 'in', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                     $14, $15, $16, $17) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+                )
+                .bind(ticket)
+                .bind(mail.dedupe_key())
+                .bind(&mail.message_id)
+                .bind(mail.in_reply_to.join(" "))
+                .bind(mail.references.join(" "))
+                .bind(mail.from.as_ref().map(|a| a.address.clone()))
+                .bind(mail.from.as_ref().and_then(|a| a.name.clone()))
+                .bind(join_addresses(&mail.to))
+                .bind(join_addresses(&mail.cc))
+                .bind(&mail.subject)
+                .bind(&mail.text)
+                .bind(new.automatic.map(|a| a.kind.as_str()))
+                .bind(mail.warnings.join("\n"))
+                .bind(new.raw)
+                .bind(&mail.raw_sha256)
+                .bind(mail.size as i64)
+                .bind(new.now)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get("id"))
+                .transpose()?;
+                let Some(message) = message else {
+                    tx.rollback().await?;
+                    return Ok(CreateOutcome::Duplicate);
+                };
+
+                sqlx::query(
+                    "INSERT INTO message_mailboxes (message_id, mailbox, arrived_at) VALUES ($1, $2, $3)",
+                )
+                .bind(message)
+                .bind(new.mailbox)
+                .bind(new.now)
+                .execute(&mut *tx)
+                .await?;
+
+                for a in &mail.attachments {
+                    sqlx::query(
+                        "INSERT INTO attachments (message_id, name, content_type, size, sha256, content) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(message)
+                    .bind(&a.name)
+                    .bind(&a.content_type)
+                    .bind(a.size as i64)
+                    .bind(&a.sha256)
+                    .bind(&a.content)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+
+                for (address, name, role) in participants_of(mail) {
+                    sqlx::query(
+                        "INSERT INTO participants (ticket_id, address, name, role) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(ticket)
+                    .bind(address)
+                    .bind(name)
+                    .bind(role)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+
+                for key in &route.keys {
+                    sqlx::query(
+                        "INSERT INTO ticket_keys (ticket_id, name, value) VALUES ($1, $2, $3) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(ticket)
+                    .bind(&key.name)
+                    .bind(&key.value)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+
+                for event in &new.events {
+                    insert_event(&mut tx, ticket, new.now, &event.actor, &event.kind, &event.detail)
+                        .await?;
+                }
+
+                let outgoing = (new.outgoing)(ticket);
+                for mail_out in &outgoing {
+                    sqlx::query(
+                        "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, \
+                         status, attempts, next_attempt_at, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7)",
+                    )
+                    .bind(ticket)
+                    .bind(&mail_out.kind)
+                    .bind(&mail_out.message_id)
+                    .bind(&mail_out.mail_from)
+                    .bind(mail_out.rcpt_to.join(","))
+                    .bind(&mail_out.raw)
+                    .bind(new.now)
+                    .execute(&mut *tx)
+                    .await?;
+                    let detail = format!(
+                        "{} to {} queued (Message-ID <{}>)",
+                        mail_out.kind,
+                        mail_out.rcpt_to.join(", "),
+                        mail_out.message_id
+                    );
+                    insert_event(&mut tx, ticket, new.now, "system", "mail_queued", &detail).await?;
+                }
+
+                tx.commit().await?;
+                Ok(CreateOutcome::Created {
+                    ticket,
+                    queued: outgoing.len(),
+                })
+            }
+
+            async fn insert_event(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                ticket: i64,
+                at: i64,
+                actor: &str,
+                kind: &str,
+                detail: &str,
+            ) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO events (ticket_id, at, actor, kind, detail) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(ticket)
+                .bind(at)
+                .bind(actor)
+                .bind(kind)
+                .bind(detail)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            pub async fn quarantine(
+                pool: &Pool<Db>,
+                mailbox: &str,
+                reason: &str,
+                raw: &[u8],
+                now: i64,
+            ) -> Result<i64> {
+                let row = sqlx::query(
+                    "INSERT INTO quarantine (mailbox, reason, raw, raw_sha256, size, status, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'held', $6, $6) \
+                     ON CONFLICT (raw_sha256) DO UPDATE SET updated_at = excluded.updated_at \
+                     RETURNING id",
+                )
+                .bind(mailbox)
+                .bind(reason)
+                .bind(raw)
+                .bind(crate::parse::sha256_hex(raw))
+                .bind(raw.len() as i64)
+                .bind(now)
+                .fetch_one(pool)
+                .await?;
+                Ok(row.try_get("id")?)
+            }
+
+            pub async fn quarantine_list(pool: &Pool<Db>) -> Result<Vec<QuarantineRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, mailbox, reason, size, status, ticket_id, created_at, updated_at \
+                     FROM quarantine ORDER BY id",
+                )
+                .fetch_all(pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(QuarantineRow {
+                            id: r.try_get("id")?,
+                            mailbox: r.try_get("mailbox")?,
+                            reason: r.try_get("reason")?,
+                            size: r.try_get("size")?,
+                            status: r.try_get("status")?,
+                            ticket: r.try_get("ticket_id")?,
+                            created_at: r.try_get("created_at")?,
+                            updated_at: r.try_get("updated_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            pub async fn quarantine_raw(pool: &Pool<Db>, id: i64) -> Result<(String, Vec<u8>)> {
+                let row = sqlx::query("SELECT mailbox, raw FROM quarantine WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("quarantined mail {id}")))?;
+                Ok((row.try_get("mailbox")?, row.try_get("raw")?))
+            }
+
+            pub async fn quarantine_update(
+                pool: &Pool<Db>,
+                id: i64,
+                status: &str,
+                reason: &str,
+                ticket: Option<i64>,
+                now: i64,
+            ) -> Result<()> {
+                sqlx::query(
+                    "UPDATE quarantine SET status = $2, reason = $3, ticket_id = $4, updated_at = $5 \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(status)
+                .bind(reason)
+                .bind(ticket)
+                .bind(now)
+                .execute(pool)
+                .await?;
+                Ok(())
+            }
+
+            const TICKET_COLUMNS: &str = "t.id, t.subject, t.state, t.outcome, t.pipeline, \
+                t.owner, t.priority, t.ticket_type, t.category, t.area, t.tags, t.requester, \
+                t.requester_name, t.mailbox, t.needs_review, t.linked_ticket, t.due_at, \
+                t.created_at, t.updated_at, \
+                (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS message_count";
+
+            pub async fn list_tickets(
+                pool: &Pool<Db>,
+                filter: &TicketFilter,
+            ) -> Result<Vec<TicketRow>> {
+                // Optional filters as `($n IS NULL OR col = $n)` keep one
+                // static query text for every combination.
+                let sql = format!(
+                    "SELECT {TICKET_COLUMNS} FROM tickets t \
+                     WHERE ($1 IS NULL OR t.state = $1) \
+                     AND ($2 IS NULL OR t.pipeline = $2) \
+                     AND ($3 IS NULL OR t.owner = $3) \
+                     AND ($4 IS NULL OR t.priority = $4) \
+                     AND ($5 IS NULL OR EXISTS (SELECT 1 FROM ticket_keys k \
+                          WHERE k.ticket_id = t.id AND k.name = $5 AND k.value = $6)) \
+                     ORDER BY t.id LIMIT $7"
+                );
+                let (key_name, key_value) = match &filter.key {
+                    Some((n, v)) => (Some(n.clone()), Some(v.clone())),
+                    None => (None, None),
+                };
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&filter.state)
+                    .bind(&filter.pipeline)
+                    .bind(&filter.owner)
+                    .bind(&filter.priority)
+                    .bind(key_name)
+                    .bind(key_value)
+                    .bind(filter.limit.unwrap_or(i64::MAX))
+                    .fetch_all(pool)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push(ticket_row(pool, r).await?);
+                }
+                Ok(out)
+            }
+
+            async fn ticket_row(pool: &Pool<Db>, r: &<Db as sqlx::Database>::Row) -> Result<TicketRow> {
+                let number: i64 = r.try_get("id")?;
+                let tags: String = r.try_get("tags")?;
+                let keys = sqlx::query(
+                    "SELECT name, value FROM ticket_keys WHERE ticket_id = $1 ORDER BY name, value",
+                )
+                .bind(number)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|k| {
+                    Ok(Key {
+                        name: k.try_get("name")?,
+                        value: k.try_get("value")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+                Ok(TicketRow {
+                    number,
+                    subject: r.try_get("subject")?,
+                    state: r.try_get("state")?,
+                    outcome: r.try_get("outcome")?,
+                    pipeline: r.try_get("pipeline")?,
+                    owner: r.try_get("owner")?,
+                    priority: r.try_get("priority")?,
+                    ticket_type: r.try_get("ticket_type")?,
+                    category: r.try_get("category")?,
+                    area: r.try_get("area")?,
+                    tags: serde_json::from_str(&tags)
+                        .map_err(|e| StoreError::Corrupt(format!("tags of ticket {number}: {e}")))?,
+                    keys,
+                    requester: r.try_get("requester")?,
+                    requester_name: r.try_get("requester_name")?,
+                    mailbox: r.try_get("mailbox")?,
+                    needs_review: r.try_get::<i64, _>("needs_review")? != 0,
+                    linked_ticket: r.try_get("linked_ticket")?,
+                    due_at: r.try_get("due_at")?,
+                    created_at: r.try_get("created_at")?,
+                    updated_at: r.try_get("updated_at")?,
+                    message_count: r.try_get("message_count")?,
+                })
+            }
+
+            pub async fn ticket_detail(pool: &Pool<Db>, number: i64) -> Result<TicketDetail> {
+                let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.id = $1");
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(number)
+                    .fetch_optional(pool)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("ticket {number}")))?;
+                let ticket = ticket_row(pool, &row).await?;
+                let participants = sqlx::query(
+                    "SELECT address, name, role FROM participants WHERE ticket_id = $1 ORDER BY address",
+                )
+                .bind(number)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(Participant {
+                        address: r.try_get("address")?,
+                        name: r.try_get("name")?,
+                        role: r.try_get("role")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+                let mut messages = Vec::new();
+                for r in sqlx::query(
+                    "SELECT id, direction, message_id, from_addr, from_name, to_addrs, cc_addrs, \
+                     subject, body_text, automatic, warnings, created_at \
+                     FROM messages WHERE ticket_id = $1 ORDER BY id",
+                )
+                .bind(number)
+                .fetch_all(pool)
+                .await?
+                {
+                    let id: i64 = r.try_get("id")?;
+                    messages.push(MessageView {
+                        id,
+                        direction: r.try_get("direction")?,
+                        message_id: r.try_get("message_id")?,
+                        from: r.try_get("from_addr")?,
+                        from_name: r.try_get("from_name")?,
+                        to: r.try_get("to_addrs")?,
+                        cc: r.try_get("cc_addrs")?,
+                        subject: r.try_get("subject")?,
+                        body_text: r.try_get("body_text")?,
+                        automatic: r.try_get("automatic")?,
+                        warnings: r.try_get("warnings")?,
+                        mailboxes: mailboxes_of(pool, id).await?,
+                        attachments: attachments_of(pool, id).await?,
+                        created_at: r.try_get("created_at")?,
+                    });
+                }
+                let events = sqlx::query(
+                    "SELECT at, actor, kind, detail FROM events WHERE ticket_id = $1 ORDER BY id",
+                )
+                .bind(number)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(EventView {
+                        at: r.try_get("at")?,
+                        actor: r.try_get("actor")?,
+                        kind: r.try_get("kind")?,
+                        detail: r.try_get("detail")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+                Ok(TicketDetail {
+                    ticket,
+                    participants,
+                    messages,
+                    events,
+                })
+            }
+
+            async fn mailboxes_of(pool: &Pool<Db>, message: i64) -> Result<Vec<String>> {
+                sqlx::query(
+                    "SELECT mailbox FROM message_mailboxes WHERE message_id = $1 ORDER BY arrived_at, mailbox",
+                )
+                .bind(message)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| Ok(r.try_get("mailbox")?))
+                .collect()
+            }
+
+            async fn attachments_of(pool: &Pool<Db>, message: i64) -> Result<Vec<AttachmentView>> {
+                sqlx::query(
+                    "SELECT name, content_type, size, sha256 FROM attachments WHERE message_id = $1 ORDER BY id",
+                )
+                .bind(message)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(AttachmentView {
+                        name: r.try_get("name")?,
+                        content_type: r.try_get("content_type")?,
+                        size: r.try_get("size")?,
+                        sha256: r.try_get("sha256")?,
+                    })
+                })
+                .collect()
+            }
+
+            const OUTBOX_COLUMNS: &str = "id, ticket_id, kind, message_id, mail_from, rcpt_to, raw, \
+                status, attempts, next_attempt_at, last_error, created_at, sent_at";
+
+            fn outbox_row(r: &<Db as sqlx::Database>::Row) -> Result<OutboxRow> {
+                let rcpt: String = r.try_get("rcpt_to")?;
+                Ok(OutboxRow {
+                    id: r.try_get("id")?,
+                    ticket: r.try_get("ticket_id")?,
+                    kind: r.try_get("kind")?,
+                    message_id: r.try_get("message_id")?,
+                    mail_from: r.try_get("mail_from")?,
+                    rcpt_to: rcpt
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    raw: r.try_get("raw")?,
+                    status: r.try_get("status")?,
+                    attempts: r.try_get("attempts")?,
+                    next_attempt_at: r.try_get("next_attempt_at")?,
+                    last_error: r.try_get("last_error")?,
+                    created_at: r.try_get("created_at")?,
+                    sent_at: r.try_get("sent_at")?,
+                })
+            }
+
+            pub async fn outbox_claim(
+                pool: &Pool<Db>,
+                now: i64,
+                lease_until: i64,
+                limit: i64,
+            ) -> Result<Vec<OutboxRow>> {
+                let mut tx = begin(pool).await?;
+                let sql = format!(
+                    "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 WHERE id IN \
+                     (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \
+                      AND (lease_until IS NULL OR lease_until < $2) ORDER BY id LIMIT $3{}) \
+                     RETURNING {OUTBOX_COLUMNS}",
+                    $lock
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                let mut out = rows.iter().map(outbox_row).collect::<Result<Vec<_>>>()?;
+                out.sort_by_key(|r| r.id);
+                Ok(out)
+            }
+
+            pub async fn outbox_sent(pool: &Pool<Db>, id: i64, now: i64) -> Result<()> {
+                sqlx::query(
+                    "UPDATE outbox SET status = 'sent', sent_at = $2, lease_until = NULL, \
+                     last_error = NULL WHERE id = $1",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(pool)
+                .await?;
+                Ok(())
+            }
+
+            pub async fn outbox_failed(
+                pool: &Pool<Db>,
+                id: i64,
+                error: &str,
+                next: Option<i64>,
+            ) -> Result<()> {
+                let (status, next_at) = match next {
+                    Some(at) => ("queued", Some(at)),
+                    None => ("failed", None),
+                };
+                sqlx::query(
+                    "UPDATE outbox SET status = $2, last_error = $3, lease_until = NULL, \
+                     next_attempt_at = COALESCE($4, next_attempt_at) WHERE id = $1",
+                )
+                .bind(id)
+                .bind(status)
+                .bind(error)
+                .bind(next_at)
+                .execute(pool)
+                .await?;
+                Ok(())
+            }
+
+            pub async fn outbox_list(
+                pool: &Pool<Db>,
+                status: Option<&str>,
+            ) -> Result<Vec<OutboxRow>> {
+                let sql = format!(
+                    "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE ($1 IS NULL OR status = $1) ORDER BY id"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(status)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(outbox_row).collect()
+            }
+        }
+    };
+}
+
+// SQLite: take the write lock up front so two writers queue on the busy
+// timeout instead of deadlocking on a read→write upgrade.
+backend!(sqlite, sqlx::Sqlite, begin_write = "BEGIN IMMEDIATE", claim_lock = "");
+// PostgreSQL: row locks let several instances claim disjoint outbox rows.
+backend!(
+    postgres,
+    sqlx::Postgres,
+    begin_write = "",
+    claim_lock = " FOR UPDATE SKIP LOCKED"
+);

@@ -1,0 +1,189 @@
+//! The ticket vocabulary: states, outcomes, priorities and the human number.
+//!
+//! Pure types with their text forms; no I/O. The store keeps these as their
+//! canonical English names (`waiting_on_us`), each deployment shows its own
+//! labels ("En ejecución", "Doing").
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a ticket is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Just arrived, nobody has acted yet.
+    #[default]
+    New,
+    /// Someone is working on it.
+    Open,
+    /// We asked the contact something and wait for the answer.
+    WaitingOnContact,
+    /// The contact answered; the next move is ours.
+    WaitingOnUs,
+    /// Finished, with an [`Outcome`].
+    Done,
+}
+
+impl State {
+    pub const ALL: [State; 5] = [
+        State::New,
+        State::Open,
+        State::WaitingOnContact,
+        State::WaitingOnUs,
+        State::Done,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::New => "new",
+            State::Open => "open",
+            State::WaitingOnContact => "waiting_on_contact",
+            State::WaitingOnUs => "waiting_on_us",
+            State::Done => "done",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for State {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let norm = s.trim().to_ascii_lowercase().replace(['-', ' '], "_");
+        State::ALL
+            .into_iter()
+            .find(|st| st.as_str() == norm)
+            .ok_or_else(|| {
+                format!(
+                    "unknown state '{s}': write one of new, open, waiting_on_contact, waiting_on_us, done"
+                )
+            })
+    }
+}
+
+/// How a done ticket ended ("finalizada con éxito / sin éxito").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+impl FromStr for Outcome {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "success" => Ok(Outcome::Success),
+            "failure" => Ok(Outcome::Failure),
+            _ => Err(format!(
+                "unknown outcome '{s}': write success or failure"
+            )),
+        }
+    }
+}
+
+/// How urgent a ticket is. Labels per deployment (baja/media/alta/urgente).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    #[default]
+    Medium,
+    High,
+    Urgent,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Medium,
+        Priority::High,
+        Priority::Urgent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Medium => "medium",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Priority {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let norm = s.trim().to_ascii_lowercase();
+        Priority::ALL
+            .into_iter()
+            .find(|p| p.as_str() == norm)
+            .ok_or_else(|| {
+                format!("unknown priority '{s}': write one of low, medium, high, urgent")
+            })
+    }
+}
+
+/// A ticket's human number as shown to people: prefix + number (`T-1042`).
+pub fn display_number(prefix: &str, number: i64) -> String {
+    format!("{prefix}{number}")
+}
+
+/// Parses `T-1042`, `1042` or `#T-1042` back to the number.
+pub fn parse_number(prefix: &str, text: &str) -> Option<i64> {
+    let t = text.trim().trim_start_matches('#');
+    let t = t.strip_prefix(prefix).unwrap_or(t);
+    t.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trip_and_lenient_spelling() {
+        for s in State::ALL {
+            assert_eq!(s.as_str().parse::<State>().unwrap(), s);
+        }
+        assert_eq!("Waiting on us".parse::<State>().unwrap(), State::WaitingOnUs);
+        assert!("cerrado".parse::<State>().is_err());
+    }
+
+    #[test]
+    fn priority_orders_by_urgency() {
+        assert!(Priority::Urgent > Priority::High);
+        assert!(Priority::Low < Priority::Medium);
+        assert!("ALTA".parse::<Priority>().is_err());
+    }
+
+    #[test]
+    fn numbers_round_trip() {
+        assert_eq!(display_number("T-", 1042), "T-1042");
+        assert_eq!(parse_number("T-", "#T-1042"), Some(1042));
+        assert_eq!(parse_number("T-", "77"), Some(77));
+        assert_eq!(parse_number("T-", "abc"), None);
+    }
+}

@@ -1,0 +1,307 @@
+//! How tickets, quarantine and outbox rows are shown on a terminal or
+//! exported (table, CSV, JSON, text). Pure formatting, no I/O.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::store::{OutboxRow, QuarantineRow, TicketDetail, TicketRow};
+use crate::ticket::display_number;
+
+/// Formats Unix milliseconds as local time in `tz` (`2026-11-22 13:05`).
+pub fn local_time(ms: i64, tz: &jiff::tz::TimeZone) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+fn keys_text(t: &TicketRow) -> String {
+    t.keys
+        .iter()
+        .map(|k| format!("{}={}", k.name, k.value))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// A fixed-width table for people.
+pub fn tickets_table(tickets: &[TicketRow], prefix: &str, tz: &jiff::tz::TimeZone) -> String {
+    let mut rows: Vec<Vec<String>> = vec![
+        [
+            "TICKET", "STATE", "PIPELINE", "OWNER", "PRIORITY", "MAILS", "REQUESTER", "CREATED",
+            "KEYS", "SUBJECT",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    ];
+    for t in tickets {
+        rows.push(vec![
+            display_number(prefix, t.number),
+            t.state.clone(),
+            truncate(&t.pipeline, 24),
+            t.owner.clone().unwrap_or_else(|| "-".into()),
+            t.priority.clone(),
+            t.message_count.to_string(),
+            truncate(t.requester.as_deref().unwrap_or("-"), 32),
+            local_time(t.created_at, tz),
+            truncate(&keys_text(t), 24),
+            truncate(&t.subject, 60),
+        ]);
+    }
+    align(&rows)
+}
+
+fn align(rows: &[Vec<String>]) -> String {
+    let cols = rows.first().map(Vec::len).unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                format!("{cell}{}", " ".repeat(pad))
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The JSON contract of `tickets list --format json`.
+pub fn tickets_json(tickets: &[TicketRow], prefix: &str) -> serde_json::Value {
+    let list: Vec<serde_json::Value> = tickets
+        .iter()
+        .map(|t| {
+            let keys: serde_json::Map<String, serde_json::Value> = t
+                .keys
+                .iter()
+                .map(|k| (k.name.clone(), json!(k.value)))
+                .collect();
+            json!({
+                "number": display_number(prefix, t.number),
+                "id": t.number,
+                "subject": t.subject,
+                "state": t.state,
+                "outcome": t.outcome,
+                "pipeline": t.pipeline,
+                "owner": t.owner,
+                "priority": t.priority,
+                "type": t.ticket_type,
+                "category": t.category,
+                "area": t.area,
+                "tags": t.tags,
+                "keys": keys,
+                "requester": t.requester,
+                "mailbox": t.mailbox,
+                "needs_review": t.needs_review,
+                "linked_ticket": t.linked_ticket.map(|n| display_number(prefix, n)),
+                "due_at": t.due_at.map(iso),
+                "created_at": iso(t.created_at),
+                "updated_at": iso(t.updated_at),
+                "message_count": t.message_count,
+            })
+        })
+        .collect();
+    json!({ "tickets": list })
+}
+
+/// RFC 3339 UTC from Unix milliseconds.
+pub fn iso(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// CSV (RFC 4180) with every field, dates in the team's time zone.
+pub fn tickets_csv(tickets: &[TicketRow], prefix: &str, tz: &jiff::tz::TimeZone) -> String {
+    let mut out = String::new();
+    let header = [
+        "number", "subject", "state", "outcome", "pipeline", "owner", "priority", "type",
+        "category", "area", "tags", "keys", "requester", "mailbox", "due_at", "created_at",
+        "updated_at", "message_count",
+    ];
+    out.push_str(&header.join(","));
+    out.push_str("\r\n");
+    for t in tickets {
+        let fields = [
+            display_number(prefix, t.number),
+            t.subject.clone(),
+            t.state.clone(),
+            t.outcome.clone().unwrap_or_default(),
+            t.pipeline.clone(),
+            t.owner.clone().unwrap_or_default(),
+            t.priority.clone(),
+            t.ticket_type.clone().unwrap_or_default(),
+            t.category.clone().unwrap_or_default(),
+            t.area.clone().unwrap_or_default(),
+            t.tags.join(";"),
+            keys_text(t),
+            t.requester.clone().unwrap_or_default(),
+            t.mailbox.clone(),
+            t.due_at.map(|d| local_time(d, tz)).unwrap_or_default(),
+            local_time(t.created_at, tz),
+            local_time(t.updated_at, tz),
+            t.message_count.to_string(),
+        ];
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// `tickets show` for people: fields, messages with their text, history.
+pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> String {
+    let t = &d.ticket;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}  {}", display_number(prefix, t.number), t.subject);
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let _ = writeln!(
+        out,
+        "  state: {}{}   pipeline: {}   owner: {}   priority: {}",
+        t.state,
+        t.outcome.as_ref().map(|o| format!(" ({o})")).unwrap_or_default(),
+        t.pipeline,
+        opt(&t.owner),
+        t.priority
+    );
+    let _ = writeln!(
+        out,
+        "  type: {}   category: {}   area: {}   tags: {}",
+        opt(&t.ticket_type),
+        opt(&t.category),
+        opt(&t.area),
+        if t.tags.is_empty() { "-".into() } else { t.tags.join(", ") }
+    );
+    let _ = writeln!(
+        out,
+        "  requester: {}   mailbox: {}   keys: {}",
+        opt(&t.requester),
+        t.mailbox,
+        if t.keys.is_empty() { "-".into() } else { keys_text(t) }
+    );
+    let _ = writeln!(
+        out,
+        "  created: {}   updated: {}   due: {}",
+        local_time(t.created_at, tz),
+        local_time(t.updated_at, tz),
+        t.due_at.map(|d| local_time(d, tz)).unwrap_or_else(|| "-".into())
+    );
+    if t.needs_review {
+        let _ = writeln!(out, "  NEEDS REVIEW");
+    }
+    if !d.participants.is_empty() {
+        let people: Vec<String> = d
+            .participants
+            .iter()
+            .map(|p| format!("{} ({})", p.address, p.role))
+            .collect();
+        let _ = writeln!(out, "  participants: {}", people.join(", "));
+    }
+    for m in &d.messages {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "--- {} message {} · {} · {} · mailboxes: {}{}",
+            if m.direction == "in" { "incoming" } else { "outgoing" },
+            m.id,
+            local_time(m.created_at, tz),
+            m.from.as_deref().unwrap_or("-"),
+            m.mailboxes.join(", "),
+            m.automatic
+                .as_ref()
+                .map(|a| format!(" · automatic: {a}"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(out, "Subject: {}", m.subject);
+        for a in &m.attachments {
+            let _ = writeln!(out, "Attachment: {} ({}, {} bytes)", a.name, a.content_type, a.size);
+        }
+        if !m.warnings.is_empty() {
+            let _ = writeln!(out, "Warnings: {}", m.warnings.replace('\n', "; "));
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{}", m.body_text);
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "--- history");
+    for e in &d.events {
+        let _ = writeln!(
+            out,
+            "{}  {:<14} {:<28} {}",
+            local_time(e.at, tz),
+            e.kind,
+            e.actor,
+            e.detail
+        );
+    }
+    out
+}
+
+pub fn quarantine_table(rows: &[QuarantineRow], tz: &jiff::tz::TimeZone) -> String {
+    let mut table = vec![
+        ["ID", "STATUS", "MAILBOX", "SIZE", "RECEIVED", "TICKET", "REASON"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    ];
+    for q in rows {
+        table.push(vec![
+            q.id.to_string(),
+            q.status.clone(),
+            q.mailbox.clone(),
+            q.size.to_string(),
+            local_time(q.created_at, tz),
+            q.ticket.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+            q.reason.clone(),
+        ]);
+    }
+    align(&table)
+}
+
+pub fn outbox_table(rows: &[OutboxRow], prefix: &str, tz: &jiff::tz::TimeZone) -> String {
+    let mut table = vec![
+        ["ID", "STATUS", "KIND", "TICKET", "TO", "ATTEMPTS", "NEXT", "LAST ERROR"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    ];
+    for r in rows {
+        table.push(vec![
+            r.id.to_string(),
+            r.status.clone(),
+            r.kind.clone(),
+            r.ticket
+                .map(|t| display_number(prefix, t))
+                .unwrap_or_else(|| "-".into()),
+            r.rcpt_to.join(","),
+            r.attempts.to_string(),
+            if r.status == "queued" { local_time(r.next_attempt_at, tz) } else { "-".into() },
+            truncate(r.last_error.as_deref().unwrap_or("-"), 60),
+        ]);
+    }
+    align(&table)
+}
