@@ -37,7 +37,7 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Deployment {
     /// The team's name, used in acknowledgements ("Equipo de Soporte").
     pub name: String,
@@ -61,7 +61,7 @@ impl Default for Deployment {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Database {
     /// `sqlite:PATH` (default) or `postgres://user@host/db`.
     pub url: String,
@@ -78,7 +78,7 @@ impl Default for Database {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Limits {
     /// Larger mail is quarantined (headers kept) instead of ticketed.
     pub max_message_bytes: usize,
@@ -93,7 +93,7 @@ impl Default for Limits {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Outbox {
     /// When set, outgoing mail is written as `.eml` files here instead of
     /// being sent (`BUZON_OUTBOX_DIR`).
@@ -101,7 +101,7 @@ pub struct Outbox {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Rules {
     /// Directory of rule files (`*.toml`, loaded in name order). Unset: no
     /// rules, every ticket gets its mailbox's defaults.
@@ -109,14 +109,13 @@ pub struct Rules {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Templates {
     /// Directory of mail templates (`NAME.txt`); unset: built-in Spanish ones.
     pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Mailbox {
     /// The shared address customers write to; acknowledgements come from it.
     pub address: String,
@@ -424,7 +423,10 @@ const SECTIONS: &[&str] = &[
 /// the problems of the others.
 fn read_sections(cfg: &config::Config, problems: &mut Vec<Problem>) -> RawSections {
     let mut raw = RawSections::default();
-    if let Ok(top) = cfg.get_table("") {
+    if let Ok(top) = cfg
+        .clone()
+        .try_deserialize::<BTreeMap<String, config::Value>>()
+    {
         for key in top.keys() {
             if !SECTIONS.contains(&key.as_str()) {
                 problems.push(Problem {
@@ -440,19 +442,38 @@ fn read_sections(cfg: &config::Config, problems: &mut Vec<Problem>) -> RawSectio
             }
         }
     }
-    raw.deployment = section(cfg, "deployment", problems);
-    raw.database = section(cfg, "database", problems);
-    raw.limits = section(cfg, "limits", problems);
-    raw.outbox = section(cfg, "outbox", problems);
-    raw.rules = section(cfg, "rules", problems);
-    raw.templates = section(cfg, "templates", problems);
-    raw.mailboxes = section(cfg, "mailboxes", problems);
+    raw.deployment = section(
+        cfg,
+        "deployment",
+        &["name", "time_zone", "ticket_prefix", "our_domains"],
+        problems,
+    );
+    raw.database = section(cfg, "database", &["url", "max_connections"], problems);
+    raw.limits = section(cfg, "limits", &["max_message_bytes"], problems);
+    raw.outbox = section(cfg, "outbox", &["dir"], problems);
+    raw.rules = section(cfg, "rules", &["dir"], problems);
+    raw.templates = section(cfg, "templates", &["dir"], problems);
+    raw.mailboxes = section(
+        cfg,
+        "mailboxes",
+        &[
+            "address",
+            "display_name",
+            "pipeline",
+            "owner",
+            "priority",
+            "acknowledge",
+        ],
+        problems,
+    );
     raw
 }
 
+/// Deserializes one section; `fields` are its valid keys, for typo hints.
 fn section<T: DeserializeOwned>(
     cfg: &config::Config,
     name: &str,
+    fields: &[&str],
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
     let value = match cfg.get::<config::Value>(name) {
@@ -471,9 +492,14 @@ fn section<T: DeserializeOwned>(
         unknown.push(path.to_string());
     });
     for path in unknown {
+        let leaf = path.rsplit('.').next().unwrap_or(&path);
+        let hint = match closest(leaf, fields) {
+            Some(c) => format!("did you mean `{c}`?"),
+            None => "remove it or check its spelling in the README".into(),
+        };
         problems.push(Problem {
             key: format!("{name}.{path}"),
-            message: "unknown key: remove it or check its spelling in the README".into(),
+            message: format!("unknown key: {hint} (valid keys: {})", fields.join(", ")),
         });
     }
     match result {

@@ -77,6 +77,27 @@ pub fn config(database_url: String, outbox_dir: PathBuf) -> Config {
     config
 }
 
+/// Writes the demo's configuration, so the user can go on exploring the
+/// demo database with the ordinary commands (`buzon --config ... tickets show 1`).
+fn write_config_file(path: &Path, config: &Config) -> std::io::Result<()> {
+    let mut text = format!(
+        "# Written by `buzon demo`.\n[deployment]\nname = {:?}\ntime_zone = {:?}\n\n[database]\nurl = {:?}\n\n",
+        config.deployment.name, config.deployment.time_zone, config.database.url
+    );
+    if let Some(dir) = &config.outbox.dir {
+        text.push_str(&format!("[outbox]\ndir = {:?}\n\n", dir.display().to_string()));
+    }
+    for (name, m) in &config.mailboxes {
+        text.push_str(&format!(
+            "[mailboxes.{name}]\naddress = {:?}\npipeline = {:?}\npriority = {:?}\n\n",
+            m.address,
+            m.pipeline,
+            m.priority.as_str()
+        ));
+    }
+    std::fs::write(path, text)
+}
+
 /// Runs the demo into `dir` (created; must not hold an earlier demo).
 pub async fn run(dir: &Path) -> Result<DemoRun, DemoError> {
     std::fs::create_dir_all(dir).map_err(|e| DemoError::Dir(dir.to_path_buf(), e))?;
@@ -90,6 +111,8 @@ pub async fn run(dir: &Path) -> Result<DemoRun, DemoError> {
     let outbox_dir = dir.join("acuses");
     let database_url = format!("sqlite:{}", db_path.display());
     let config = config(database_url.clone(), outbox_dir.clone());
+    write_config_file(&dir.join("buzon.toml"), &config)
+        .map_err(|e| DemoError::Dir(dir.join("buzon.toml"), e))?;
     let store = Store::open(&database_url, 4).await?;
     let pipeline = Pipeline {
         config: &config,

@@ -420,8 +420,8 @@ async fn demo(dir: Option<PathBuf>) -> Result<ExitCode> {
         run.outbox_dir.display()
     );
     println!(
-        "try:              buzon-demo tickets: BUZON_DATABASE_URL={} buzon --config <your config> tickets list",
-        run.database_url
+        "explore:          buzon --config {} tickets show 1",
+        run.dir.join("buzon.toml").display()
     );
     run.store.close().await;
     Ok(ExitCode::SUCCESS)

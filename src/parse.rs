@@ -230,12 +230,13 @@ fn check_charsets(msg: &Message<'_>, warnings: &mut Vec<String>) -> Result<(), P
         if charset_decoder(charset.as_bytes()).is_some() || is_utf8_label(charset) {
             continue;
         }
-        let raw_body = msg
-            .raw_message()
-            .get(part.offset_body as usize..part.offset_end as usize)
-            .unwrap_or_default();
-        let decoded = part.contents();
-        if std::str::from_utf8(raw_body).is_ok() || std::str::from_utf8(decoded).is_ok() {
+        // mail-parser decodes unknown charsets as lossy UTF-8: replacement
+        // characters mean the bytes were not UTF-8 and the text is garbled.
+        let garbled = match &part.body {
+            PartType::Text(t) | PartType::Html(t) => t.contains('\u{FFFD}'),
+            _ => false,
+        };
+        if !garbled {
             warnings.push(format!(
                 "part {i}: unknown charset '{charset}', decoded as UTF-8"
             ));
@@ -383,7 +384,7 @@ mod tests {
         assert_eq!(m.subject, "Pedido N° 75321");
         assert_eq!(m.message_id.as_deref(), Some("abc@cliente.example"));
         assert_eq!(m.in_reply_to, vec!["x@tp.example".to_string()]);
-        let from = m.from.unwrap();
+        let from = m.from.clone().unwrap();
         assert_eq!(from.address, "ana@cliente.example");
         assert_eq!(from.domain(), "cliente.example");
         assert_eq!(m.text, "Hola, necesito ayuda.");

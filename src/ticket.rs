@@ -101,7 +101,7 @@ impl FromStr for Outcome {
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
 )]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum Priority {
     Low,
     #[default]
@@ -144,6 +144,13 @@ impl FromStr for Priority {
             .ok_or_else(|| {
                 format!("unknown priority '{s}': write one of low, medium, high, urgent")
             })
+    }
+}
+
+impl TryFrom<String> for Priority {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 

@@ -8,7 +8,7 @@
 # Steps: install the missing Debian packages (tests/harness/install-packages.sh), start a
 # private PostgreSQL (unless BUZON_TEST_POSTGRES_URL is set) and a private mail stack
 # (unless IMAP_PORT is set), run
-#   cargo test --locked --all-targets [ARGS] -- --test-threads=2 [TEST ARGS]
+#   cargo test --locked [ARGS] -- --test-threads=2 [TEST ARGS]
 # and stop what it started, on success, failure or interrupt. Exits with cargo's status.
 #
 # Environment the tests get (on top of the harness's export lines, see tests/harness/*-start.sh):
@@ -111,7 +111,7 @@ if [ -z "${BUZON_SHARED_DIR:-}" ] && [ -d ../shared ]; then
   export BUZON_SHARED_DIR
 fi
 
-cmd=(cargo test --locked --all-targets "${cargo_args[@]}" -- "${threads[@]}" "${test_args[@]}")
+cmd=(cargo test --locked "${cargo_args[@]}" -- "${threads[@]}" "${test_args[@]}")
 step "${cmd[*]}   (CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target})"
 case ${BUZON_TEST_DRY_RUN:-} in
   "" | 0) ;;

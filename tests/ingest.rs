@@ -1,0 +1,340 @@
+//! `buzon ingest` end to end through the CLI, on SQLite and on a real
+//! PostgreSQL: fixtures with real mail shapes, dedupe across mailboxes,
+//! quarantine and retry, acknowledgements written to the outbox directory.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::{Backend, Deployment, fixture, ticket_numbers};
+
+/// One row of tests/fixtures/ingest/EXPECTED.tsv.
+struct Expected {
+    file: String,
+    outcome: String,
+    subject: String,
+    from: String,
+    body_contains: String,
+    attachments: Vec<String>,
+    automatic: String,
+}
+
+fn expectations() -> Vec<Expected> {
+    let text = std::fs::read_to_string(fixture("ingest/EXPECTED.tsv")).unwrap();
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let f: Vec<&str> = line.split('\t').collect();
+            assert_eq!(f.len(), 7, "bad EXPECTED.tsv line: {line}");
+            Expected {
+                file: f[0].into(),
+                outcome: f[1].into(),
+                subject: f[2].into(),
+                from: f[3].into(),
+                body_contains: f[4].into(),
+                attachments: f[5]
+                    .split('|')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                automatic: f[6].into(),
+            }
+        })
+        .collect()
+}
+
+fn fixtures_become_tickets_or_quarantine(backend: Backend) {
+    let d = Deployment::new(backend);
+    let mut quarantined = 0;
+    for e in expectations() {
+        let out = d.ingest("soporte", &fixture(&format!("ingest/{}", e.file)));
+        if e.outcome == "quarantine" {
+            assert!(out.contains("quarantined as Q"), "{}: {out}", e.file);
+            quarantined += 1;
+            continue;
+        }
+        let numbers = ticket_numbers(&out);
+        assert_eq!(numbers.len(), 1, "{}: {out}", e.file);
+        let shown = d.show_json(&numbers[0]);
+        let ticket = &shown["ticket"];
+        assert_eq!(ticket["subject"], e.subject.as_str(), "{}", e.file);
+        assert_eq!(ticket["requester"], e.from.as_str(), "{}", e.file);
+        let message = &shown["messages"][0];
+        let body = message["body_text"].as_str().unwrap();
+        assert!(
+            body.contains(&e.body_contains),
+            "{}: body lacks {:?}:\n{body}",
+            e.file,
+            e.body_contains
+        );
+        let names: Vec<&str> = message["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        for want in &e.attachments {
+            assert!(names.contains(&want.as_str()), "{}: attachments {names:?}", e.file);
+        }
+        let automatic = message["automatic"].as_str().unwrap_or("none");
+        assert_eq!(automatic, e.automatic, "{}", e.file);
+        // Only people are acknowledged; robots never are.
+        let acked = out.contains("acknowledgement queued");
+        assert_eq!(acked, e.automatic == "none", "{}: {out}", e.file);
+    }
+    let q = d.ok(&["quarantine", "list", "--format", "json"]);
+    let q: serde_json::Value = serde_json::from_str(&q).unwrap();
+    assert_eq!(q["quarantine"].as_array().unwrap().len(), quarantined);
+}
+
+fn same_mail_twice_and_in_two_mailboxes_is_one_ticket(backend: Backend) {
+    let d = Deployment::new(backend);
+    let mail = fixture("ingest/utf8-qp.eml");
+    let first = ticket_numbers(&d.ingest("servicioalcliente", &mail));
+    let again = d.ingest("servicioalcliente", &mail);
+    let other = d.ingest("finanzas", &mail);
+    assert_eq!(ticket_numbers(&again), first);
+    assert_eq!(ticket_numbers(&other), first);
+    assert!(again.contains("already stored"), "{again}");
+    assert!(other.contains("also arrived in finanzas"), "{other}");
+    assert_eq!(d.tickets_json().len(), 1);
+    let shown = d.show_json(&first[0]);
+    let messages = shown["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1);
+    let boxes: Vec<&str> = messages[0]["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(boxes, ["servicioalcliente", "finanzas"]);
+    // One acknowledgement, not three.
+    assert_eq!(d.outbox_files().len(), 1);
+}
+
+fn mail_without_message_id_dedupes_by_content(backend: Backend) {
+    let d = Deployment::new(backend);
+    let mail = fixture("ingest/no-message-id.eml");
+    let a = ticket_numbers(&d.ingest("finanzas", &mail));
+    let b = ticket_numbers(&d.ingest("finanzas", &mail));
+    assert_eq!(a, b);
+    assert_eq!(d.tickets_json().len(), 1);
+}
+
+fn acknowledgement_is_threaded_and_numbered(backend: Backend) {
+    let d = Deployment::new(backend);
+    let out = d.ingest("soporte", &fixture("ingest/reply-with-order.eml"));
+    let number = &ticket_numbers(&out)[0];
+    let files = d.outbox_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let raw = std::fs::read(&files[0]).unwrap();
+    let ack = buzon::parse::parse(&raw, 1 << 20).unwrap();
+    let original =
+        buzon::parse::parse(&std::fs::read(fixture("ingest/reply-with-order.eml")).unwrap(), 1 << 20)
+            .unwrap();
+    assert_eq!(ack.in_reply_to, vec![original.message_id.clone().unwrap()]);
+    assert!(ack.subject.contains(&format!("[#{number}]")), "{}", ack.subject);
+    assert!(ack.text.contains(number.as_str()));
+    assert_eq!(ack.header("Auto-Submitted"), Some("auto-replied"));
+    assert_eq!(ack.to[0].address, original.from.unwrap().address);
+    assert_eq!(ack.from.unwrap().address, "soporte@tupatrimonio.example");
+    // The outbox row is recorded as sent, with our Message-ID.
+    let list = d.ok(&["outbox", "list", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let rows = list["outbox"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["status"], "sent");
+    assert_eq!(rows[0]["message_id"], ack.message_id.unwrap().as_str());
+    // And the history says so.
+    let shown = d.show_json(number);
+    let kinds: Vec<&str> = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"created"), "{kinds:?}");
+    assert!(kinds.contains(&"routed"), "{kinds:?}");
+    assert!(kinds.contains(&"mail_queued"), "{kinds:?}");
+}
+
+fn automatic_mail_is_stored_but_never_answered(backend: Backend) {
+    let d = Deployment::new(backend);
+    for f in ["autoreply-ooo.eml", "bounce-dsn.eml", "list-post.eml", "noreply-sender.eml"] {
+        let out = d.ingest("soporte", &fixture(&format!("ingest/{f}")));
+        let number = &ticket_numbers(&out)[0];
+        let shown = d.show_json(number);
+        let withheld = shown["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "ack_withheld");
+        assert!(withheld, "{f}: {shown:#}");
+    }
+    assert!(d.outbox_files().is_empty());
+}
+
+fn oversize_mail_is_quarantined_then_released_by_retry(backend: Backend) {
+    let d = Deployment::new(backend);
+    let out = d
+        .cmd()
+        .env("BUZON_LIMITS__MAX_MESSAGE_BYTES", "1024")
+        .args(["ingest", "--mailbox", "soporte"])
+        .arg(fixture("ingest/attachments.eml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("quarantined as Q1"), "{text}");
+    assert!(text.contains("exceeds the limit"), "{text}");
+    assert!(d.tickets_json().is_empty());
+    let retry = d.ok(&["quarantine", "retry", "1"]);
+    assert!(retry.contains("released into T-"), "{retry}");
+    assert_eq!(d.tickets_json().len(), 1);
+    let q: serde_json::Value =
+        serde_json::from_str(&d.ok(&["quarantine", "list", "--format", "json"])).unwrap();
+    assert_eq!(q["quarantine"][0]["status"], "released");
+}
+
+fn garbage_stays_quarantined_on_retry(backend: Backend) {
+    let d = Deployment::new(backend);
+    let out = d.ingest("soporte", &fixture("ingest/not-an-email.eml"));
+    assert!(out.contains("quarantined as Q1: not an email"), "{out}");
+    let retry = d.run(&["quarantine", "retry", "1"]);
+    assert!(!retry.status.success());
+    assert!(String::from_utf8_lossy(&retry.stdout).contains("still cannot be ticketed"));
+    // The same bytes again do not make a second quarantine row.
+    d.ingest("soporte", &fixture("ingest/not-an-email.eml"));
+    let q: serde_json::Value =
+        serde_json::from_str(&d.ok(&["quarantine", "list", "--format", "json"])).unwrap();
+    assert_eq!(q["quarantine"].as_array().unwrap().len(), 1);
+}
+
+fn stdin_ingest_and_list_filters(backend: Backend) {
+    let d = Deployment::new(backend);
+    let raw = std::fs::read(fixture("ingest/latin1-8bit.eml")).unwrap();
+    let out = d
+        .cmd()
+        .args(["ingest", "--mailbox", "finanzas"])
+        .write_stdin(raw)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("-: T-"));
+    d.ingest("soporte", &fixture("ingest/utf8-qp.eml"));
+    let all = d.tickets_json();
+    assert_eq!(all.len(), 2);
+    // Mailbox defaults applied: finanzas → Finanzas / alonso / high.
+    let fin: Vec<_> = all.iter().filter(|t| t["pipeline"] == "Finanzas").collect();
+    assert_eq!(fin.len(), 1);
+    assert_eq!(fin[0]["owner"], "alonso");
+    assert_eq!(fin[0]["priority"], "high");
+    assert_eq!(fin[0]["state"], "new");
+    assert_eq!(fin[0]["message_count"], 1);
+    for field in [
+        "number", "subject", "state", "pipeline", "owner", "priority", "type", "category", "area",
+        "tags", "keys", "requester", "due_at", "created_at", "message_count",
+    ] {
+        assert!(fin[0].get(field).is_some(), "JSON lacks {field}");
+    }
+    let only = d.ok(&["tickets", "list", "--pipeline", "Soporte", "--format", "json"]);
+    let only: serde_json::Value = serde_json::from_str(&only).unwrap();
+    assert_eq!(only["tickets"].as_array().unwrap().len(), 1);
+    let none = d.ok(&["tickets", "list", "--state", "done", "--format", "json"]);
+    assert!(none.contains("\"tickets\": []"), "{none}");
+    let table = d.ok(&["tickets", "list"]);
+    assert!(table.starts_with("TICKET"), "{table}");
+    assert_eq!(table.lines().count(), 3);
+}
+
+fn csv_export_round_trips(backend: Backend) {
+    let d = Deployment::new(backend);
+    d.ingest("soporte", &fixture("ingest/windows1252.eml"));
+    let csv = d.ok(&["tickets", "list", "--format", "csv"]);
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[0], "number");
+    let row = lines.next().unwrap();
+    assert!(row.contains("Factura N° F001-2231 – Licencia anual"), "{row}");
+    let mut fields: HashMap<&str, &str> = HashMap::new();
+    for (h, v) in header.iter().zip(row.split(',')) {
+        fields.insert(h, v);
+    }
+    assert_eq!(fields["number"], "T-1");
+    assert_eq!(fields["state"], "new");
+}
+
+on_both_backends!(
+    fixtures_become_tickets_or_quarantine,
+    same_mail_twice_and_in_two_mailboxes_is_one_ticket,
+    mail_without_message_id_dedupes_by_content,
+    acknowledgement_is_threaded_and_numbered,
+    automatic_mail_is_stored_but_never_answered,
+    oversize_mail_is_quarantined_then_released_by_retry,
+    garbage_stays_quarantined_on_retry,
+    stdin_ingest_and_list_filters,
+    csv_export_round_trips,
+);
+
+#[test]
+fn unknown_mailbox_is_refused_naming_the_configured_ones() {
+    let d = Deployment::new(Backend::Sqlite);
+    let out = d.run(&["ingest", "--mailbox", "ventas", fixture("ingest/utf8-qp.eml").to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown mailbox 'ventas'"), "{err}");
+    assert!(err.contains("finanzas"), "{err}");
+}
+
+#[test]
+fn config_problems_are_reported_together() {
+    let d = Deployment::with_extra(Backend::Sqlite, "[limitz]\nx = 1\n");
+    let out = d
+        .cmd()
+        .env("BUZON_DEPLOYMENT__TIME_ZONE", "Mars/Olympus")
+        .args(["tickets", "list"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("limitz"), "{err}");
+    assert!(err.contains("deployment.time_zone"), "{err}");
+}
+
+#[test]
+fn database_url_shorthand_overrides_the_file() {
+    let d = Deployment::new(Backend::Sqlite);
+    let other = d.dir.path().join("other.db");
+    let out = d
+        .cmd()
+        .env("BUZON_DATABASE_URL", format!("sqlite:{}", other.display()))
+        .env("BUZON_OUTBOX_DIR", d.dir.path().join("elsewhere"))
+        .args(["ingest", "--mailbox", "soporte"])
+        .arg(fixture("ingest/utf8-qp.eml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(other.exists());
+    assert!(d.tickets_json().is_empty(), "the file's database must be untouched");
+    assert_eq!(std::fs::read_dir(d.dir.path().join("elsewhere")).unwrap().count(), 1);
+}
+
+#[test]
+fn demo_runs_on_embedded_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::cargo_bin("buzon")
+        .unwrap()
+        .env_remove("BUZON_CONFIG")
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("TICKET"), "{text}");
+    assert!(text.contains("T-1"), "{text}");
+    assert!(text.contains("recorded as one more arrival"), "{text}");
+    let acks = std::fs::read_dir(dir.path().join("acuses")).unwrap().count();
+    assert!(acks >= 10, "{acks} acknowledgements\n{text}");
+}
