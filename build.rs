@@ -14,7 +14,11 @@ fn main() {
         for dir in dirs.flatten().filter(|d| d.path().is_dir()) {
             let mailbox = dir.file_name().to_string_lossy().into_owned();
             println!("cargo:rerun-if-changed={}", dir.path().display());
-            for file in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+            for file in std::fs::read_dir(dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let path = file.path();
                 if path.extension().is_some_and(|e| e == "eml") {
                     let name = file.file_name().to_string_lossy().into_owned();
@@ -35,7 +39,8 @@ fn main() {
         );
     }
     out.push_str("];\n");
-    let dest = Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("demo_mail.rs");
+    let dest =
+        Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("demo_mail.rs");
     if let Err(e) = std::fs::write(&dest, out) {
         panic!("cannot write {}: {e}", dest.display());
     }

@@ -314,10 +314,7 @@ impl Config {
             );
         }
         if self.database.max_connections == 0 {
-            add(
-                "database.max_connections",
-                "must be at least 1".to_string(),
-            );
+            add("database.max_connections", "must be at least 1".to_string());
         }
         if self.limits.max_message_bytes < 1024 {
             add(
@@ -527,7 +524,10 @@ fn explain_serde(message: &str) -> String {
         let hint = closest(field, &options)
             .map(|c| format!(": did you mean `{c}`?"))
             .unwrap_or_default();
-        return format!("unknown key `{field}`{hint} (valid keys: {})", options.join(", "));
+        return format!(
+            "unknown key `{field}`{hint} (valid keys: {})",
+            options.join(", ")
+        );
     }
     message.to_string()
 }

@@ -18,15 +18,60 @@ include!(concat!(env!("OUT_DIR"), "/demo_mail.rs"));
 
 /// The demo's mailboxes: name, address, default pipeline and priority.
 const MAILBOXES: &[(&str, &str, &str, Priority)] = &[
-    ("soporte", "soporte@tupatrimonio.example", "Soporte", Priority::Medium),
-    ("servicioalcliente", "servicioalcliente@generafactoring.example", "Comercial", Priority::Medium),
-    ("finanzas", "finanzas@generafactoring.example", "Finanzas", Priority::Medium),
-    ("sac", "sac@inmobiliaria-andes.example", "Solicitudes No Técnicas", Priority::Medium),
-    ("clientes", "clientes@tuprocurador.example", "Procesos", Priority::Medium),
-    ("cgu", "mesa-cgu@browse.example", "CGU+Plus", Priority::Medium),
-    ("sigas", "mesa-sigas@browse.example", "SIGAS", Priority::Medium),
-    ("sigfin", "mesa-sigfin@browse.example", "SIGFIN", Priority::Medium),
-    ("sigper", "mesa-sigper@browse.example", "SIGPER", Priority::Medium),
+    (
+        "soporte",
+        "soporte@tupatrimonio.example",
+        "Soporte",
+        Priority::Medium,
+    ),
+    (
+        "servicioalcliente",
+        "servicioalcliente@generafactoring.example",
+        "Comercial",
+        Priority::Medium,
+    ),
+    (
+        "finanzas",
+        "finanzas@generafactoring.example",
+        "Finanzas",
+        Priority::Medium,
+    ),
+    (
+        "sac",
+        "sac@inmobiliaria-andes.example",
+        "Solicitudes No Técnicas",
+        Priority::Medium,
+    ),
+    (
+        "clientes",
+        "clientes@tuprocurador.example",
+        "Procesos",
+        Priority::Medium,
+    ),
+    (
+        "cgu",
+        "mesa-cgu@browse.example",
+        "CGU+Plus",
+        Priority::Medium,
+    ),
+    (
+        "sigas",
+        "mesa-sigas@browse.example",
+        "SIGAS",
+        Priority::Medium,
+    ),
+    (
+        "sigfin",
+        "mesa-sigfin@browse.example",
+        "SIGFIN",
+        Priority::Medium,
+    ),
+    (
+        "sigper",
+        "mesa-sigper@browse.example",
+        "SIGPER",
+        Priority::Medium,
+    ),
 ];
 
 /// What the demo did.
@@ -85,7 +130,10 @@ fn write_config_file(path: &Path, config: &Config) -> std::io::Result<()> {
         config.deployment.name, config.deployment.time_zone, config.database.url
     );
     if let Some(dir) = &config.outbox.dir {
-        text.push_str(&format!("[outbox]\ndir = {:?}\n\n", dir.display().to_string()));
+        text.push_str(&format!(
+            "[outbox]\ndir = {:?}\n\n",
+            dir.display().to_string()
+        ));
     }
     for (name, m) in &config.mailboxes {
         text.push_str(&format!(
@@ -123,7 +171,12 @@ pub async fn run(dir: &Path) -> Result<DemoRun, DemoError> {
         let outcome = pipeline.ingest(raw, mailbox).await?;
         results.push((name.to_string(), mailbox.to_string(), outcome));
     }
-    let delivered = deliver::drain(&store, &Transport::Dir(outbox_dir.clone()), crate::store::now_ms()).await?;
+    let delivered = deliver::drain(
+        &store,
+        &Transport::Dir(outbox_dir.clone()),
+        crate::store::now_ms(),
+    )
+    .await?;
     Ok(DemoRun {
         dir: dir.to_path_buf(),
         database_url,

@@ -21,7 +21,11 @@ use buzon::view;
 const EX_TEMPFAIL: u8 = 75;
 
 #[derive(Parser)]
-#[command(name = "buzon", version, about = "Turns mail sent to shared support mailboxes into tickets")]
+#[command(
+    name = "buzon",
+    version,
+    about = "Turns mail sent to shared support mailboxes into tickets"
+)]
 struct Cli {
     /// Configuration file.
     #[arg(long, global = true, env = "BUZON_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
@@ -144,7 +148,10 @@ enum ShowFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("buzon: cannot start the async runtime: {e}");
@@ -212,7 +219,12 @@ fn time_zone(config: &Config) -> jiff::tz::TimeZone {
     jiff::tz::TimeZone::get(&config.deployment.time_zone).unwrap_or(jiff::tz::TimeZone::UTC)
 }
 
-async fn ingest(config: &Config, store: &Store, mailbox: &str, files: &[PathBuf]) -> Result<ExitCode> {
+async fn ingest(
+    config: &Config,
+    store: &Store,
+    mailbox: &str,
+    files: &[PathBuf],
+) -> Result<ExitCode> {
     config.mailbox(mailbox).map_err(anyhow::Error::msg)?;
     let pipeline = Pipeline { config, store };
     let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
@@ -232,15 +244,29 @@ async fn ingest(config: &Config, store: &Store, mailbox: &str, files: &[PathBuf]
     let mut worst = ExitCode::SUCCESS;
     for (name, raw) in inputs {
         match pipeline.ingest(&raw, mailbox).await {
-            Ok(Outcome::Created { ticket, acknowledged }) => println!(
+            Ok(Outcome::Created {
+                ticket,
+                acknowledged,
+            }) => println!(
                 "{name}: {} created{}",
                 display_number(prefix, ticket),
-                if acknowledged { ", acknowledgement queued" } else { "" }
+                if acknowledged {
+                    ", acknowledgement queued"
+                } else {
+                    ""
+                }
             ),
-            Ok(Outcome::Duplicate { ticket, new_mailbox }) => println!(
+            Ok(Outcome::Duplicate {
+                ticket,
+                new_mailbox,
+            }) => println!(
                 "{name}: {} already stored{}",
                 display_number(prefix, ticket),
-                if new_mailbox { format!(", also arrived in {mailbox}") } else { String::new() }
+                if new_mailbox {
+                    format!(", also arrived in {mailbox}")
+                } else {
+                    String::new()
+                }
             ),
             Ok(Outcome::Quarantined { id, reason }) => {
                 println!("{name}: quarantined as Q{id}: {reason}")
@@ -271,8 +297,16 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
     let prefix = &config.deployment.ticket_prefix;
     let tz = time_zone(config);
     match command {
-        TicketsCommand::List { state, pipeline, owner, priority, key, format } => {
-            let state = state.map(|s| s.parse::<State>().map(|s| s.as_str().to_string()))
+        TicketsCommand::List {
+            state,
+            pipeline,
+            owner,
+            priority,
+            key,
+            format,
+        } => {
+            let state = state
+                .map(|s| s.parse::<State>().map(|s| s.as_str().to_string()))
                 .transpose()
                 .map_err(anyhow::Error::msg)?;
             let priority = priority
@@ -286,7 +320,14 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
                 },
                 None => None,
             };
-            let filter = TicketFilter { state, pipeline, owner, priority, key, limit: None };
+            let filter = TicketFilter {
+                state,
+                pipeline,
+                owner,
+                priority,
+                key,
+                limit: None,
+            };
             let rows = store.list_tickets(&filter).await?;
             let out = match format {
                 ListFormat::Table => view::tickets_table(&rows, prefix, &tz),
@@ -309,7 +350,11 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
     Ok(ExitCode::SUCCESS)
 }
 
-async fn quarantine(config: &Config, store: &Store, command: QuarantineCommand) -> Result<ExitCode> {
+async fn quarantine(
+    config: &Config,
+    store: &Store,
+    command: QuarantineCommand,
+) -> Result<ExitCode> {
     match command {
         QuarantineCommand::List { format } => {
             let rows = store.quarantine_list().await?;
@@ -333,13 +378,21 @@ async fn quarantine(config: &Config, store: &Store, command: QuarantineCommand) 
             let code = match outcome {
                 Outcome::Created { ticket, .. } | Outcome::Duplicate { ticket, .. } => {
                     store
-                        .quarantine_update(id, "released", "released into a ticket", Some(ticket), now)
+                        .quarantine_update(
+                            id,
+                            "released",
+                            "released into a ticket",
+                            Some(ticket),
+                            now,
+                        )
                         .await?;
                     println!("Q{id}: released into {}", display_number(prefix, ticket));
                     ExitCode::SUCCESS
                 }
                 Outcome::Quarantined { reason, .. } => {
-                    store.quarantine_update(id, "held", &reason, None, now).await?;
+                    store
+                        .quarantine_update(id, "held", &reason, None, now)
+                        .await?;
                     println!("Q{id}: still cannot be ticketed: {reason}");
                     ExitCode::FAILURE
                 }
@@ -395,16 +448,29 @@ async fn demo(dir: Option<PathBuf>) -> Result<ExitCode> {
     };
     let run = buzon::demo::run(&dir).await?;
     let prefix = &run.config.deployment.ticket_prefix;
-    println!("buzon demo: {} sample mails through the real pipeline\n", run.results.len());
+    println!(
+        "buzon demo: {} sample mails through the real pipeline\n",
+        run.results.len()
+    );
     for (name, mailbox, outcome) in &run.results {
         let what = match outcome {
-            Outcome::Created { ticket, acknowledged } => format!(
+            Outcome::Created {
+                ticket,
+                acknowledged,
+            } => format!(
                 "{} created{}",
                 display_number(prefix, *ticket),
-                if *acknowledged { ", acknowledged" } else { ", no acknowledgement (automatic mail)" }
+                if *acknowledged {
+                    ", acknowledged"
+                } else {
+                    ", no acknowledgement (automatic mail)"
+                }
             ),
             Outcome::Duplicate { ticket, .. } => {
-                format!("{} same message, recorded as one more arrival", display_number(prefix, *ticket))
+                format!(
+                    "{} same message, recorded as one more arrival",
+                    display_number(prefix, *ticket)
+                )
             }
             Outcome::Quarantined { id, reason } => format!("quarantined Q{id}: {reason}"),
         };

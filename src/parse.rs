@@ -19,7 +19,9 @@ pub enum ParseError {
     Empty,
     #[error("not an email: no RFC 5322 header field found in the first bytes")]
     NoHeaders,
-    #[error("message of {size} bytes exceeds the limit of {limit} bytes (limits.max_message_bytes)")]
+    #[error(
+        "message of {size} bytes exceeds the limit of {limit} bytes (limits.max_message_bytes)"
+    )]
     TooLarge { size: usize, limit: usize },
     #[error("text part {part} declares unknown charset '{charset}' and is not valid UTF-8")]
     UnknownCharset { part: usize, charset: String },
@@ -136,6 +138,10 @@ pub fn parse(raw: &[u8], limit: usize) -> Result<ParsedMail, ParseError> {
     if !starts_with_header(raw) {
         return Err(ParseError::NoHeaders);
     }
+    // Some producers put blank (or all-space) lines before the headers; the
+    // MIME parser would then see an empty header block. The stored raw
+    // bytes stay untouched; only parsing starts at the first header line.
+    let raw = skip_leading_blank_lines(raw);
     catch_unwind(AssertUnwindSafe(|| parse_inner(raw))).unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
@@ -144,6 +150,18 @@ pub fn parse(raw: &[u8], limit: usize) -> Result<ParsedMail, ParseError> {
             .unwrap_or_else(|| "unknown panic".into());
         Err(ParseError::Panicked(what))
     })
+}
+
+fn skip_leading_blank_lines(raw: &[u8]) -> &[u8] {
+    let mut start = 0;
+    while let Some(nl) = raw[start..].iter().position(|b| *b == b'\n') {
+        let line = &raw[start..start + nl];
+        if !line.iter().all(|b| b.is_ascii_whitespace()) {
+            break;
+        }
+        start += nl + 1;
+    }
+    &raw[start..]
 }
 
 /// A mail starts with a header field (`Name: value`) or an mbox `From `
@@ -191,7 +209,7 @@ fn parse_inner(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         reply_to: first_address(msg.reply_to()),
         to: all_addresses(msg.to()),
         cc: all_addresses(msg.cc()),
-        subject: msg.subject().map(collapse_ws).unwrap_or_default(),
+        subject: subject(&msg),
         date: msg.date().map(|d| d.to_timestamp()),
         text: body_text(&msg),
         headers: msg
@@ -250,6 +268,41 @@ fn check_charsets(msg: &Message<'_>, warnings: &mut Vec<String>) -> Result<(), P
     Ok(())
 }
 
+/// The decoded subject. A subject written as raw 8-bit bytes (no RFC 2047
+/// encoding) in a legacy charset comes out of the parser with replacement
+/// characters; such mailers use the same charset as the body, so decode the
+/// raw bytes with that.
+fn subject(msg: &Message<'_>) -> String {
+    let decoded = msg.subject().map(collapse_ws).unwrap_or_default();
+    if !decoded.contains('\u{FFFD}') {
+        return decoded;
+    }
+    let raw_value = msg
+        .headers()
+        .iter()
+        .find(|h| h.name.as_str().eq_ignore_ascii_case("subject"))
+        .and_then(|h| {
+            msg.raw_message()
+                .get(h.offset_start as usize..h.offset_end as usize)
+        });
+    let decoder = msg
+        .parts
+        .iter()
+        .filter_map(|p| p.content_type().and_then(|ct| ct.attribute("charset")))
+        .find_map(|c| charset_decoder(c.as_bytes()));
+    match (raw_value, decoder) {
+        (Some(bytes), Some(decode)) if std::str::from_utf8(bytes).is_err() => {
+            let repaired = collapse_ws(&decode(bytes));
+            if repaired.contains('\u{FFFD}') {
+                decoded
+            } else {
+                repaired
+            }
+        }
+        _ => decoded,
+    }
+}
+
 fn is_utf8_label(charset: &str) -> bool {
     matches!(
         charset.to_ascii_lowercase().as_str(),
@@ -265,7 +318,10 @@ fn mime_string(ctype: &str, subtype: Option<&str>) -> String {
 }
 
 fn clean_id(id: &str) -> String {
-    id.trim().trim_start_matches('<').trim_end_matches('>').to_string()
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string()
 }
 
 fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
@@ -286,10 +342,7 @@ fn to_mail_address(addr: &mail_parser::Addr<'_>) -> Option<MailAddress> {
     }
     Some(MailAddress {
         address,
-        name: addr
-            .name()
-            .map(collapse_ws)
-            .filter(|n| !n.is_empty()),
+        name: addr.name().map(collapse_ws).filter(|n| !n.is_empty()),
     })
 }
 

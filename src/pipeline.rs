@@ -61,7 +61,11 @@ impl Pipeline<'_> {
             Ok(mail) => mail,
             Err(e) => return self.quarantine(mailbox, &e.to_string(), raw, now).await,
         };
-        let span = tracing::info_span!("mail", mailbox, message_id = mail.message_id.as_deref().unwrap_or(""));
+        let span = tracing::info_span!(
+            "mail",
+            mailbox,
+            message_id = mail.message_id.as_deref().unwrap_or("")
+        );
         let _enter = span.enter();
 
         if let Some(outcome) = self.dedupe(&mail, mailbox, now).await? {
@@ -69,7 +73,8 @@ impl Pipeline<'_> {
         }
         let automatic = classify(&mail, &|a: &str| self.config.is_own_address(a));
         let route = Decision::default().complete(mailbox, mailbox_cfg);
-        let (ack_plan, events) = self.plan_acknowledgement(&mail, automatic.as_ref(), &route, mailbox);
+        let (ack_plan, events) =
+            self.plan_acknowledgement(&mail, automatic.as_ref(), &route, mailbox);
         let outgoing = |ticket: i64| -> Vec<OutgoingMail> {
             ack_plan
                 .as_ref()
@@ -114,8 +119,15 @@ impl Pipeline<'_> {
         let Some(found) = self.store.find_message(&mail.dedupe_key()).await? else {
             return Ok(None);
         };
-        let new_mailbox = self.store.record_arrival(found.message, mailbox, now).await?;
-        tracing::info!(ticket = found.ticket, new_mailbox, "Message already stored.");
+        let new_mailbox = self
+            .store
+            .record_arrival(found.message, mailbox, now)
+            .await?;
+        tracing::info!(
+            ticket = found.ticket,
+            new_mailbox,
+            "Message already stored."
+        );
         Ok(Some(Outcome::Duplicate {
             ticket: found.ticket,
             new_mailbox,
@@ -183,7 +195,9 @@ impl Pipeline<'_> {
             detail: why,
         };
         let Some(template) = route.ack_template.clone() else {
-            events.push(withheld("no acknowledgement configured for this mail".into()));
+            events.push(withheld(
+                "no acknowledgement configured for this mail".into(),
+            ));
             return (None, events);
         };
         if let Some(auto) = automatic {

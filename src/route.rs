@@ -65,7 +65,8 @@ impl Decision {
     pub fn complete(mut self, mailbox_name: &str, mailbox: &Mailbox) -> Route {
         let origin = format!("mailbox:{mailbox_name}");
         let note = |field: &str, set: &mut BTreeMap<String, String>| {
-            set.entry(field.to_string()).or_insert_with(|| origin.clone());
+            set.entry(field.to_string())
+                .or_insert_with(|| origin.clone());
         };
         note("pipeline", &mut self.set_by);
         note("priority", &mut self.set_by);

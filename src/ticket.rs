@@ -90,9 +90,7 @@ impl FromStr for Outcome {
         match s.trim().to_ascii_lowercase().as_str() {
             "success" => Ok(Outcome::Success),
             "failure" => Ok(Outcome::Failure),
-            _ => Err(format!(
-                "unknown outcome '{s}': write success or failure"
-            )),
+            _ => Err(format!("unknown outcome '{s}': write success or failure")),
         }
     }
 }
@@ -175,7 +173,10 @@ mod tests {
         for s in State::ALL {
             assert_eq!(s.as_str().parse::<State>().unwrap(), s);
         }
-        assert_eq!("Waiting on us".parse::<State>().unwrap(), State::WaitingOnUs);
+        assert_eq!(
+            "Waiting on us".parse::<State>().unwrap(),
+            State::WaitingOnUs
+        );
         assert!("cerrado".parse::<State>().is_err());
     }
 

@@ -11,7 +11,11 @@ use crate::ticket::display_number;
 /// Formats Unix milliseconds as local time in `tz` (`2026-11-22 13:05`).
 pub fn local_time(ms: i64, tz: &jiff::tz::TimeZone) -> String {
     jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M").to_string())
+        .map(|t| {
+            t.to_zoned(tz.clone())
+                .strftime("%Y-%m-%d %H:%M")
+                .to_string()
+        })
         .unwrap_or_else(|_| ms.to_string())
 }
 
@@ -37,8 +41,16 @@ fn truncate(s: &str, max: usize) -> String {
 pub fn tickets_table(tickets: &[TicketRow], prefix: &str, tz: &jiff::tz::TimeZone) -> String {
     let mut rows: Vec<Vec<String>> = vec![
         [
-            "TICKET", "STATE", "PIPELINE", "OWNER", "PRIORITY", "MAILS", "REQUESTER", "CREATED",
-            "KEYS", "SUBJECT",
+            "TICKET",
+            "STATE",
+            "PIPELINE",
+            "OWNER",
+            "PRIORITY",
+            "MAILS",
+            "REQUESTER",
+            "CREATED",
+            "KEYS",
+            "SUBJECT",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -131,9 +143,24 @@ pub fn iso(ms: i64) -> String {
 pub fn tickets_csv(tickets: &[TicketRow], prefix: &str, tz: &jiff::tz::TimeZone) -> String {
     let mut out = String::new();
     let header = [
-        "number", "subject", "state", "outcome", "pipeline", "owner", "priority", "type",
-        "category", "area", "tags", "keys", "requester", "mailbox", "due_at", "created_at",
-        "updated_at", "message_count",
+        "number",
+        "subject",
+        "state",
+        "outcome",
+        "pipeline",
+        "owner",
+        "priority",
+        "type",
+        "category",
+        "area",
+        "tags",
+        "keys",
+        "requester",
+        "mailbox",
+        "due_at",
+        "created_at",
+        "updated_at",
+        "message_count",
     ];
     out.push_str(&header.join(","));
     out.push_str("\r\n");
@@ -183,7 +210,10 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
         out,
         "  state: {}{}   pipeline: {}   owner: {}   priority: {}",
         t.state,
-        t.outcome.as_ref().map(|o| format!(" ({o})")).unwrap_or_default(),
+        t.outcome
+            .as_ref()
+            .map(|o| format!(" ({o})"))
+            .unwrap_or_default(),
         t.pipeline,
         opt(&t.owner),
         t.priority
@@ -194,21 +224,31 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
         opt(&t.ticket_type),
         opt(&t.category),
         opt(&t.area),
-        if t.tags.is_empty() { "-".into() } else { t.tags.join(", ") }
+        if t.tags.is_empty() {
+            "-".into()
+        } else {
+            t.tags.join(", ")
+        }
     );
     let _ = writeln!(
         out,
         "  requester: {}   mailbox: {}   keys: {}",
         opt(&t.requester),
         t.mailbox,
-        if t.keys.is_empty() { "-".into() } else { keys_text(t) }
+        if t.keys.is_empty() {
+            "-".into()
+        } else {
+            keys_text(t)
+        }
     );
     let _ = writeln!(
         out,
         "  created: {}   updated: {}   due: {}",
         local_time(t.created_at, tz),
         local_time(t.updated_at, tz),
-        t.due_at.map(|d| local_time(d, tz)).unwrap_or_else(|| "-".into())
+        t.due_at
+            .map(|d| local_time(d, tz))
+            .unwrap_or_else(|| "-".into())
     );
     if t.needs_review {
         let _ = writeln!(out, "  NEEDS REVIEW");
@@ -226,7 +266,11 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
         let _ = writeln!(
             out,
             "--- {} message {} · {} · {} · mailboxes: {}{}",
-            if m.direction == "in" { "incoming" } else { "outgoing" },
+            if m.direction == "in" {
+                "incoming"
+            } else {
+                "outgoing"
+            },
             m.id,
             local_time(m.created_at, tz),
             m.from.as_deref().unwrap_or("-"),
@@ -238,7 +282,11 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
         );
         let _ = writeln!(out, "Subject: {}", m.subject);
         for a in &m.attachments {
-            let _ = writeln!(out, "Attachment: {} ({}, {} bytes)", a.name, a.content_type, a.size);
+            let _ = writeln!(
+                out,
+                "Attachment: {} ({}, {} bytes)",
+                a.name, a.content_type, a.size
+            );
         }
         if !m.warnings.is_empty() {
             let _ = writeln!(out, "Warnings: {}", m.warnings.replace('\n', "; "));
@@ -263,10 +311,12 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
 
 pub fn quarantine_table(rows: &[QuarantineRow], tz: &jiff::tz::TimeZone) -> String {
     let mut table = vec![
-        ["ID", "STATUS", "MAILBOX", "SIZE", "RECEIVED", "TICKET", "REASON"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>(),
+        [
+            "ID", "STATUS", "MAILBOX", "SIZE", "RECEIVED", "TICKET", "REASON",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>(),
     ];
     for q in rows {
         table.push(vec![
@@ -275,7 +325,9 @@ pub fn quarantine_table(rows: &[QuarantineRow], tz: &jiff::tz::TimeZone) -> Stri
             q.mailbox.clone(),
             q.size.to_string(),
             local_time(q.created_at, tz),
-            q.ticket.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+            q.ticket
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "-".into()),
             q.reason.clone(),
         ]);
     }
@@ -284,10 +336,19 @@ pub fn quarantine_table(rows: &[QuarantineRow], tz: &jiff::tz::TimeZone) -> Stri
 
 pub fn outbox_table(rows: &[OutboxRow], prefix: &str, tz: &jiff::tz::TimeZone) -> String {
     let mut table = vec![
-        ["ID", "STATUS", "KIND", "TICKET", "TO", "ATTEMPTS", "NEXT", "LAST ERROR"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>(),
+        [
+            "ID",
+            "STATUS",
+            "KIND",
+            "TICKET",
+            "TO",
+            "ATTEMPTS",
+            "NEXT",
+            "LAST ERROR",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>(),
     ];
     for r in rows {
         table.push(vec![
@@ -299,7 +360,11 @@ pub fn outbox_table(rows: &[OutboxRow], prefix: &str, tz: &jiff::tz::TimeZone) -
                 .unwrap_or_else(|| "-".into()),
             r.rcpt_to.join(","),
             r.attempts.to_string(),
-            if r.status == "queued" { local_time(r.next_attempt_at, tz) } else { "-".into() },
+            if r.status == "queued" {
+                local_time(r.next_attempt_at, tz)
+            } else {
+                "-".into()
+            },
             truncate(r.last_error.as_deref().unwrap_or("-"), 60),
         ]);
     }

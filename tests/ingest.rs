@@ -75,7 +75,11 @@ fn fixtures_become_tickets_or_quarantine(backend: Backend) {
             .map(|a| a["name"].as_str().unwrap())
             .collect();
         for want in &e.attachments {
-            assert!(names.contains(&want.as_str()), "{}: attachments {names:?}", e.file);
+            assert!(
+                names.contains(&want.as_str()),
+                "{}: attachments {names:?}",
+                e.file
+            );
         }
         let automatic = message["automatic"].as_str().unwrap_or("none");
         assert_eq!(automatic, e.automatic, "{}", e.file);
@@ -130,11 +134,17 @@ fn acknowledgement_is_threaded_and_numbered(backend: Backend) {
     assert_eq!(files.len(), 1, "{files:?}");
     let raw = std::fs::read(&files[0]).unwrap();
     let ack = buzon::parse::parse(&raw, 1 << 20).unwrap();
-    let original =
-        buzon::parse::parse(&std::fs::read(fixture("ingest/reply-with-order.eml")).unwrap(), 1 << 20)
-            .unwrap();
+    let original = buzon::parse::parse(
+        &std::fs::read(fixture("ingest/reply-with-order.eml")).unwrap(),
+        1 << 20,
+    )
+    .unwrap();
     assert_eq!(ack.in_reply_to, vec![original.message_id.clone().unwrap()]);
-    assert!(ack.subject.contains(&format!("[#{number}]")), "{}", ack.subject);
+    assert!(
+        ack.subject.contains(&format!("[#{number}]")),
+        "{}",
+        ack.subject
+    );
     assert!(ack.text.contains(number.as_str()));
     assert_eq!(ack.header("Auto-Submitted"), Some("auto-replied"));
     assert_eq!(ack.to[0].address, original.from.unwrap().address);
@@ -161,7 +171,12 @@ fn acknowledgement_is_threaded_and_numbered(backend: Backend) {
 
 fn automatic_mail_is_stored_but_never_answered(backend: Backend) {
     let d = Deployment::new(backend);
-    for f in ["autoreply-ooo.eml", "bounce-dsn.eml", "list-post.eml", "noreply-sender.eml"] {
+    for f in [
+        "autoreply-ooo.eml",
+        "bounce-dsn.eml",
+        "list-post.eml",
+        "noreply-sender.eml",
+    ] {
         let out = d.ingest("soporte", &fixture(&format!("ingest/{f}")));
         let number = &ticket_numbers(&out)[0];
         let shown = d.show_json(number);
@@ -233,12 +248,32 @@ fn stdin_ingest_and_list_filters(backend: Backend) {
     assert_eq!(fin[0]["state"], "new");
     assert_eq!(fin[0]["message_count"], 1);
     for field in [
-        "number", "subject", "state", "pipeline", "owner", "priority", "type", "category", "area",
-        "tags", "keys", "requester", "due_at", "created_at", "message_count",
+        "number",
+        "subject",
+        "state",
+        "pipeline",
+        "owner",
+        "priority",
+        "type",
+        "category",
+        "area",
+        "tags",
+        "keys",
+        "requester",
+        "due_at",
+        "created_at",
+        "message_count",
     ] {
         assert!(fin[0].get(field).is_some(), "JSON lacks {field}");
     }
-    let only = d.ok(&["tickets", "list", "--pipeline", "Soporte", "--format", "json"]);
+    let only = d.ok(&[
+        "tickets",
+        "list",
+        "--pipeline",
+        "Soporte",
+        "--format",
+        "json",
+    ]);
     let only: serde_json::Value = serde_json::from_str(&only).unwrap();
     assert_eq!(only["tickets"].as_array().unwrap().len(), 1);
     let none = d.ok(&["tickets", "list", "--state", "done", "--format", "json"]);
@@ -256,7 +291,10 @@ fn csv_export_round_trips(backend: Backend) {
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!(header[0], "number");
     let row = lines.next().unwrap();
-    assert!(row.contains("Factura N° F001-2231 – Licencia anual"), "{row}");
+    assert!(
+        row.contains("Factura N° F001-2231 – Licencia anual"),
+        "{row}"
+    );
     let mut fields: HashMap<&str, &str> = HashMap::new();
     for (h, v) in header.iter().zip(row.split(',')) {
         fields.insert(h, v);
@@ -280,7 +318,12 @@ on_both_backends!(
 #[test]
 fn unknown_mailbox_is_refused_naming_the_configured_ones() {
     let d = Deployment::new(Backend::Sqlite);
-    let out = d.run(&["ingest", "--mailbox", "ventas", fixture("ingest/utf8-qp.eml").to_str().unwrap()]);
+    let out = d.run(&[
+        "ingest",
+        "--mailbox",
+        "ventas",
+        fixture("ingest/utf8-qp.eml").to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown mailbox 'ventas'"), "{err}");
@@ -316,8 +359,16 @@ fn database_url_shorthand_overrides_the_file() {
         .unwrap();
     assert!(out.status.success());
     assert!(other.exists());
-    assert!(d.tickets_json().is_empty(), "the file's database must be untouched");
-    assert_eq!(std::fs::read_dir(d.dir.path().join("elsewhere")).unwrap().count(), 1);
+    assert!(
+        d.tickets_json().is_empty(),
+        "the file's database must be untouched"
+    );
+    assert_eq!(
+        std::fs::read_dir(d.dir.path().join("elsewhere"))
+            .unwrap()
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -331,10 +382,16 @@ fn demo_runs_on_embedded_defaults() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("TICKET"), "{text}");
     assert!(text.contains("T-1"), "{text}");
     assert!(text.contains("recorded as one more arrival"), "{text}");
-    let acks = std::fs::read_dir(dir.path().join("acuses")).unwrap().count();
+    let acks = std::fs::read_dir(dir.path().join("acuses"))
+        .unwrap()
+        .count();
     assert!(acks >= 10, "{acks} acknowledgements\n{text}");
 }

@@ -141,12 +141,12 @@ fn header(name: &'static str, value: &str) -> HeaderValue {
 }
 
 fn mailbox(address: &str, name: Option<&str>) -> Result<Mailbox, ComposeError> {
-    let parsed = address.parse().map_err(|e: lettre::address::AddressError| {
-        ComposeError::Address {
+    let parsed = address
+        .parse()
+        .map_err(|e: lettre::address::AddressError| ComposeError::Address {
             address: address.to_string(),
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     Ok(Mailbox::new(
         name.filter(|n| !n.is_empty()).map(str::to_string),
         parsed,
@@ -180,7 +180,10 @@ mod tests {
         assert!(back.subject.contains("[#T-42]"), "{}", back.subject);
         assert!(back.subject.contains("Notaría"));
         assert_eq!(back.in_reply_to, vec!["b@c.example".to_string()]);
-        assert_eq!(back.references, vec!["a@c.example".to_string(), "b@c.example".to_string()]);
+        assert_eq!(
+            back.references,
+            vec!["a@c.example".to_string(), "b@c.example".to_string()]
+        );
         assert_eq!(back.message_id.as_deref(), Some(ack.message_id.as_str()));
         assert_eq!(back.header("Auto-Submitted"), Some("auto-replied"));
         assert_eq!(back.header("Precedence"), Some("auto_reply"));

@@ -68,13 +68,21 @@ async fn write_eml(dir: &Path, row: &OutboxRow) -> Result<String, DeliveryError>
 /// When to try again after `attempts` failures, or `None` to give up.
 pub fn next_attempt(created_at: i64, attempts: i64, now: i64, schedule: &[i64]) -> Option<i64> {
     let idx = usize::try_from(attempts.saturating_sub(1)).unwrap_or(0);
-    let delay = schedule.get(idx).or(schedule.last()).copied().unwrap_or(7200);
+    let delay = schedule
+        .get(idx)
+        .or(schedule.last())
+        .copied()
+        .unwrap_or(7200);
     let at = now + delay * 1000;
     (at - created_at <= DEFAULT_MAX_AGE_MS).then_some(at)
 }
 
 /// Sends every due row once. Returns counts; store errors abort the drain.
-pub async fn drain(store: &Store, transport: &Transport, now: i64) -> Result<DrainReport, StoreError> {
+pub async fn drain(
+    store: &Store,
+    transport: &Transport,
+    now: i64,
+) -> Result<DrainReport, StoreError> {
     let mut report = DrainReport::default();
     loop {
         let rows = store.outbox_claim(now, now + LEASE_MS, 50).await?;
@@ -90,7 +98,8 @@ pub async fn drain(store: &Store, transport: &Transport, now: i64) -> Result<Dra
                 }
                 Err(DeliveryError::Store(e)) => return Err(e),
                 Err(DeliveryError::Transient(error)) => {
-                    let next = next_attempt(row.created_at, row.attempts, now, DEFAULT_SCHEDULE_SECS);
+                    let next =
+                        next_attempt(row.created_at, row.attempts, now, DEFAULT_SCHEDULE_SECS);
                     store.outbox_failed(row.id, &error, next).await?;
                     tracing::warn!(outbox = row.id, %error, retry = next.is_some(), "Delivery failed.");
                     if next.is_some() {

@@ -51,13 +51,15 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Open { .. } => true,
-            StoreError::Db(e) => matches!(
-                e,
-                sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-            ) || e.to_string().contains("database is locked"),
+            StoreError::Db(e) => {
+                matches!(
+                    e,
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::WorkerCrashed
+                ) || e.to_string().contains("database is locked")
+            }
             _ => false,
         }
     }
@@ -157,7 +159,13 @@ impl Store {
 
     /// Keeps a mail that could not be ticketed. Storing the same bytes
     /// twice returns the existing row.
-    pub async fn quarantine(&self, mailbox: &str, reason: &str, raw: &[u8], now: i64) -> Result<i64> {
+    pub async fn quarantine(
+        &self,
+        mailbox: &str,
+        reason: &str,
+        raw: &[u8],
+        now: i64,
+    ) -> Result<i64> {
         dispatch!(self, quarantine(mailbox, reason, raw, now))
     }
 
@@ -193,7 +201,12 @@ impl Store {
 
     /// Claims up to `limit` outbox rows that are due, leasing them until
     /// `lease_until` so that no other worker sends them meanwhile.
-    pub async fn outbox_claim(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<OutboxRow>> {
+    pub async fn outbox_claim(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>> {
         dispatch!(self, outbox_claim(now, lease_until, limit))
     }
 

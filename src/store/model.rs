@@ -53,7 +53,10 @@ pub struct NewTicket<'a> {
 /// What the ingest transaction did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreateOutcome {
-    Created { ticket: i64, queued: usize },
+    Created {
+        ticket: i64,
+        queued: usize,
+    },
     /// Another writer stored the same message first; nothing was written.
     Duplicate,
 }

@@ -640,7 +640,12 @@ macro_rules! backend {
 
 // SQLite: take the write lock up front so two writers queue on the busy
 // timeout instead of deadlocking on a read→write upgrade.
-backend!(sqlite, sqlx::Sqlite, begin_write = "BEGIN IMMEDIATE", claim_lock = "");
+backend!(
+    sqlite,
+    sqlx::Sqlite,
+    begin_write = "BEGIN IMMEDIATE",
+    claim_lock = ""
+);
 // PostgreSQL: row locks let several instances claim disjoint outbox rows.
 backend!(
     postgres,

@@ -37,9 +37,9 @@ pub fn fresh_postgres_database() -> String {
         .unwrap();
     rt.block_on(async {
         use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-            panic!("cannot connect to BUZON_TEST_POSTGRES_URL ({admin}): {e}")
-        });
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to BUZON_TEST_POSTGRES_URL ({admin}): {e}"));
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await
@@ -180,7 +180,9 @@ impl Deployment {
 pub fn ticket_numbers(output: &str) -> Vec<String> {
     output
         .split(|c: char| c.is_whitespace() || c == ',' || c == ':')
-        .filter(|w| w.starts_with("T-") && w[2..].chars().all(|c| c.is_ascii_digit()) && w.len() > 2)
+        .filter(|w| {
+            w.starts_with("T-") && w[2..].chars().all(|c| c.is_ascii_digit()) && w.len() > 2
+        })
         .map(str::to_string)
         .collect()
 }
