@@ -47,6 +47,12 @@ pub struct Deployment {
     pub ticket_prefix: String,
     /// Our own domains: mail from them is staff mail and is never acknowledged.
     pub our_domains: Vec<String>,
+    /// A customer's reply within this many days of closing reopens the
+    /// ticket; later, it opens a new ticket linked to the old one.
+    pub reopen_days: u32,
+    /// Thread by extracted key (order number) across everyone at the
+    /// requester's domain, not only the requester's own address.
+    pub thread_keys_by_domain: bool,
 }
 
 impl Default for Deployment {
@@ -56,6 +62,8 @@ impl Default for Deployment {
             time_zone: "America/Santiago".into(),
             ticket_prefix: "T-".into(),
             our_domains: Vec::new(),
+            reopen_days: 7,
+            thread_keys_by_domain: false,
         }
     }
 }
@@ -442,7 +450,14 @@ fn read_sections(cfg: &config::Config, problems: &mut Vec<Problem>) -> RawSectio
     raw.deployment = section(
         cfg,
         "deployment",
-        &["name", "time_zone", "ticket_prefix", "our_domains"],
+        &[
+            "name",
+            "time_zone",
+            "ticket_prefix",
+            "our_domains",
+            "reopen_days",
+            "thread_keys_by_domain",
+        ],
         problems,
     );
     raw.database = section(cfg, "database", &["url", "max_connections"], problems);

@@ -162,10 +162,7 @@ pub async fn run(dir: &Path) -> Result<DemoRun, DemoError> {
     write_config_file(&dir.join("buzon.toml"), &config)
         .map_err(|e| DemoError::Dir(dir.join("buzon.toml"), e))?;
     let store = Store::open(&database_url, 4).await?;
-    let pipeline = Pipeline {
-        config: &config,
-        store: &store,
-    };
+    let pipeline = Pipeline::new(&config, &store).await?;
     let mut results = Vec::new();
     for (name, mailbox, raw) in DEMO_MAIL {
         let outcome = pipeline.ingest(raw, mailbox).await?;

@@ -5,6 +5,8 @@
 //! - [`config`]: the TOML file and `BUZON_*` overrides, validated at once.
 //! - [`parse`]: raw bytes → [`parse::ParsedMail`]; pure, never panics.
 //! - [`classify`]: is it automatic mail (auto-reply, bounce, list)? pure.
+//! - [`thread`]: which ticket a follow-up continues; signed Message-IDs; pure.
+//! - [`agent`]: agents' actions (assign, state, comment, reply, close).
 //! - [`route`]: the routing decision with mailbox defaults; pure.
 //! - [`ticket`]: states, priorities, outcomes, ticket numbers; pure.
 //! - [`pipeline`]: one message through parse → classify → thread → route → store.
@@ -13,6 +15,7 @@
 //! - [`demo`]: the bundled sample mail and the `buzon demo` run.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod agent;
 pub mod classify;
 pub mod config;
 pub mod demo;
@@ -21,5 +24,6 @@ pub mod parse;
 pub mod pipeline;
 pub mod route;
 pub mod store;
+pub mod thread;
 pub mod ticket;
 pub mod view;

@@ -13,7 +13,8 @@ use buzon::config::{Config, DEFAULT_CONFIG_PATH, Sources};
 use buzon::outbound::deliver::{self, Transport};
 use buzon::pipeline::{Outcome, Pipeline};
 use buzon::store::{Store, TicketFilter, now_ms};
-use buzon::ticket::{Priority, State, display_number, parse_number};
+use buzon::agent::Agent;
+use buzon::ticket::{Outcome as TicketOutcome, Priority, State, display_number, parse_number};
 use buzon::view;
 
 /// sysexits.h EX_TEMPFAIL: an MTA piping mail into `buzon ingest` retries
@@ -98,6 +99,9 @@ enum TicketsCommand {
         /// An extracted key, e.g. `order=75321`.
         #[arg(long)]
         key: Option<String>,
+        /// Only tickets past their due date, most overdue first.
+        #[arg(long)]
+        overdue: bool,
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
     },
@@ -106,6 +110,46 @@ enum TicketsCommand {
         number: String,
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
+    },
+    /// Give the ticket to someone.
+    Assign {
+        number: String,
+        owner: String,
+        /// Who is acting (default: $USER).
+        #[arg(long = "as")]
+        agent: Option<String>,
+    },
+    /// Move the ticket to a state (new, open, waiting_on_contact, waiting_on_us).
+    State {
+        number: String,
+        state: String,
+        #[arg(long = "as")]
+        agent: Option<String>,
+    },
+    /// Add an internal note (never mailed).
+    Comment {
+        number: String,
+        text: String,
+        #[arg(long = "as")]
+        agent: Option<String>,
+    },
+    /// Mail the requester and participants, threaded, through the outbox.
+    Reply {
+        number: String,
+        #[arg(long)]
+        body_file: PathBuf,
+        #[arg(long = "as")]
+        agent: Option<String>,
+    },
+    /// Finish the ticket and tell the contact.
+    Close {
+        number: String,
+        #[arg(long)]
+        outcome: String,
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long = "as")]
+        agent: Option<String>,
     },
 }
 
@@ -226,7 +270,7 @@ async fn ingest(
     files: &[PathBuf],
 ) -> Result<ExitCode> {
     config.mailbox(mailbox).map_err(anyhow::Error::msg)?;
-    let pipeline = Pipeline { config, store };
+    let pipeline = Pipeline::new(config, store).await?;
     let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
     if files.is_empty() {
         let mut raw = Vec::new();
@@ -255,6 +299,11 @@ async fn ingest(
                 } else {
                     ""
                 }
+            ),
+            Ok(Outcome::Appended { ticket, reopened }) => println!(
+                "{name}: {} follow-up appended{}",
+                display_number(prefix, ticket),
+                if reopened { ", ticket reopened" } else { "" }
             ),
             Ok(Outcome::Duplicate {
                 ticket,
@@ -303,6 +352,7 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
             owner,
             priority,
             key,
+            overdue,
             format,
         } => {
             let state = state
@@ -328,7 +378,12 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
                 key,
                 limit: None,
             };
-            let rows = store.list_tickets(&filter).await?;
+            let mut rows = store.list_tickets(&filter).await?;
+            if overdue {
+                let now = now_ms();
+                rows.retain(|t| t.state != "done" && t.due_at.is_some_and(|d| d < now));
+                rows.sort_by_key(|t| t.due_at);
+            }
             let out = match format {
                 ListFormat::Table => view::tickets_table(&rows, prefix, &tz),
                 ListFormat::Json => format!("{:#}\n", view::tickets_json(&rows, prefix)),
@@ -337,17 +392,62 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
             print_out(&out)?;
         }
         TicketsCommand::Show { number, format } => {
-            let Some(n) = parse_number(prefix, &number) else {
-                bail!("'{number}' is not a ticket number: write it as 1042 or {prefix}1042");
-            };
+            let n = ticket_number(prefix, &number)?;
             let detail = store.ticket(n).await?;
             match format {
                 ShowFormat::Text => print_out(&view::ticket_text(&detail, prefix, &tz))?,
                 ShowFormat::Json => print_out(&format!("{:#}\n", serde_json::to_value(&detail)?))?,
             }
         }
+        TicketsCommand::Assign { number, owner, agent } => {
+            let n = ticket_number(prefix, &number)?;
+            agent_for(config, store, agent).await?.assign(n, &owner).await?;
+            println!("{}: assigned to {owner}", display_number(prefix, n));
+        }
+        TicketsCommand::State { number, state, agent } => {
+            let n = ticket_number(prefix, &number)?;
+            let state: State = state.parse().map_err(anyhow::Error::msg)?;
+            agent_for(config, store, agent).await?.set_state(n, state).await?;
+            println!("{}: {state}", display_number(prefix, n));
+        }
+        TicketsCommand::Comment { number, text, agent } => {
+            let n = ticket_number(prefix, &number)?;
+            agent_for(config, store, agent).await?.comment(n, &text).await?;
+            println!("{}: note added", display_number(prefix, n));
+        }
+        TicketsCommand::Reply { number, body_file, agent } => {
+            let n = ticket_number(prefix, &number)?;
+            let body = std::fs::read_to_string(&body_file)
+                .with_context(|| format!("cannot read {}", body_file.display()))?;
+            let id = agent_for(config, store, agent).await?.reply(n, &body).await?;
+            println!("{}: reply queued <{id}>", display_number(prefix, n));
+            flush_outbox(config, store).await?;
+        }
+        TicketsCommand::Close { number, outcome, note, agent } => {
+            let n = ticket_number(prefix, &number)?;
+            let outcome: TicketOutcome = outcome.parse().map_err(anyhow::Error::msg)?;
+            agent_for(config, store, agent)
+                .await?
+                .close(n, outcome, note.as_deref())
+                .await?;
+            println!("{}: done ({})", display_number(prefix, n), outcome.as_str());
+            flush_outbox(config, store).await?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn ticket_number(prefix: &str, text: &str) -> Result<i64> {
+    parse_number(prefix, text)
+        .ok_or_else(|| anyhow::anyhow!("'{text}' is not a ticket number: write it as 1042 or {prefix}1042"))
+}
+
+async fn agent_for<'a>(config: &'a Config, store: &'a Store, name: Option<String>) -> Result<Agent<'a>> {
+    let pipeline = Pipeline::new(config, store).await?;
+    let name = name
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "agent".into());
+    Ok(Agent { config, store, signer: pipeline.signer().clone(), name })
 }
 
 async fn quarantine(
@@ -369,14 +469,16 @@ async fn quarantine(
         }
         QuarantineCommand::Retry { id } => {
             let (mailbox, raw) = store.quarantine_raw(id).await?;
-            let pipeline = Pipeline { config, store };
+            let pipeline = Pipeline::new(config, store).await?;
             let prefix = &config.deployment.ticket_prefix;
             // The mail is still in quarantine under the same hash; the
             // pipeline re-quarantines (same row) if it still fails.
             let outcome = pipeline.ingest(&raw, &mailbox).await?;
             let now = now_ms();
             let code = match outcome {
-                Outcome::Created { ticket, .. } | Outcome::Duplicate { ticket, .. } => {
+                Outcome::Created { ticket, .. }
+                | Outcome::Appended { ticket, .. }
+                | Outcome::Duplicate { ticket, .. } => {
                     store
                         .quarantine_update(
                             id,
@@ -471,6 +573,9 @@ async fn demo(dir: Option<PathBuf>) -> Result<ExitCode> {
                     "{} same message, recorded as one more arrival",
                     display_number(prefix, *ticket)
                 )
+            }
+            Outcome::Appended { ticket, .. } => {
+                format!("{} follow-up of an earlier mail", display_number(prefix, *ticket))
             }
             Outcome::Quarantined { id, reason } => format!("quarantined Q{id}: {reason}"),
         };

@@ -105,16 +105,13 @@ fn every_corpus_mail_is_ticketed_or_quarantined() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (created, duplicate, quarantined) = rt.block_on(async {
         let store = Store::open(&config.database.url, 4).await.unwrap();
-        let pipeline = Pipeline {
-            config: &config,
-            store: &store,
-        };
+        let pipeline = Pipeline::new(&config, &store).await.unwrap();
         let (mut created, mut duplicate, mut quarantined) = (0, 0, 0);
         for f in &files {
             let raw = std::fs::read(f).unwrap();
             match pipeline.ingest(&raw, "corpus").await {
                 Ok(Outcome::Created { .. }) => created += 1,
-                Ok(Outcome::Duplicate { .. }) => duplicate += 1,
+                Ok(Outcome::Duplicate { .. }) | Ok(Outcome::Appended { .. }) => duplicate += 1,
                 Ok(Outcome::Quarantined { reason, .. }) => {
                     assert!(!reason.is_empty());
                     if std::env::var("BUZON_CORPUS_VERBOSE").is_ok() {

@@ -62,6 +62,8 @@ pub struct AckContext<'a> {
     pub in_reply_to: Option<&'a str>,
     /// The customer's References, to keep the chain.
     pub references: &'a [String],
+    /// Our Message-ID for this mail (signed, see `thread::IdSigner`).
+    pub message_id: String,
 }
 
 /// The subject tag that identifies a ticket: `[#T-1042]`.
@@ -69,13 +71,25 @@ pub fn ticket_tag(ticket: &str) -> String {
     format!("[#{ticket}]")
 }
 
-/// A fresh Message-ID of ours in `domain`, without brackets.
-pub fn new_message_id(domain: &str) -> String {
-    format!("buzon.{}@{}", uuid::Uuid::now_v7().simple(), domain)
+/// A mail ready to be built: who, what, and where it threads.
+pub struct MailParts<'a> {
+    pub kind: &'a str,
+    pub message_id: String,
+    pub from_address: &'a str,
+    pub from_name: &'a str,
+    /// (address, display name); the first is `To`, the rest `Cc`.
+    pub to: Vec<(String, Option<String>)>,
+    pub subject: String,
+    pub body: String,
+    pub in_reply_to: Option<&'a str>,
+    pub references: &'a [String],
+    /// Automatic mail (acknowledgements, notifications) carries the RFC 3834
+    /// headers; a person's reply sent through buzon does not.
+    pub automatic: bool,
 }
 
 /// The acknowledgement of a new ticket.
-pub fn acknowledgement(ctx: &AckContext<'_>) -> Result<OutgoingMail, ComposeError> {
+pub fn acknowledgement(ctx: AckContext<'_>) -> Result<OutgoingMail, ComposeError> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     let tag = ticket_tag(ctx.ticket);
@@ -96,27 +110,49 @@ pub fn acknowledgement(ctx: &AckContext<'_>) -> Result<OutgoingMail, ComposeErro
                 source,
             })
     };
-    let subject = collapse_ws(&render("acknowledgement subject", ACK_SUBJECT)?);
+    let subject = render("acknowledgement subject", ACK_SUBJECT)?;
     let body = render("acknowledgement body", ACK_BODY)?;
-    let domain = ctx
-        .from_address
-        .rsplit_once('@')
-        .map(|(_, d)| d)
-        .unwrap_or("localhost");
-    let message_id = new_message_id(domain);
-    let from = mailbox(ctx.from_address, Some(ctx.from_name))?;
-    let to = mailbox(ctx.to_address, ctx.to_name)?;
+    build(MailParts {
+        kind: "acknowledgement",
+        message_id: ctx.message_id,
+        from_address: ctx.from_address,
+        from_name: ctx.from_name,
+        to: vec![(ctx.to_address.to_string(), ctx.to_name.map(str::to_string))],
+        subject,
+        body,
+        in_reply_to: ctx.in_reply_to,
+        references: ctx.references,
+        automatic: true,
+    })
+}
+
+/// Builds any outgoing mail: our Message-ID, threading headers, and the
+/// loop-protection headers when it is automatic.
+pub fn build(parts: MailParts<'_>) -> Result<OutgoingMail, ComposeError> {
+    let subject = collapse_ws(&parts.subject);
+    let from = mailbox(parts.from_address, Some(parts.from_name))?;
     let mut builder = Message::builder()
         .from(from.clone())
         .reply_to(from)
-        .to(to)
-        .subject(subject)
-        .message_id(Some(format!("<{message_id}>")))
-        .raw_header(header("Auto-Submitted", "auto-replied"))
-        .raw_header(header("X-Auto-Response-Suppress", "All"))
-        .raw_header(header("Precedence", "auto_reply"));
-    if let Some(parent) = ctx.in_reply_to {
-        let mut chain: Vec<String> = ctx.references.iter().map(|r| format!("<{r}>")).collect();
+        .subject(subject.clone())
+        .message_id(Some(format!("<{}>", parts.message_id)));
+    for (i, (address, name)) in parts.to.iter().enumerate() {
+        let mb = mailbox(address, name.as_deref())?;
+        builder = if i == 0 { builder.to(mb) } else { builder.cc(mb) };
+    }
+    if parts.automatic {
+        builder = builder
+            .raw_header(header("Auto-Submitted", "auto-replied"))
+            .raw_header(header("X-Auto-Response-Suppress", "All"))
+            .raw_header(header("Precedence", "auto_reply"));
+    }
+    if let Some(parent) = parts.in_reply_to {
+        let mut chain: Vec<String> = parts
+            .references
+            .iter()
+            .filter(|r| r.as_str() != parent)
+            .map(|r| format!("<{r}>"))
+            .collect();
         chain.push(format!("<{parent}>"));
         builder = builder
             .in_reply_to(format!("<{parent}>"))
@@ -125,14 +161,16 @@ pub fn acknowledgement(ctx: &AckContext<'_>) -> Result<OutgoingMail, ComposeErro
     let message = builder.singlepart(
         SinglePart::builder()
             .header(ContentType::TEXT_PLAIN)
-            .body(body),
+            .body(parts.body.clone()),
     )?;
     Ok(OutgoingMail {
-        kind: "acknowledgement".into(),
-        message_id,
-        mail_from: ctx.from_address.to_string(),
-        rcpt_to: vec![ctx.to_address.to_string()],
+        kind: parts.kind.to_string(),
+        message_id: parts.message_id,
+        mail_from: parts.from_address.to_string(),
+        rcpt_to: parts.to.into_iter().map(|(a, _)| a).collect(),
         raw: message.formatted(),
+        subject,
+        body_text: parts.body,
     })
 }
 
@@ -161,7 +199,7 @@ mod tests {
     #[test]
     fn acknowledgement_threads_and_protects_against_loops() {
         let refs = vec!["a@c.example".to_string()];
-        let ack = acknowledgement(&AckContext {
+        let ack = acknowledgement(AckContext {
             team: "Soporte Tu Patrimonio",
             ticket: "T-42",
             from_address: "soporte@tp.example",
@@ -174,6 +212,7 @@ mod tests {
             priority: "media",
             in_reply_to: Some("b@c.example"),
             references: &refs,
+            message_id: "buzon.1.2@tp.example".into(),
         })
         .unwrap();
         let back = parse(&ack.raw, 1 << 20).unwrap();
@@ -190,6 +229,6 @@ mod tests {
         assert!(back.text.contains("T-42"));
         assert!(back.text.contains("Ana Pérez"));
         assert_eq!(ack.rcpt_to, vec!["ana@cliente.example".to_string()]);
-        assert!(ack.message_id.ends_with("@tp.example"));
+        assert_eq!(ack.message_id, "buzon.1.2@tp.example");
     }
 }

@@ -191,6 +191,49 @@ impl Store {
         dispatch!(self, quarantine_update(id, status, reason, ticket, now))
     }
 
+    /// Appends a follow-up to an existing ticket, in one transaction.
+    pub async fn append_message(&self, add: &AppendMessage<'_>) -> Result<AppendOutcome> {
+        dispatch!(self, append_message(add))
+    }
+
+    /// An agent's change (owner, state, outcome) with its history and mails.
+    pub async fn update_ticket(&self, number: i64, change: &TicketUpdate) -> Result<()> {
+        dispatch!(self, update_ticket(number, change))
+    }
+
+    pub async fn ticket_for_message_ids(&self, ids: &[String]) -> Result<Option<i64>> {
+        dispatch!(self, ticket_for_message_ids(ids))
+    }
+
+    pub async fn ticket_state(&self, number: i64) -> Result<Option<TicketState>> {
+        dispatch!(self, ticket_state(number))
+    }
+
+    pub async fn open_ticket_for_key(
+        &self,
+        name: &str,
+        value: &str,
+        requester: &str,
+        domain: Option<&str>,
+    ) -> Result<Option<i64>> {
+        dispatch!(self, open_ticket_for_key(name, value, requester, domain))
+    }
+
+    pub async fn is_participant(&self, ticket: i64, address: &str) -> Result<bool> {
+        dispatch!(self, is_participant(ticket, address))
+    }
+
+    /// The key that signs our Message-IDs, created on first use and kept in
+    /// the database so every instance of a deployment shares it.
+    pub async fn message_id_key(&self) -> Result<String> {
+        let fresh = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        dispatch!(self, setting_or_create("message_id_key", fresh))
+    }
+
     pub async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketRow>> {
         dispatch!(self, list_tickets(filter))
     }

@@ -24,6 +24,9 @@ pub struct OutgoingMail {
     pub rcpt_to: Vec<String>,
     /// The complete RFC 5322 message.
     pub raw: Vec<u8>,
+    /// Recorded on the ticket as an outgoing message.
+    pub subject: String,
+    pub body_text: String,
 }
 
 /// A history line to write with the ticket.
@@ -41,6 +44,12 @@ pub struct NewTicket<'a> {
     pub mail: &'a ParsedMail,
     pub automatic: Option<&'a Automatic>,
     pub route: &'a Route,
+    /// Everyone on the mail who may later write to this ticket.
+    pub participants: Vec<NewParticipant>,
+    /// A follow-up from someone who is not a participant opens a new ticket
+    /// flagged for review, linked to the one it referenced.
+    pub needs_review: bool,
+    pub linked_ticket: Option<i64>,
     pub due_at: Option<i64>,
     pub now: i64,
     /// History lines beyond "created" (routing, acknowledgement decisions).
@@ -48,6 +57,62 @@ pub struct NewTicket<'a> {
     /// Builds the mails to queue once the ticket number is known (the
     /// acknowledgement carries it). Runs inside the transaction: pure CPU.
     pub outgoing: &'a (dyn Fn(i64) -> Vec<OutgoingMail> + Send + Sync),
+}
+
+/// An address to record as a participant of a ticket.
+#[derive(Debug, Clone)]
+pub struct NewParticipant {
+    pub address: String,
+    pub name: Option<String>,
+    /// requester, to, cc, agent
+    pub role: String,
+}
+
+/// A mail that continues an existing ticket.
+pub struct AppendMessage<'a> {
+    pub ticket: i64,
+    pub mailbox: &'a str,
+    pub raw: &'a [u8],
+    pub mail: &'a ParsedMail,
+    pub automatic: Option<&'a Automatic>,
+    pub participants: Vec<NewParticipant>,
+    /// The ticket's new state, if the mail changes it.
+    pub new_state: Option<crate::ticket::State>,
+    pub now: i64,
+    pub events: Vec<NewEvent>,
+    pub outgoing: Vec<OutgoingMail>,
+}
+
+/// What appending did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    Appended,
+    /// Another writer stored the same message first; nothing was written.
+    Duplicate,
+}
+
+/// The parts of a ticket that threading decisions need.
+#[derive(Debug, Clone)]
+pub struct TicketState {
+    pub state: String,
+    pub closed_at: Option<i64>,
+    pub requester: Option<String>,
+    pub subject: String,
+    pub owner: Option<String>,
+    pub pipeline: String,
+    pub priority: String,
+    pub mailbox: String,
+}
+
+/// An agent's change to a ticket: only the `Some` fields change.
+#[derive(Debug, Clone, Default)]
+pub struct TicketUpdate {
+    pub owner: Option<String>,
+    pub state: Option<crate::ticket::State>,
+    pub outcome: Option<crate::ticket::Outcome>,
+    pub now: i64,
+    pub events: Vec<NewEvent>,
+    pub outgoing: Vec<OutgoingMail>,
 }
 
 /// What the ingest transaction did.

@@ -5,8 +5,6 @@
 //! macro arguments (how a write transaction starts, and the row locking
 //! clause for claiming outbox rows).
 
-use crate::parse::ParsedMail;
-
 /// Comma-joined addresses for the message columns.
 pub(super) fn join_addresses(list: &[crate::parse::MailAddress]) -> String {
     list.iter()
@@ -15,34 +13,19 @@ pub(super) fn join_addresses(list: &[crate::parse::MailAddress]) -> String {
         .join(",")
 }
 
-/// Everyone on a mail, with the role they play, requester first.
-pub(super) fn participants_of(mail: &ParsedMail) -> Vec<(String, Option<String>, &'static str)> {
-    let mut out: Vec<(String, Option<String>, &'static str)> = Vec::new();
-    let mut push = |a: &crate::parse::MailAddress, role: &'static str| {
-        if !out.iter().any(|(addr, _, _)| *addr == a.address) {
-            out.push((a.address.clone(), a.name.clone(), role));
-        }
-    };
-    if let Some(from) = &mail.from {
-        push(from, "requester");
-    }
-    for a in &mail.cc {
-        push(a, "cc");
-    }
-    out
-}
-
 macro_rules! backend {
     ($module:ident, $db:ty, begin_write = $begin:literal, claim_lock = $lock:literal) => {
         pub(super) mod $module {
             use sqlx::{Pool, Row};
 
             use super::super::{
-                AttachmentView, CreateOutcome, EventView, MessageView, NewTicket, OutboxRow,
-                Participant, QuarantineRow, Result, StoreError, StoredMessageRef, TicketDetail,
-                TicketFilter, TicketRow,
+                AppendMessage, AppendOutcome, AttachmentView, CreateOutcome, EventView,
+                MessageView, NewParticipant, NewTicket, OutboxRow, OutgoingMail, Participant,
+                QuarantineRow, Result, StoreError, StoredMessageRef, TicketDetail, TicketFilter,
+                TicketRow, TicketState, TicketUpdate,
             };
-            use super::{join_addresses, participants_of};
+            use super::join_addresses;
+            use crate::parse::ParsedMail;
             use crate::route::Key;
 
             type Db = $db;
@@ -102,9 +85,9 @@ macro_rules! backend {
                 let ticket: i64 = sqlx::query(
                     "INSERT INTO tickets (subject, state, pipeline, owner, priority, ticket_type, \
                      category, area, tags, requester, requester_name, mailbox, due_at, \
-                     created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14) \
-                     RETURNING id",
+                     created_at, updated_at, needs_review, linked_ticket) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, \
+                     $15, $16) RETURNING id",
                 )
                 .bind(&mail.subject)
                 .bind(route.state.as_str())
@@ -120,79 +103,21 @@ macro_rules! backend {
                 .bind(new.mailbox)
                 .bind(new.due_at)
                 .bind(new.now)
+                .bind(i64::from(new.needs_review))
+                .bind(new.linked_ticket)
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("id")?;
 
-                let message: Option<i64> = sqlx::query(
-                    "INSERT INTO messages (ticket_id, direction, dedupe_key, message_id, \
-                     in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, \
-                     body_text, automatic, warnings, raw, raw_sha256, size, created_at) \
-                     VALUES ($1, 'in', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                     $14, $15, $16, $17) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-                )
-                .bind(ticket)
-                .bind(mail.dedupe_key())
-                .bind(&mail.message_id)
-                .bind(mail.in_reply_to.join(" "))
-                .bind(mail.references.join(" "))
-                .bind(mail.from.as_ref().map(|a| a.address.clone()))
-                .bind(mail.from.as_ref().and_then(|a| a.name.clone()))
-                .bind(join_addresses(&mail.to))
-                .bind(join_addresses(&mail.cc))
-                .bind(&mail.subject)
-                .bind(&mail.text)
-                .bind(new.automatic.map(|a| a.kind.as_str()))
-                .bind(mail.warnings.join("\n"))
-                .bind(new.raw)
-                .bind(&mail.raw_sha256)
-                .bind(mail.size as i64)
-                .bind(new.now)
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| r.try_get("id"))
-                .transpose()?;
-                let Some(message) = message else {
+                let Some(message) =
+                    insert_inbound(&mut tx, ticket, new.mailbox, new.raw, mail, new.automatic, new.now)
+                        .await?
+                else {
                     tx.rollback().await?;
                     return Ok(CreateOutcome::Duplicate);
                 };
-
-                sqlx::query(
-                    "INSERT INTO message_mailboxes (message_id, mailbox, arrived_at) VALUES ($1, $2, $3)",
-                )
-                .bind(message)
-                .bind(new.mailbox)
-                .bind(new.now)
-                .execute(&mut *tx)
-                .await?;
-
-                for a in &mail.attachments {
-                    sqlx::query(
-                        "INSERT INTO attachments (message_id, name, content_type, size, sha256, content) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(message)
-                    .bind(&a.name)
-                    .bind(&a.content_type)
-                    .bind(a.size as i64)
-                    .bind(&a.sha256)
-                    .bind(&a.content)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-
-                for (address, name, role) in participants_of(mail) {
-                    sqlx::query(
-                        "INSERT INTO participants (ticket_id, address, name, role) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(ticket)
-                    .bind(address)
-                    .bind(name)
-                    .bind(role)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                let _ = message;
+                insert_participants(&mut tx, ticket, &new.participants).await?;
 
                 for key in &route.keys {
                     sqlx::query(
@@ -213,27 +138,7 @@ macro_rules! backend {
 
                 let outgoing = (new.outgoing)(ticket);
                 for mail_out in &outgoing {
-                    sqlx::query(
-                        "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, \
-                         status, attempts, next_attempt_at, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7)",
-                    )
-                    .bind(ticket)
-                    .bind(&mail_out.kind)
-                    .bind(&mail_out.message_id)
-                    .bind(&mail_out.mail_from)
-                    .bind(mail_out.rcpt_to.join(","))
-                    .bind(&mail_out.raw)
-                    .bind(new.now)
-                    .execute(&mut *tx)
-                    .await?;
-                    let detail = format!(
-                        "{} to {} queued (Message-ID <{}>)",
-                        mail_out.kind,
-                        mail_out.rcpt_to.join(", "),
-                        mail_out.message_id
-                    );
-                    insert_event(&mut tx, ticket, new.now, "system", "mail_queued", &detail).await?;
+                    insert_outgoing(&mut tx, ticket, mail_out, new.now).await?;
                 }
 
                 tx.commit().await?;
@@ -241,6 +146,312 @@ macro_rules! backend {
                     ticket,
                     queued: outgoing.len(),
                 })
+            }
+
+            /// The inbound message with its mailbox arrival and attachments;
+            /// `None` when the message is already stored (dedupe key taken).
+            async fn insert_inbound(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                ticket: i64,
+                mailbox: &str,
+                raw: &[u8],
+                mail: &ParsedMail,
+                automatic: Option<&crate::classify::Automatic>,
+                now: i64,
+            ) -> Result<Option<i64>> {
+                let message: Option<i64> = sqlx::query(
+                    "INSERT INTO messages (ticket_id, direction, dedupe_key, message_id, \
+                     in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, \
+                     body_text, automatic, warnings, raw, raw_sha256, size, created_at) \
+                     VALUES ($1, 'in', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+                     $14, $15, $16, $17) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+                )
+                .bind(ticket)
+                .bind(mail.dedupe_key())
+                .bind(&mail.message_id)
+                .bind(mail.in_reply_to.join(" "))
+                .bind(mail.references.join(" "))
+                .bind(mail.from.as_ref().map(|a| a.address.clone()))
+                .bind(mail.from.as_ref().and_then(|a| a.name.clone()))
+                .bind(join_addresses(&mail.to))
+                .bind(join_addresses(&mail.cc))
+                .bind(&mail.subject)
+                .bind(&mail.text)
+                .bind(automatic.map(|a| a.kind.as_str()))
+                .bind(mail.warnings.join("\n"))
+                .bind(raw)
+                .bind(&mail.raw_sha256)
+                .bind(mail.size as i64)
+                .bind(now)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get("id"))
+                .transpose()?;
+                let Some(message) = message else {
+                    return Ok(None);
+                };
+                sqlx::query(
+                    "INSERT INTO message_mailboxes (message_id, mailbox, arrived_at) VALUES ($1, $2, $3)",
+                )
+                .bind(message)
+                .bind(mailbox)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                for a in &mail.attachments {
+                    sqlx::query(
+                        "INSERT INTO attachments (message_id, name, content_type, size, sha256, content) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(message)
+                    .bind(&a.name)
+                    .bind(&a.content_type)
+                    .bind(a.size as i64)
+                    .bind(&a.sha256)
+                    .bind(&a.content)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(Some(message))
+            }
+
+            async fn insert_participants(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                ticket: i64,
+                people: &[NewParticipant],
+            ) -> Result<()> {
+                for p in people {
+                    sqlx::query(
+                        "INSERT INTO participants (ticket_id, address, name, role) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(ticket)
+                    .bind(&p.address)
+                    .bind(&p.name)
+                    .bind(&p.role)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            /// Queues a mail in the outbox and records it on the ticket as an
+            /// outgoing message, so replies to it thread by its Message-ID.
+            async fn insert_outgoing(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                ticket: i64,
+                mail_out: &OutgoingMail,
+                now: i64,
+            ) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, \
+                     status, attempts, next_attempt_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7)",
+                )
+                .bind(ticket)
+                .bind(&mail_out.kind)
+                .bind(&mail_out.message_id)
+                .bind(&mail_out.mail_from)
+                .bind(mail_out.rcpt_to.join(","))
+                .bind(&mail_out.raw)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO messages (ticket_id, direction, dedupe_key, message_id, from_addr, \
+                     to_addrs, subject, body_text, raw, raw_sha256, size, created_at) \
+                     VALUES ($1, 'out', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(ticket)
+                .bind(format!("mid:{}", mail_out.message_id))
+                .bind(&mail_out.message_id)
+                .bind(&mail_out.mail_from)
+                .bind(mail_out.rcpt_to.join(","))
+                .bind(&mail_out.subject)
+                .bind(&mail_out.body_text)
+                .bind(&mail_out.raw)
+                .bind(crate::parse::sha256_hex(&mail_out.raw))
+                .bind(mail_out.raw.len() as i64)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                let detail = format!(
+                    "{} to {} queued (Message-ID <{}>)",
+                    mail_out.kind,
+                    mail_out.rcpt_to.join(", "),
+                    mail_out.message_id
+                );
+                insert_event(tx, ticket, now, "system", "mail_queued", &detail).await
+            }
+
+            pub async fn append_message(
+                pool: &Pool<Db>,
+                add: &AppendMessage<'_>,
+            ) -> Result<AppendOutcome> {
+                let mut tx = begin(pool).await?;
+                let inserted = insert_inbound(
+                    &mut tx, add.ticket, add.mailbox, add.raw, add.mail, add.automatic, add.now,
+                )
+                .await?;
+                if inserted.is_none() {
+                    tx.rollback().await?;
+                    return Ok(AppendOutcome::Duplicate);
+                }
+                insert_participants(&mut tx, add.ticket, &add.participants).await?;
+                let state = add.new_state.map(|s| s.as_str());
+                sqlx::query(
+                    "UPDATE tickets SET updated_at = $2, state = COALESCE($3, state), \
+                     outcome = CASE WHEN $3 IS NULL THEN outcome ELSE NULL END WHERE id = $1",
+                )
+                .bind(add.ticket)
+                .bind(add.now)
+                .bind(state)
+                .execute(&mut *tx)
+                .await?;
+                for event in &add.events {
+                    insert_event(&mut tx, add.ticket, add.now, &event.actor, &event.kind, &event.detail)
+                        .await?;
+                }
+                for mail_out in &add.outgoing {
+                    insert_outgoing(&mut tx, add.ticket, mail_out, add.now).await?;
+                }
+                tx.commit().await?;
+                Ok(AppendOutcome::Appended)
+            }
+
+            pub async fn update_ticket(
+                pool: &Pool<Db>,
+                number: i64,
+                change: &TicketUpdate,
+            ) -> Result<()> {
+                let mut tx = begin(pool).await?;
+                let state = change.state.map(|s| s.as_str());
+                let closing = change.state == Some(crate::ticket::State::Done);
+                let done = sqlx::query(
+                    "UPDATE tickets SET updated_at = $2, owner = COALESCE($3, owner), \
+                     state = COALESCE($4, state), \
+                     outcome = CASE WHEN $4 IS NULL THEN outcome ELSE $5 END, \
+                     closed_at = CASE WHEN $6 = 1 THEN $2 ELSE closed_at END WHERE id = $1",
+                )
+                .bind(number)
+                .bind(change.now)
+                .bind(&change.owner)
+                .bind(state)
+                .bind(change.outcome.map(|o| o.as_str()))
+                .bind(i64::from(closing))
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Err(StoreError::NotFound(format!("ticket {number}")));
+                }
+                for event in &change.events {
+                    insert_event(&mut tx, number, change.now, &event.actor, &event.kind, &event.detail)
+                        .await?;
+                }
+                for mail_out in &change.outgoing {
+                    insert_outgoing(&mut tx, number, mail_out, change.now).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            /// The ticket holding any of these Message-IDs (inbound or ours).
+            pub async fn ticket_for_message_ids(
+                pool: &Pool<Db>,
+                ids: &[String],
+            ) -> Result<Option<i64>> {
+                for id in ids {
+                    let row = sqlx::query(
+                        "SELECT ticket_id FROM messages WHERE message_id = $1 ORDER BY id LIMIT 1",
+                    )
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
+                    if let Some(r) = row {
+                        return Ok(Some(r.try_get("ticket_id")?));
+                    }
+                }
+                Ok(None)
+            }
+
+            pub async fn ticket_state(pool: &Pool<Db>, number: i64) -> Result<Option<TicketState>> {
+                let row = sqlx::query(
+                    "SELECT state, closed_at, requester, subject, owner, pipeline, priority, mailbox \
+                     FROM tickets WHERE id = $1",
+                )
+                .bind(number)
+                .fetch_optional(pool)
+                .await?;
+                Ok(match row {
+                    Some(r) => Some(TicketState {
+                        state: r.try_get("state")?,
+                        closed_at: r.try_get("closed_at")?,
+                        requester: r.try_get("requester")?,
+                        subject: r.try_get("subject")?,
+                        owner: r.try_get("owner")?,
+                        pipeline: r.try_get("pipeline")?,
+                        priority: r.try_get("priority")?,
+                        mailbox: r.try_get("mailbox")?,
+                    }),
+                    None => None,
+                })
+            }
+
+            /// The newest open ticket with this key, from this requester (or,
+            /// when `domain` is given, from anyone at that domain).
+            pub async fn open_ticket_for_key(
+                pool: &Pool<Db>,
+                name: &str,
+                value: &str,
+                requester: &str,
+                domain: Option<&str>,
+            ) -> Result<Option<i64>> {
+                let row = sqlx::query(
+                    "SELECT t.id FROM tickets t JOIN ticket_keys k ON k.ticket_id = t.id \
+                     WHERE k.name = $1 AND k.value = $2 AND t.state <> 'done' \
+                     AND (t.requester = $3 OR ($4 IS NOT NULL AND t.requester LIKE $4)) \
+                     ORDER BY t.id DESC LIMIT 1",
+                )
+                .bind(name)
+                .bind(value)
+                .bind(requester)
+                .bind(domain.map(|d| format!("%@{d}")))
+                .fetch_optional(pool)
+                .await?;
+                Ok(match row {
+                    Some(r) => Some(r.try_get("id")?),
+                    None => None,
+                })
+            }
+
+            pub async fn is_participant(pool: &Pool<Db>, ticket: i64, address: &str) -> Result<bool> {
+                let row = sqlx::query(
+                    "SELECT 1 AS one FROM participants WHERE ticket_id = $1 AND address = $2",
+                )
+                .bind(ticket)
+                .bind(address)
+                .fetch_optional(pool)
+                .await?;
+                Ok(row.is_some())
+            }
+
+            /// A deployment setting, created with `make` the first time.
+            pub async fn setting_or_create(
+                pool: &Pool<Db>,
+                name: &str,
+                make: String,
+            ) -> Result<String> {
+                sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(name)
+                    .bind(make)
+                    .execute(pool)
+                    .await?;
+                let row = sqlx::query("SELECT value FROM settings WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(pool)
+                    .await?;
+                Ok(row.try_get("value")?)
             }
 
             async fn insert_event(
