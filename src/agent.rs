@@ -164,7 +164,9 @@ impl Agent<'_> {
             }
         }
         if to.is_empty() {
-            return Err(AgentError::Invalid("the ticket has no contact address".into()));
+            return Err(AgentError::Invalid(
+                "the ticket has no contact address".into(),
+            ));
         }
         let last_in = detail.messages.iter().rev().find(|m| m.direction == "in");
         let references: Vec<String> = detail

@@ -9,11 +9,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use buzon::agent::Agent;
 use buzon::config::{Config, DEFAULT_CONFIG_PATH, Sources};
 use buzon::outbound::deliver::{self, Transport};
 use buzon::pipeline::{Outcome, Pipeline};
 use buzon::store::{Store, TicketFilter, now_ms};
-use buzon::agent::Agent;
 use buzon::ticket::{Outcome as TicketOutcome, Priority, State, display_number, parse_number};
 use buzon::view;
 
@@ -399,31 +399,64 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
                 ShowFormat::Json => print_out(&format!("{:#}\n", serde_json::to_value(&detail)?))?,
             }
         }
-        TicketsCommand::Assign { number, owner, agent } => {
+        TicketsCommand::Assign {
+            number,
+            owner,
+            agent,
+        } => {
             let n = ticket_number(prefix, &number)?;
-            agent_for(config, store, agent).await?.assign(n, &owner).await?;
+            agent_for(config, store, agent)
+                .await?
+                .assign(n, &owner)
+                .await?;
             println!("{}: assigned to {owner}", display_number(prefix, n));
         }
-        TicketsCommand::State { number, state, agent } => {
+        TicketsCommand::State {
+            number,
+            state,
+            agent,
+        } => {
             let n = ticket_number(prefix, &number)?;
             let state: State = state.parse().map_err(anyhow::Error::msg)?;
-            agent_for(config, store, agent).await?.set_state(n, state).await?;
+            agent_for(config, store, agent)
+                .await?
+                .set_state(n, state)
+                .await?;
             println!("{}: {state}", display_number(prefix, n));
         }
-        TicketsCommand::Comment { number, text, agent } => {
+        TicketsCommand::Comment {
+            number,
+            text,
+            agent,
+        } => {
             let n = ticket_number(prefix, &number)?;
-            agent_for(config, store, agent).await?.comment(n, &text).await?;
+            agent_for(config, store, agent)
+                .await?
+                .comment(n, &text)
+                .await?;
             println!("{}: note added", display_number(prefix, n));
         }
-        TicketsCommand::Reply { number, body_file, agent } => {
+        TicketsCommand::Reply {
+            number,
+            body_file,
+            agent,
+        } => {
             let n = ticket_number(prefix, &number)?;
             let body = std::fs::read_to_string(&body_file)
                 .with_context(|| format!("cannot read {}", body_file.display()))?;
-            let id = agent_for(config, store, agent).await?.reply(n, &body).await?;
+            let id = agent_for(config, store, agent)
+                .await?
+                .reply(n, &body)
+                .await?;
             println!("{}: reply queued <{id}>", display_number(prefix, n));
             flush_outbox(config, store).await?;
         }
-        TicketsCommand::Close { number, outcome, note, agent } => {
+        TicketsCommand::Close {
+            number,
+            outcome,
+            note,
+            agent,
+        } => {
             let n = ticket_number(prefix, &number)?;
             let outcome: TicketOutcome = outcome.parse().map_err(anyhow::Error::msg)?;
             agent_for(config, store, agent)
@@ -438,16 +471,26 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
 }
 
 fn ticket_number(prefix: &str, text: &str) -> Result<i64> {
-    parse_number(prefix, text)
-        .ok_or_else(|| anyhow::anyhow!("'{text}' is not a ticket number: write it as 1042 or {prefix}1042"))
+    parse_number(prefix, text).ok_or_else(|| {
+        anyhow::anyhow!("'{text}' is not a ticket number: write it as 1042 or {prefix}1042")
+    })
 }
 
-async fn agent_for<'a>(config: &'a Config, store: &'a Store, name: Option<String>) -> Result<Agent<'a>> {
+async fn agent_for<'a>(
+    config: &'a Config,
+    store: &'a Store,
+    name: Option<String>,
+) -> Result<Agent<'a>> {
     let pipeline = Pipeline::new(config, store).await?;
     let name = name
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "agent".into());
-    Ok(Agent { config, store, signer: pipeline.signer().clone(), name })
+    Ok(Agent {
+        config,
+        store,
+        signer: pipeline.signer().clone(),
+        name,
+    })
 }
 
 async fn quarantine(
@@ -575,7 +618,10 @@ async fn demo(dir: Option<PathBuf>) -> Result<ExitCode> {
                 )
             }
             Outcome::Appended { ticket, .. } => {
-                format!("{} follow-up of an earlier mail", display_number(prefix, *ticket))
+                format!(
+                    "{} follow-up of an earlier mail",
+                    display_number(prefix, *ticket)
+                )
             }
             Outcome::Quarantined { id, reason } => format!("quarantined Q{id}: {reason}"),
         };

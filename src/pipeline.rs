@@ -68,7 +68,10 @@ enum Thread {
     Continue(Found),
     /// New ticket linked to this one (not a participant, or closed too long
     /// ago); `review` flags it for a person.
-    Linked { found: Found, review: bool },
+    Linked {
+        found: Found,
+        review: bool,
+    },
 }
 
 /// The long-lived parts the pipeline works with.
@@ -118,7 +121,10 @@ impl<'a> Pipeline<'a> {
         }
         let automatic = classify(&mail, &|a: &str| self.config.is_own_address(a));
         let route = Decision::default().complete(mailbox, mailbox_cfg);
-        let outcome = match self.thread(&mail, automatic.as_ref(), &route.keys, now).await? {
+        let outcome = match self
+            .thread(&mail, automatic.as_ref(), &route.keys, now)
+            .await?
+        {
             Thread::Continue(found) => {
                 self.append(found, mailbox, raw, &mail, automatic.as_ref(), now)
                     .await?
@@ -153,8 +159,15 @@ impl<'a> Pipeline<'a> {
         let Some(found) = self.store.find_message(&mail.dedupe_key()).await? else {
             return Ok(None);
         };
-        let new_mailbox = self.store.record_arrival(found.message, mailbox, now).await?;
-        tracing::info!(ticket = found.ticket, new_mailbox, "Message already stored.");
+        let new_mailbox = self
+            .store
+            .record_arrival(found.message, mailbox, now)
+            .await?;
+        tracing::info!(
+            ticket = found.ticket,
+            new_mailbox,
+            "Message already stored."
+        );
         Ok(Some(Outcome::Duplicate {
             ticket: found.ticket,
             new_mailbox,
@@ -224,7 +237,9 @@ impl<'a> Pipeline<'a> {
             return self.found(ticket, "In-Reply-To/References", ours).await;
         }
         if let Some(ticket) = self.tags.find(&mail.subject)
-            && let Some(found) = self.found(ticket, "ticket tag in the subject", false).await?
+            && let Some(found) = self
+                .found(ticket, "ticket tag in the subject", false)
+                .await?
         {
             return Ok(Some(found));
         }
@@ -273,7 +288,11 @@ impl<'a> Pipeline<'a> {
         automatic: Option<&Automatic>,
         now: i64,
     ) -> Result<Option<Outcome>, StoreError> {
-        let sender = mail.from.as_ref().map(|f| f.address.clone()).unwrap_or_default();
+        let sender = mail
+            .from
+            .as_ref()
+            .map(|f| f.address.clone())
+            .unwrap_or_default();
         let from_us = self.config.is_own_address(&sender);
         let was = found.state.state.as_str();
         let reopened = was == State::Done.as_str() && automatic.is_none() && !from_us;
@@ -299,7 +318,11 @@ impl<'a> Pipeline<'a> {
             events.push(NewEvent {
                 actor: "system".into(),
                 kind: "automatic_mail".into(),
-                detail: format!("{}: {}; ticket left unchanged", auto.kind.as_str(), auto.reason),
+                detail: format!(
+                    "{}: {}; ticket left unchanged",
+                    auto.kind.as_str(),
+                    auto.reason
+                ),
             });
         }
         if let Some(state) = new_state {
@@ -479,7 +502,9 @@ impl<'a> Pipeline<'a> {
             detail: why,
         };
         let Some(template) = route.ack_template.clone() else {
-            events.push(withheld("no acknowledgement configured for this mail".into()));
+            events.push(withheld(
+                "no acknowledgement configured for this mail".into(),
+            ));
             return (None, events);
         };
         if let Some(auto) = automatic {
@@ -514,7 +539,7 @@ impl<'a> Pipeline<'a> {
                 .unwrap_or_else(|| self.config.deployment.name.clone()),
             to_address: requester.address,
             to_name: requester.name,
-            subject: mail.subject.clone(),
+            subject: self.tags.strip(&mail.subject),
             route: route.clone(),
             in_reply_to: mail.message_id.clone(),
             references: mail.references.clone(),
@@ -525,7 +550,10 @@ impl<'a> Pipeline<'a> {
 
 /// The domain part of an address (for our Message-IDs).
 pub fn domain_of(address: &str) -> &str {
-    address.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost")
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or("localhost")
 }
 
 /// Everything needed to compose the acknowledgement once the number is known.

@@ -44,6 +44,13 @@ impl TagMatcher {
         })
     }
 
+    /// The subject without any ticket tags, for echoing it in a new
+    /// ticket's acknowledgement (a quoted tag of another ticket must not
+    /// show up, nor make the answer thread there).
+    pub fn strip(&self, subject: &str) -> String {
+        crate::parse::collapse_ws(&self.re.replace_all(subject, " "))
+    }
+
     /// The ticket number of the first tag in `subject`.
     pub fn find(&self, subject: &str) -> Option<i64> {
         self.re
@@ -109,7 +116,10 @@ impl IdSigner {
         let local = id.split('@').next()?;
         let rest = local.strip_prefix("buzon.")?;
         let (nonce, sig) = rest.split_once('.')?;
-        Some(constant_time_eq(self.sign(nonce).as_bytes(), sig.as_bytes()))
+        Some(constant_time_eq(
+            self.sign(nonce).as_bytes(),
+            sig.as_bytes(),
+        ))
     }
 
     fn sign(&self, nonce: &str) -> String {
@@ -155,13 +165,20 @@ mod tests {
         assert_eq!(m.find("AW: [#T 77] x"), Some(77));
         assert_eq!(m.find("Pedido T-1042 sin corchetes"), None);
         assert_eq!(m.find("[#X-1042]"), None);
+        assert_eq!(
+            m.strip("RE: [#T-1] Recibimos [# t-2 ] x"),
+            "RE: Recibimos x"
+        );
     }
 
     #[test]
     fn strips_reply_prefixes() {
         assert_eq!(strip_reply_prefixes("RE: RV: Fwd: Hola"), "Hola");
         assert_eq!(strip_reply_prefixes("Re[2]: AW: Pedido"), "Pedido");
-        assert_eq!(strip_reply_prefixes("Consulta: pedido 1"), "Consulta: pedido 1");
+        assert_eq!(
+            strip_reply_prefixes("Consulta: pedido 1"),
+            "Consulta: pedido 1"
+        );
     }
 
     #[test]

@@ -138,7 +138,11 @@ pub fn build(parts: MailParts<'_>) -> Result<OutgoingMail, ComposeError> {
         .message_id(Some(format!("<{}>", parts.message_id)));
     for (i, (address, name)) in parts.to.iter().enumerate() {
         let mb = mailbox(address, name.as_deref())?;
-        builder = if i == 0 { builder.to(mb) } else { builder.cc(mb) };
+        builder = if i == 0 {
+            builder.to(mb)
+        } else {
+            builder.cc(mb)
+        };
     }
     if parts.automatic {
         builder = builder
