@@ -3,7 +3,9 @@
 //! history line and, when it mails the customer, its outbox row.
 
 use crate::config::Config;
-use crate::outbound::compose::{self, MailParts, ticket_tag};
+use crate::outbound::compose::{self, Auto, AutoSubmitted, Envelope, MailParts, ticket_tag};
+use crate::outbound::plan::{Facts, Plan};
+use crate::outbound::templates::{self, Templates, Vars};
 use crate::pipeline::domain_of;
 use crate::store::{NewEvent, Store, StoreError, TicketDetail, TicketUpdate, now_ms};
 use crate::thread::{IdSigner, strip_reply_prefixes};
@@ -24,6 +26,8 @@ pub struct Agent<'a> {
     pub config: &'a Config,
     pub store: &'a Store,
     pub signer: IdSigner,
+    /// The mail templates (closing message, owner notification).
+    pub templates: Templates,
     /// Who is acting (recorded in the history as `agent:NAME`).
     pub name: String,
 }
@@ -37,18 +41,63 @@ impl Agent<'_> {
         }
     }
 
+    /// Gives the ticket to `owner` and tells them (unless they assigned it
+    /// to themselves).
     pub async fn assign(&self, ticket: i64, owner: &str) -> Result<(), AgentError> {
-        let before = self.store.ticket(ticket).await?.ticket.owner;
+        let detail = self.store.ticket(ticket).await?;
+        let before = detail.ticket.owner.clone();
+        let mut events = vec![self.event(
+            "assigned",
+            format!("{} → {owner}", before.as_deref().unwrap_or("-")),
+        )];
+        let outgoing = if owner == self.name || before.as_deref() == Some(owner) {
+            Vec::new()
+        } else {
+            self.owner_notification(&detail, owner, &mut events)
+        };
         let change = TicketUpdate {
             owner: Some(owner.to_string()),
             now: now_ms(),
-            events: vec![self.event(
-                "assigned",
-                format!("{} → {owner}", before.as_deref().unwrap_or("-")),
-            )],
+            events,
+            outgoing,
             ..TicketUpdate::default()
         };
         Ok(self.store.update_ticket(ticket, &change).await?)
+    }
+
+    fn owner_notification(
+        &self,
+        detail: &TicketDetail,
+        owner: &str,
+        events: &mut Vec<NewEvent>,
+    ) -> Vec<crate::store::OutgoingMail> {
+        let t = &detail.ticket;
+        let customer = t.requester.as_ref().map(|a| crate::parse::MailAddress {
+            address: a.clone(),
+            name: t.requester_name.clone(),
+        });
+        let last_in = detail.messages.iter().rev().find(|m| m.direction == "in");
+        let mut plan = Plan::new(
+            self.config,
+            &t.mailbox,
+            &Facts {
+                subject: &t.subject,
+                customer: customer.as_ref(),
+                pipeline: &t.pipeline,
+                owner: Some(owner),
+                priority: t.priority.parse().unwrap_or_default(),
+                due_at: t.due_at,
+                text: last_in.map(|m| m.body_text.as_str()).unwrap_or(""),
+            },
+        )
+        .answering(last_in.and_then(|m| m.message_id.as_deref()), &[]);
+        plan.notify_owner(self.config, owner, templates::OWNER_ASSIGNED, events);
+        plan.compose(
+            &self.config.deployment.ticket_prefix,
+            t.number,
+            &self.signer,
+            &self.templates,
+        )
     }
 
     pub async fn set_state(&self, ticket: i64, state: State) -> Result<(), AgentError> {
@@ -81,7 +130,20 @@ impl Agent<'_> {
     pub async fn reply(&self, ticket: i64, body: &str) -> Result<String, AgentError> {
         let detail = self.store.ticket(ticket).await?;
         let before = detail.ticket.state.clone();
-        let mail = self.mail_to_contact(&detail, "reply", body.to_string(), false)?;
+        let number = display_number(&self.config.deployment.ticket_prefix, ticket);
+        let subject = format!(
+            "Re: {} {}",
+            strip_reply_prefixes(&detail.ticket.subject),
+            ticket_tag(&number)
+        );
+        let references = thread_ids(&detail);
+        let envelope = self.envelope_to_contact(&detail, &references, "reply", None)?;
+        let mail = compose::build(MailParts {
+            envelope,
+            subject,
+            body: body.to_string(),
+            html: None,
+        })?;
         let message_id = mail.message_id.clone();
         let change = TicketUpdate {
             state: Some(State::WaitingOnContact),
@@ -106,28 +168,47 @@ impl Agent<'_> {
     ) -> Result<(), AgentError> {
         let detail = self.store.ticket(ticket).await?;
         let number = display_number(&self.config.deployment.ticket_prefix, ticket);
-        let result = match outcome {
-            Outcome::Success => "finalizada con éxito",
-            Outcome::Failure => "finalizada sin éxito",
+        let t = &detail.ticket;
+        let vars = Vars {
+            tag: ticket_tag(&number),
+            ticket: number,
+            subject: strip_reply_prefixes(&t.subject).to_string(),
+            name: t.requester_name.clone().unwrap_or_default(),
+            customer: t.requester.clone().unwrap_or_default(),
+            pipeline: t.pipeline.clone(),
+            owner: t
+                .owner
+                .as_deref()
+                .map(|o| crate::outbound::plan::owner_name(self.config, o))
+                .unwrap_or_default(),
+            priority: templates::priority_label(t.priority.parse().unwrap_or_default()).into(),
+            team: self.config.deployment.name.clone(),
+            note: note.unwrap_or("").to_string(),
+            outcome: match outcome {
+                Outcome::Success => "finalizada con éxito",
+                Outcome::Failure => "finalizada sin éxito",
+            }
+            .into(),
+            ..Vars::default()
         };
-        let mut body = format!(
-            "Hola:\n\nSu solicitud {number} «{}» fue {result}.\n",
-            detail.ticket.subject
-        );
-        if let Some(note) = note {
-            body.push_str(&format!("\n{note}\n"));
-        }
-        body.push_str(&format!(
-            "\nSi necesita algo más, responda a este correo.\n\nSaludos cordiales,\n{}\n",
-            self.config.deployment.name
-        ));
         let mut events = vec![self.event(
             "closed",
             format!("{} ({})", outcome.as_str(), note.unwrap_or("")),
         )];
         let mut outgoing = Vec::new();
         if detail.ticket.requester.is_some() {
-            outgoing.push(self.mail_to_contact(&detail, "closing", body, true)?);
+            let auto = Auto {
+                submitted: AutoSubmitted::Generated,
+                limit_per_hour: self.config.outbox.auto_reply_limit_per_hour,
+            };
+            let references = thread_ids(&detail);
+            let envelope = self.envelope_to_contact(&detail, &references, "closing", Some(auto))?;
+            outgoing.push(compose::from_template(
+                &self.templates,
+                templates::CLOSING,
+                &vars,
+                envelope,
+            )?);
         } else {
             events.push(self.event("ack_withheld", "the ticket has no contact address".into()));
         }
@@ -142,13 +223,15 @@ impl Agent<'_> {
         Ok(self.store.update_ticket(ticket, &change).await?)
     }
 
-    fn mail_to_contact(
-        &self,
-        detail: &TicketDetail,
-        kind: &str,
-        body: String,
-        automatic: bool,
-    ) -> Result<crate::store::OutgoingMail, AgentError> {
+    /// To the requester and participants, threaded under the latest
+    /// inbound message, from the ticket's mailbox.
+    fn envelope_to_contact<'d>(
+        &'d self,
+        detail: &'d TicketDetail,
+        references: &'d [String],
+        kind: &'d str,
+        auto: Option<Auto>,
+    ) -> Result<Envelope<'d>, AgentError> {
         let t = &detail.ticket;
         let mailbox = self
             .config
@@ -169,32 +252,28 @@ impl Agent<'_> {
             ));
         }
         let last_in = detail.messages.iter().rev().find(|m| m.direction == "in");
-        let references: Vec<String> = detail
-            .messages
-            .iter()
-            .filter_map(|m| m.message_id.clone())
-            .collect();
-        let number = display_number(&self.config.deployment.ticket_prefix, t.number);
-        let subject = format!(
-            "Re: {} {}",
-            strip_reply_prefixes(&t.subject),
-            ticket_tag(&number)
-        );
-        let from_name = mailbox
-            .display_name
-            .clone()
-            .unwrap_or_else(|| self.config.deployment.name.clone());
-        Ok(compose::build(MailParts {
+        Ok(Envelope {
             kind,
             message_id: self.signer.new_id(domain_of(&mailbox.address)),
             from_address: &mailbox.address,
-            from_name: &from_name,
+            from_name: mailbox
+                .display_name
+                .as_deref()
+                .unwrap_or(&self.config.deployment.name),
             to,
-            subject,
-            body,
             in_reply_to: last_in.and_then(|m| m.message_id.as_deref()),
-            references: &references,
-            automatic,
-        })?)
+            references,
+            auto,
+        })
     }
+}
+
+/// Every Message-ID of the ticket, oldest first: the `References` chain of
+/// our mails to the contact.
+fn thread_ids(detail: &TicketDetail) -> Vec<String> {
+    detail
+        .messages
+        .iter()
+        .filter_map(|m| m.message_id.clone())
+        .collect()
 }

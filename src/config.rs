@@ -30,8 +30,16 @@ pub struct Config {
     pub database: Database,
     pub limits: Limits,
     pub outbox: Outbox,
+    /// Where outgoing mail is submitted; unset (and no `outbox.dir`): the
+    /// outbox only queues.
+    pub smtp: Option<Smtp>,
+    /// People who own tickets, by the name mailboxes and rules use.
+    pub people: BTreeMap<String, Person>,
     pub rules: Rules,
     pub templates: Templates,
+    pub daemon: Daemon,
+    /// IMAP accounts by name, each with the folders to watch.
+    pub accounts: BTreeMap<String, Account>,
     /// Mailbox name → its settings. Names are what the rules and the CLI use.
     pub mailboxes: BTreeMap<String, Mailbox>,
 }
@@ -100,12 +108,202 @@ impl Default for Limits {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Outbox {
     /// When set, outgoing mail is written as `.eml` files here instead of
     /// being sent (`BUZON_OUTBOX_DIR`).
     pub dir: Option<PathBuf>,
+    /// Delays before the 2nd, 3rd, ... attempt after a transient failure
+    /// (`"2m"`, `"1h"`); the last one repeats. A list, or one string with
+    /// commas (so that `BUZON_OUTBOX__RETRY_SCHEDULE="1m,5m"` works too).
+    pub retry_schedule: DurationList,
+    /// A mail still undelivered this long after it was queued is marked
+    /// failed with its last error.
+    pub max_age: String,
+    /// How long a worker may hold a claimed row before another worker may
+    /// retry it (after a crash). Longer than the SMTP timeout.
+    pub lease: String,
+    /// At most this many automatic mails (acknowledgements, notifications,
+    /// closing messages) to one address per hour: the backstop that stops
+    /// a loop with a robot our classification did not recognise.
+    pub auto_reply_limit_per_hour: u32,
+    /// The same backstop for notifications to staff (owners, a rule's
+    /// `notify`), higher because a busy owner legitimately gets many.
+    pub notification_limit_per_hour: u32,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            retry_schedule: DurationList(
+                ["2m", "5m", "10m", "15m", "30m", "1h", "2h"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            ),
+            max_age: "3d".into(),
+            lease: "2m".into(),
+            auto_reply_limit_per_hour: 5,
+            notification_limit_per_hour: 60,
+        }
+    }
+}
+
+impl Outbox {
+    /// The retry delays in milliseconds (validated at load).
+    pub fn retry_schedule_ms(&self) -> Vec<i64> {
+        self.retry_schedule
+            .0
+            .iter()
+            .filter_map(|s| parse_duration_ms(s).ok())
+            .collect()
+    }
+
+    /// The maximum age in milliseconds (validated at load).
+    pub fn max_age_ms(&self) -> i64 {
+        parse_duration_ms(&self.max_age).unwrap_or(3 * 86_400_000)
+    }
+
+    /// The claim lease in milliseconds (validated at load).
+    pub fn lease_ms(&self) -> i64 {
+        parse_duration_ms(&self.lease).unwrap_or(120_000)
+    }
+}
+
+/// A list of durations written as a TOML array or as one comma-separated
+/// string (environment variables can only carry strings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurationList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for DurationList {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            List(Vec<String>),
+            Text(String),
+        }
+        Ok(DurationList(match Form::deserialize(d)? {
+            Form::List(list) => list,
+            Form::Text(text) => text
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }))
+    }
+}
+
+/// `"90s"`, `"2m"`, `"1h"`, `"3d"` (or a bare number of seconds) → milliseconds.
+pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: i64 = number.parse().map_err(|_| {
+        format!("'{text}' is not a duration: write e.g. \"30s\", \"2m\", \"1h\" or \"3d\"")
+    })?;
+    let unit_ms = match unit.trim() {
+        "" | "s" => 1000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{text}': write s, m, h or d (\"2m\", \"1h\")"
+            ));
+        }
+    };
+    n.checked_mul(unit_ms)
+        .ok_or_else(|| format!("'{text}' is too long"))
+}
+
+/// Transport security of the SMTP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS, which is required (port 587).
+    #[default]
+    Starttls,
+    /// No encryption: a relay on this machine or a trusted network, and
+    /// never with a password unless the relay is on this machine.
+    None,
+}
+
+impl SmtpTls {
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpTls::Implicit => 465,
+            SmtpTls::Starttls => 587,
+            SmtpTls::None => 25,
+        }
+    }
+}
+
+/// The SMTP server outgoing mail is submitted to.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Smtp {
+    pub host: String,
+    /// Default from `tls`: 465, 587 or 25.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// Log in with AUTH PLAIN or LOGIN; unset: no authentication (a relay
+    /// that trusts this machine).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The password is read from this file (trailing newline ignored)...
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// ...or from this environment variable. Never written in this file.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Extra CA certificate (PEM) to trust, for a server with its own CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Connections kept open and reused.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+    /// Limit for connecting and for each SMTP command.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout: String,
+}
+
+fn default_pool_size() -> u32 {
+    4
+}
+
+fn default_smtp_timeout() -> String {
+    "30s".into()
+}
+
+impl Smtp {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or_else(|| self.tls.default_port())
+    }
+
+    pub fn timeout_ms(&self) -> i64 {
+        parse_duration_ms(&self.timeout).unwrap_or(30_000)
+    }
+}
+
+/// Someone who owns tickets (`owner = "camila"` in a mailbox or a rule).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Person {
+    /// Where notifications about their tickets go; unset: none are sent,
+    /// and the ticket's history says so.
+    #[serde(default)]
+    pub address: Option<String>,
+    /// Display name on notifications.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Tell them when a ticket becomes theirs and when its customer answers.
+    #[serde(default = "yes")]
+    pub notify: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -121,6 +319,133 @@ pub struct Rules {
 pub struct Templates {
     /// Directory of mail templates (`NAME.txt`); unset: built-in Spanish ones.
     pub dir: Option<PathBuf>,
+}
+
+/// How the daemon runs: health endpoint, leases between instances.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Daemon {
+    /// `host:port` of the `/healthz` and `/metrics` endpoint; empty: off.
+    pub listen: String,
+    /// This instance's name in folder leases (default: host name + pid).
+    pub instance: Option<String>,
+    /// How long a folder lease lasts without renewal; another instance takes
+    /// the folder over this long after its holder died.
+    pub lease_seconds: u64,
+    /// `/healthz` answers 503 when a folder has failed for longer than this.
+    pub unhealthy_after_seconds: u64,
+    /// How often the outbox is checked when nothing wakes it.
+    pub outbox_poll_seconds: u64,
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9187".into(),
+            instance: None,
+            lease_seconds: 30,
+            unhealthy_after_seconds: 300,
+            outbox_poll_seconds: 5,
+        }
+    }
+}
+
+/// Transport security of an IMAP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapTls {
+    /// TLS from the first byte (port 993).
+    #[default]
+    Implicit,
+    /// Plain connection upgraded with STARTTLS (port 143).
+    Starttls,
+    /// No encryption: only for a server on this machine.
+    None,
+}
+
+/// How to authenticate to the IMAP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapAuth {
+    /// LOGIN command (or AUTHENTICATE PLAIN when `plain`).
+    #[default]
+    Login,
+    Plain,
+    /// OAuth 2 bearer token (Microsoft 365, Google).
+    Xoauth2,
+}
+
+/// What to do with a mail in the server's folder once it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Disposition {
+    /// Mark it `\Seen`.
+    #[default]
+    Seen,
+    /// Move it to `move_to`.
+    Move,
+    /// Leave it as it is (buzon remembers the last UID it stored).
+    Leave,
+}
+
+/// One IMAP account with the folders buzon watches in it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Account {
+    pub host: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: ImapTls,
+    /// Extra CA certificate (PEM) to trust, for a server with its own CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    pub username: String,
+    #[serde(default)]
+    pub auth: ImapAuth,
+    /// The password (or OAuth token) is read from this file...
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// ...or from this environment variable...
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// ...or, for XOAUTH2, printed by this command (run at each login).
+    #[serde(default)]
+    pub token_command: Option<String>,
+    /// Use IDLE when the server offers it.
+    #[serde(default = "yes")]
+    pub idle: bool,
+    /// Seconds between checks when IDLE is off or not offered.
+    #[serde(default = "default_poll")]
+    pub poll_seconds: u64,
+    /// Mails fetched per round trip.
+    #[serde(default = "default_batch")]
+    pub batch_size: u32,
+    pub folders: Vec<Folder>,
+}
+
+fn default_poll() -> u64 {
+    60
+}
+
+fn default_batch() -> u32 {
+    200
+}
+
+/// A folder of an account, mapped to a buzon mailbox.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Folder {
+    /// IMAP folder name (`INBOX`).
+    pub folder: String,
+    /// The buzon mailbox (a `[mailboxes.NAME]`) its mail belongs to.
+    pub mailbox: String,
+    #[serde(default)]
+    pub disposition: Disposition,
+    /// Target folder for `disposition = "move"`.
+    #[serde(default)]
+    pub move_to: Option<String>,
+    /// Quarantined mail is moved here (default: left where it is, unseen).
+    #[serde(default)]
+    pub error_folder: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -210,8 +535,12 @@ impl Config {
             database: raw.database.unwrap_or_default(),
             limits: raw.limits.unwrap_or_default(),
             outbox: raw.outbox.unwrap_or_default(),
+            smtp: raw.smtp,
+            people: raw.people.unwrap_or_default(),
             rules: raw.rules.unwrap_or_default(),
             templates: raw.templates.unwrap_or_default(),
+            daemon: raw.daemon.unwrap_or_default(),
+            accounts: raw.accounts.unwrap_or_default(),
             mailboxes: raw.mailboxes.unwrap_or_default(),
         };
         config.apply_shorthands(&sources.env);
@@ -235,8 +564,12 @@ impl Config {
             },
             limits: Limits::default(),
             outbox: Outbox::default(),
+            smtp: None,
+            people: BTreeMap::new(),
             rules: Rules::default(),
             templates: Templates::default(),
+            daemon: Daemon::default(),
+            accounts: BTreeMap::new(),
             mailboxes: BTreeMap::new(),
         }
     }
@@ -291,6 +624,14 @@ impl Config {
         if let Some(dir) = &self.templates.dir {
             self.templates.dir = Some(resolve(base, dir));
         }
+        for account in self.accounts.values_mut() {
+            account.ca_file = account.ca_file.as_ref().map(|p| resolve(base, p));
+            account.password_file = account.password_file.as_ref().map(|p| resolve(base, p));
+        }
+        if let Some(smtp) = &mut self.smtp {
+            smtp.ca_file = smtp.ca_file.as_ref().map(|p| resolve(base, p));
+            smtp.password_file = smtp.password_file.as_ref().map(|p| resolve(base, p));
+        }
     }
 
     fn validate(&self, problems: &mut Vec<Problem>) {
@@ -333,6 +674,65 @@ impl Config {
                 ),
             );
         }
+        for (name, account) in &self.accounts {
+            let key = |k: &str| format!("accounts.{name}.{k}");
+            let secrets = [
+                account.password_file.is_some(),
+                account.password_env.is_some(),
+                account.token_command.is_some(),
+            ];
+            if secrets.iter().filter(|s| **s).count() != 1 {
+                add(
+                    &key("password_file"),
+                    "give exactly one of password_file, password_env or token_command (the secret never goes in this file)".into(),
+                );
+            }
+            if account.token_command.is_some() && account.auth != ImapAuth::Xoauth2 {
+                add(
+                    &key("token_command"),
+                    "token_command goes with auth = \"xoauth2\"".into(),
+                );
+            }
+            if account.tls == ImapTls::None && !is_loopback(&account.host) {
+                add(
+                    &key("tls"),
+                    format!(
+                        "tls = \"none\" sends the password in clear text; it is allowed only for a server on this machine (127.0.0.1), not {}: write tls = \"implicit\" or \"starttls\"",
+                        account.host
+                    ),
+                );
+            }
+            if account.folders.is_empty() {
+                add(
+                    &key("folders"),
+                    "no folders: add folders = [{ folder = \"INBOX\", mailbox = \"soporte\" }]"
+                        .into(),
+                );
+            }
+            for (i, f) in account.folders.iter().enumerate() {
+                if !self.mailboxes.contains_key(&f.mailbox) {
+                    add(
+                        &format!("accounts.{name}.folders[{i}].mailbox"),
+                        format!(
+                            "unknown mailbox '{}': define [mailboxes.{}] or use one of {}",
+                            f.mailbox,
+                            f.mailbox,
+                            self.mailboxes
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                }
+                if f.disposition == Disposition::Move && f.move_to.is_none() {
+                    add(
+                        &format!("accounts.{name}.folders[{i}].move_to"),
+                        "disposition = \"move\" needs move_to = \"FOLDER\"".into(),
+                    );
+                }
+            }
+        }
         for (name, mailbox) in &self.mailboxes {
             if !is_plausible_address(&mailbox.address) {
                 add(
@@ -344,6 +744,138 @@ impl Config {
                 );
             }
         }
+        self.validate_outbound(&mut add);
+    }
+
+    /// `[outbox]` retry keys, `[smtp]` and `[people]`.
+    fn validate_outbound(&self, add: &mut dyn FnMut(&str, String)) {
+        if self.outbox.retry_schedule.0.is_empty() {
+            add(
+                "outbox.retry_schedule",
+                "empty: write e.g. [\"2m\", \"5m\", \"10m\", \"15m\", \"30m\", \"1h\", \"2h\"]"
+                    .into(),
+            );
+        }
+        for step in &self.outbox.retry_schedule.0 {
+            match parse_duration_ms(step) {
+                Ok(ms) if ms < 1000 => add(
+                    "outbox.retry_schedule",
+                    format!("'{step}' is shorter than a second: write at least \"1s\""),
+                ),
+                Ok(_) => {}
+                Err(e) => add("outbox.retry_schedule", e),
+            }
+        }
+        if let Err(e) = parse_duration_ms(&self.outbox.max_age) {
+            add("outbox.max_age", e);
+        }
+        if let Err(e) = parse_duration_ms(&self.outbox.lease) {
+            add("outbox.lease", e);
+        }
+        if !(1..=1000).contains(&self.outbox.auto_reply_limit_per_hour) {
+            add(
+                "outbox.auto_reply_limit_per_hour",
+                format!(
+                    "{} is not a usable limit: write a number from 1 to 1000 (default 5); it is what stops a loop with a robot",
+                    self.outbox.auto_reply_limit_per_hour
+                ),
+            );
+        }
+        if !(1..=10_000).contains(&self.outbox.notification_limit_per_hour) {
+            add(
+                "outbox.notification_limit_per_hour",
+                format!(
+                    "{} is not a usable limit: write a number from 1 to 10000 (default 60)",
+                    self.outbox.notification_limit_per_hour
+                ),
+            );
+        }
+        if let Some(smtp) = &self.smtp {
+            if smtp.host.trim().is_empty() {
+                add(
+                    "smtp.host",
+                    "empty: write the SMTP server's name, e.g. \"smtp.example.com\"".into(),
+                );
+            }
+            let secrets = usize::from(smtp.password_file.is_some())
+                + usize::from(smtp.password_env.is_some());
+            match (&smtp.username, secrets) {
+                (Some(_), 1) | (None, 0) => {}
+                (Some(_), _) => add(
+                    "smtp.password_file",
+                    "with a username, give exactly one of password_file or password_env (the password never goes in this file)".into(),
+                ),
+                (None, _) => add(
+                    "smtp.username",
+                    "a password is configured but no username to log in with".into(),
+                ),
+            }
+            if smtp.tls == SmtpTls::None && smtp.username.is_some() && !is_loopback(&smtp.host) {
+                add(
+                    "smtp.tls",
+                    format!(
+                        "tls = \"none\" with a username sends the password in clear text; allowed only for a relay on this machine, not {}: write tls = \"starttls\" or \"implicit\"",
+                        smtp.host
+                    ),
+                );
+            }
+            for (key, file) in [
+                ("ca_file", &smtp.ca_file),
+                ("password_file", &smtp.password_file),
+            ] {
+                if let Some(path) = file
+                    && !path.is_file()
+                {
+                    add(
+                        &format!("smtp.{key}"),
+                        format!("{} is not a readable file", path.display()),
+                    );
+                }
+            }
+            if smtp.pool_size == 0 {
+                add("smtp.pool_size", "must be at least 1".into());
+            }
+            if let Err(e) = parse_duration_ms(&smtp.timeout) {
+                add("smtp.timeout", e);
+            }
+        }
+        for (name, person) in &self.people {
+            if let Some(address) = &person.address
+                && !is_plausible_address(address)
+            {
+                add(
+                    &format!("people.{name}.address"),
+                    format!(
+                        "'{address}' is not a mail address: write it as \"camila@example.com\""
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Where to notify `owner` about their tickets (address, display
+    /// name), or why nowhere, in words for the ticket's history.
+    pub fn owner_address(&self, owner: &str) -> Result<(&str, Option<&str>), String> {
+        match self.people.get(owner) {
+            None => Err(format!(
+                "{owner} has no address (add [people.{owner}] address = \"...\")"
+            )),
+            Some(p) if !p.notify => Err(format!("people.{owner}.notify is false")),
+            Some(p) => match &p.address {
+                Some(a) => Ok((a.as_str(), p.name.as_deref())),
+                None => Err(format!(
+                    "{owner} has no address (people.{owner}.address is not set)"
+                )),
+            },
+        }
+    }
+
+    /// Whether `address` is one of the shared mailboxes buzon reads: mail
+    /// sent there would come back to us.
+    pub fn is_mailbox_address(&self, address: &str) -> bool {
+        self.mailboxes
+            .values()
+            .any(|m| m.address.eq_ignore_ascii_case(address))
     }
 
     /// The mailbox addresses plus `our_domains`: mail from these is ours.
@@ -409,16 +941,24 @@ struct RawSections {
     database: Option<Database>,
     limits: Option<Limits>,
     outbox: Option<Outbox>,
+    smtp: Option<Smtp>,
+    people: Option<BTreeMap<String, Person>>,
     rules: Option<Rules>,
     templates: Option<Templates>,
+    daemon: Option<Daemon>,
+    accounts: Option<BTreeMap<String, Account>>,
     mailboxes: Option<BTreeMap<String, Mailbox>>,
 }
 
 const SECTIONS: &[&str] = &[
+    "daemon",
+    "accounts",
     "deployment",
     "database",
     "limits",
     "outbox",
+    "smtp",
+    "people",
     "rules",
     "templates",
     "mailboxes",
@@ -462,9 +1002,75 @@ fn read_sections(cfg: &config::Config, problems: &mut Vec<Problem>) -> RawSectio
     );
     raw.database = section(cfg, "database", &["url", "max_connections"], problems);
     raw.limits = section(cfg, "limits", &["max_message_bytes"], problems);
-    raw.outbox = section(cfg, "outbox", &["dir"], problems);
+    raw.outbox = section(
+        cfg,
+        "outbox",
+        &[
+            "dir",
+            "retry_schedule",
+            "max_age",
+            "lease",
+            "auto_reply_limit_per_hour",
+            "notification_limit_per_hour",
+        ],
+        problems,
+    );
+    raw.smtp = section(
+        cfg,
+        "smtp",
+        &[
+            "host",
+            "port",
+            "tls",
+            "username",
+            "password_file",
+            "password_env",
+            "ca_file",
+            "pool_size",
+            "timeout",
+        ],
+        problems,
+    );
+    raw.people = section(cfg, "people", &["address", "name", "notify"], problems);
     raw.rules = section(cfg, "rules", &["dir"], problems);
     raw.templates = section(cfg, "templates", &["dir"], problems);
+    raw.daemon = section(
+        cfg,
+        "daemon",
+        &[
+            "listen",
+            "instance",
+            "lease_seconds",
+            "unhealthy_after_seconds",
+            "outbox_poll_seconds",
+        ],
+        problems,
+    );
+    raw.accounts = section(
+        cfg,
+        "accounts",
+        &[
+            "host",
+            "port",
+            "tls",
+            "ca_file",
+            "username",
+            "auth",
+            "password_file",
+            "password_env",
+            "token_command",
+            "idle",
+            "poll_seconds",
+            "batch_size",
+            "folders",
+            "folder",
+            "mailbox",
+            "disposition",
+            "move_to",
+            "error_folder",
+        ],
+        problems,
+    );
     raw.mailboxes = section(
         cfg,
         "mailboxes",
@@ -570,6 +1176,13 @@ fn edit_distance(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn is_plausible_address(s: &str) -> bool {
@@ -713,5 +1326,64 @@ max_message_bytes = 10
     fn closest_suggests_typos_only() {
         assert_eq!(closest("pipline", &["pipeline", "owner"]), Some("pipeline"));
         assert_eq!(closest("zzzzzz", &["pipeline", "owner"]), None);
+    }
+
+    #[test]
+    fn outbound_keys_load_with_defaults_and_overrides() {
+        let text = format!(
+            "{GOOD}\n[smtp]\nhost = \"smtp.generafactoring.example\"\nusername = \"finanzas\"\n\
+             password_env = \"SMTP_PASS\"\n\n[people.alonso]\naddress = \"alonso@generafactoring.example\"\n"
+        );
+        let cfg = load(&text, &[("BUZON_OUTBOX__RETRY_SCHEDULE", "1m, 5m")]).unwrap();
+        let smtp = cfg.smtp.as_ref().unwrap();
+        assert_eq!((smtp.tls, smtp.port()), (SmtpTls::Starttls, 587));
+        assert_eq!(cfg.outbox.retry_schedule_ms(), vec![60_000, 300_000]);
+        assert_eq!(cfg.outbox.max_age_ms(), 3 * 86_400_000);
+        assert_eq!(cfg.outbox.auto_reply_limit_per_hour, 5);
+        assert_eq!(
+            cfg.owner_address("alonso").unwrap().0,
+            "alonso@generafactoring.example"
+        );
+        assert!(
+            cfg.owner_address("milagros")
+                .unwrap_err()
+                .contains("[people.milagros]")
+        );
+        let defaults = load(GOOD, &[]).unwrap();
+        assert_eq!(defaults.outbox.retry_schedule_ms().len(), 7);
+        assert!(defaults.smtp.is_none());
+    }
+
+    #[test]
+    fn outbound_problems_are_reported_with_their_keys() {
+        let bad = format!(
+            "{GOOD}\n[outbox]\nretry_schedule = [\"2m\", \"5 semanas\", \"0s\"]\nmax_age = \"x\"\n\
+             auto_reply_limit_per_hour = 0\n\n[smtp]\nhost = \"smtp.example.com\"\ntls = \"none\"\n\
+             username = \"u\"\nprot = 25\n\n[people.camila]\naddress = \"camila\"\n"
+        );
+        let err = load(&bad, &[]).unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "outbox.retry_schedule: unknown unit 'semanas'",
+            "outbox.retry_schedule: '0s' is shorter than a second",
+            "outbox.max_age",
+            "outbox.auto_reply_limit_per_hour",
+            "smtp.password_file: with a username",
+            "smtp.tls: tls = \"none\" with a username",
+            "smtp.prot: unknown key: did you mean `port`?",
+            "people.camila.address",
+        ] {
+            assert!(text.contains(needle), "{needle}\n{text}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("90s"), Ok(90_000));
+        assert_eq!(parse_duration_ms("2m"), Ok(120_000));
+        assert_eq!(parse_duration_ms("3d"), Ok(259_200_000));
+        assert_eq!(parse_duration_ms("45"), Ok(45_000));
+        assert!(parse_duration_ms("h").is_err());
+        assert!(parse_duration_ms("-1m").is_err());
     }
 }

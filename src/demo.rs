@@ -102,6 +102,7 @@ pub fn config(database_url: String, outbox_dir: PathBuf) -> Config {
     config.deployment.name = "Mesa de demostración buzon".into();
     config.outbox = Outbox {
         dir: Some(outbox_dir),
+        ..Outbox::default()
     };
     config.mailboxes = MAILBOXES
         .iter()
@@ -170,7 +171,7 @@ pub async fn run(dir: &Path) -> Result<DemoRun, DemoError> {
     }
     let delivered = deliver::drain(
         &store,
-        &Transport::Dir(outbox_dir.clone()),
+        &Transport::dir(outbox_dir.clone()),
         crate::store::now_ms(),
     )
     .await?;

@@ -7,22 +7,31 @@
 //! - [`classify`]: is it automatic mail (auto-reply, bounce, list)? pure.
 //! - [`thread`]: which ticket a follow-up continues; signed Message-IDs; pure.
 //! - [`agent`]: agents' actions (assign, state, comment, reply, close).
+//! - [`rules`]: rule files → routing decisions, keys, explanations; pure evaluation.
 //! - [`route`]: the routing decision with mailbox defaults; pure.
 //! - [`ticket`]: states, priorities, outcomes, ticket numbers; pure.
 //! - [`pipeline`]: one message through parse → classify → thread → route → store.
 //! - [`store`]: SQLite or PostgreSQL; the only module with SQL.
-//! - [`outbound`]: composing acknowledgements and delivering the outbox.
+//! - [`outbound`]: the mails buzon sends (templates, who gets what,
+//!   composing) and delivering the outbox (files or SMTP, retries).
+//! - [`source`]: where mail comes from; IMAP intake with checkpoints and leases.
+//! - [`daemon`]: `buzon run`: folder workers, outbox worker, signals, systemd.
+//! - [`health`]: per-folder health, `/healthz` and `/metrics`.
 //! - [`demo`]: the bundled sample mail and the `buzon demo` run.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod agent;
 pub mod classify;
 pub mod config;
+pub mod daemon;
 pub mod demo;
+pub mod health;
 pub mod outbound;
 pub mod parse;
 pub mod pipeline;
 pub mod route;
+pub mod rules;
+pub mod source;
 pub mod store;
 pub mod thread;
 pub mod ticket;

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use buzon::agent::Agent;
 use buzon::config::{Config, DEFAULT_CONFIG_PATH, Sources};
-use buzon::outbound::deliver::{self, Transport};
+use buzon::outbound::deliver::{self, DrainReport, Transport};
 use buzon::pipeline::{Outcome, Pipeline};
 use buzon::store::{Store, TicketFilter, now_ms};
 use buzon::ticket::{Outcome as TicketOutcome, Priority, State, display_number, parse_number};
@@ -69,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Check, explain and test the routing rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Run the pipeline over bundled sample mail into a fresh SQLite file.
@@ -77,9 +82,9 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Run the daemon (delivers the outbox; mail sources come with IMAP intake).
+    /// Run the daemon: watch the IMAP folders, deliver the outbox.
     Run {
-        /// Do one round of work and exit.
+        /// Drain every folder once, deliver the outbox, and exit.
         #[arg(long)]
         once: bool,
     },
@@ -154,6 +159,27 @@ enum TicketsCommand {
 }
 
 #[derive(Subcommand)]
+enum RulesCommand {
+    /// Report every problem in the rule files (exit 1 on any error).
+    Check {
+        /// Rules directory (default: the config's rules.dir).
+        dir: Option<PathBuf>,
+    },
+    /// Show how each rule treats a mail and the final decision.
+    Explain {
+        #[arg(long)]
+        mailbox: String,
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Run the test cases written in the rule files.
+    Test { dir: Option<PathBuf> },
+}
+
+#[derive(Subcommand)]
 enum QuarantineCommand {
     List {
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
@@ -167,13 +193,16 @@ enum QuarantineCommand {
 enum OutboxCommand {
     List {
         /// queued, sent or failed.
-        #[arg(long)]
+        #[arg(long, value_parser = ["queued", "sent", "failed"])]
         status: Option<String>,
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
     },
-    /// Deliver what is due now (to BUZON_OUTBOX_DIR / outbox.dir).
+    /// Deliver what is due now (to outbox.dir / BUZON_OUTBOX_DIR, else [smtp]).
     Flush,
+    /// Queue a failed (or waiting) mail again, due now with a fresh retry
+    /// schedule, and try to deliver it.
+    Retry { id: i64 },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -216,7 +245,8 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -228,12 +258,17 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         return demo(dir.clone()).await;
     }
     let config = load_config(&cli.config)?;
+    // Rule commands need no database: admins run them before a reload.
+    if let Command::Rules { command } = cli.command {
+        return rules(&config, command);
+    }
     let store = open_store(&config).await?;
     let code = match cli.command {
         Command::Ingest { mailbox, files } => ingest(&config, &store, &mailbox, &files).await?,
         Command::Tickets { command } => tickets(&config, &store, command).await?,
         Command::Quarantine { command } => quarantine(&config, &store, command).await?,
         Command::Outbox { command } => outbox(&config, &store, command).await?,
+        Command::Rules { .. } => ExitCode::SUCCESS,
         Command::Migrate => {
             println!("database is up to date ({})", store.backend_name());
             ExitCode::SUCCESS
@@ -326,20 +361,30 @@ async fn ingest(
             }
         }
     }
-    flush_outbox(config, store).await?;
+    flush_after(config, store).await;
     Ok(worst)
 }
 
 /// Delivers due outbox rows when a transport is configured; otherwise the
 /// daemon will.
-async fn flush_outbox(config: &Config, store: &Store) -> Result<()> {
-    if let Some(dir) = &config.outbox.dir {
-        let report = deliver::drain(store, &Transport::Dir(dir.clone()), now_ms()).await?;
-        if report.sent + report.failed + report.retrying > 0 {
-            tracing::info!(?report, "Outbox drained.");
-        }
+async fn flush_outbox(config: &Config, store: &Store) -> Result<Option<(String, DrainReport)>> {
+    let Some(transport) = Transport::from_config(config)? else {
+        return Ok(None);
+    };
+    let report = deliver::drain(store, &transport, now_ms()).await?;
+    if report.sent + report.failed + report.retrying > 0 {
+        tracing::info!(?report, transport = %transport.describe(), "Outbox drained.");
     }
-    Ok(())
+    Ok(Some((transport.describe(), report)))
+}
+
+/// After a command stored something: deliver now if possible. The mail is
+/// already safe in the outbox, so a delivery problem is reported but does
+/// not fail the command (an MTA piping into `ingest` must not retry).
+async fn flush_after(config: &Config, store: &Store) {
+    if let Err(e) = flush_outbox(config, store).await {
+        eprintln!("buzon: outgoing mail stays queued: {e:#}");
+    }
 }
 
 async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Result<ExitCode> {
@@ -410,6 +455,7 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
                 .assign(n, &owner)
                 .await?;
             println!("{}: assigned to {owner}", display_number(prefix, n));
+            flush_after(config, store).await;
         }
         TicketsCommand::State {
             number,
@@ -449,7 +495,7 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
                 .reply(n, &body)
                 .await?;
             println!("{}: reply queued <{id}>", display_number(prefix, n));
-            flush_outbox(config, store).await?;
+            flush_after(config, store).await;
         }
         TicketsCommand::Close {
             number,
@@ -464,10 +510,42 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
                 .close(n, outcome, note.as_deref())
                 .await?;
             println!("{}: done ({})", display_number(prefix, n), outcome.as_str());
-            flush_outbox(config, store).await?;
+            flush_after(config, store).await;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn rules(config: &Config, command: RulesCommand) -> Result<ExitCode> {
+    let dir_of = |dir: Option<PathBuf>| -> Result<PathBuf> {
+        dir.or_else(|| config.rules.dir.clone()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no rules directory: pass DIR or set [rules] dir = \"rules\" in the config"
+            )
+        })
+    };
+    let (out, ok) = match command {
+        RulesCommand::Check { dir } => buzon::rules::cli::check(&dir_of(dir)?, config),
+        RulesCommand::Test { dir } => buzon::rules::cli::test(&dir_of(dir)?, config),
+        RulesCommand::Explain {
+            mailbox,
+            file,
+            format,
+            dir,
+        } => {
+            let format = match format {
+                ShowFormat::Text => buzon::rules::cli::Format::Text,
+                ShowFormat::Json => buzon::rules::cli::Format::Json,
+            };
+            buzon::rules::cli::explain(&dir_of(dir)?, config, &mailbox, &file, format)
+        }
+    };
+    print_out(&out)?;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn ticket_number(prefix: &str, text: &str) -> Result<i64> {
@@ -489,6 +567,7 @@ async fn agent_for<'a>(
         config,
         store,
         signer: pipeline.signer().clone(),
+        templates: pipeline.templates().clone(),
         name,
     })
 }
@@ -542,7 +621,7 @@ async fn quarantine(
                     ExitCode::FAILURE
                 }
             };
-            flush_outbox(config, store).await?;
+            flush_after(config, store).await;
             Ok(code)
         }
     }
@@ -563,27 +642,70 @@ async fn outbox(config: &Config, store: &Store, command: OutboxCommand) -> Resul
                 }
             }
         }
-        OutboxCommand::Flush => {
-            if config.outbox.dir.is_none() {
-                bail!("no transport configured: set outbox.dir or BUZON_OUTBOX_DIR");
+        OutboxCommand::Flush => match flush_outbox(config, store).await? {
+            Some((to, report)) => print_drain(&to, &report),
+            None => bail!(
+                "no transport configured: set [smtp] (host, port, tls, ...) or outbox.dir / BUZON_OUTBOX_DIR"
+            ),
+        },
+        OutboxCommand::Retry { id } => {
+            let Some(row) = store.outbox_get(id).await? else {
+                bail!("there is no outgoing mail {id}: see `buzon outbox list`");
+            };
+            if row.status == "sent" {
+                bail!(
+                    "outgoing mail {id} was already sent{}: nothing to retry",
+                    row.sent_at
+                        .map(|t| format!(" ({})", view::local_time(t, &time_zone(config))))
+                        .unwrap_or_default()
+                );
             }
-            flush_outbox(config, store).await?;
+            store.outbox_requeue(id, now_ms()).await?;
+            println!(
+                "outgoing mail {id} ({} to {}) queued again; it was {}{}",
+                row.kind,
+                row.rcpt_to.join(", "),
+                row.status,
+                row.last_error
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default()
+            );
+            if let Some((to, report)) = flush_outbox(config, store).await? {
+                print_drain(&to, &report);
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+fn print_drain(to: &str, report: &DrainReport) {
+    println!(
+        "outbox: {} sent, {} to retry, {} failed ({to})",
+        report.sent, report.retrying, report.failed
+    );
+}
+
 async fn run(config: &Config, store: &Store, once: bool) -> Result<ExitCode> {
-    loop {
-        flush_outbox(config, store).await?;
-        if once {
-            return Ok(ExitCode::SUCCESS);
-        }
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
-            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+    let config = std::sync::Arc::new(config.clone());
+    if !once {
+        buzon::daemon::run(config, store.clone()).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = buzon::daemon::run_once(config, store.clone()).await?;
+    let mut code = ExitCode::SUCCESS;
+    for (folder, result) in report {
+        match result {
+            Ok(s) => println!(
+                "{folder}: {} stored, {} already stored, {} quarantined",
+                s.stored, s.duplicates, s.quarantined
+            ),
+            Err(e) => {
+                eprintln!("buzon: {folder}: {e}");
+                code = ExitCode::FAILURE;
+            }
         }
     }
+    Ok(code)
 }
 
 async fn demo(dir: Option<PathBuf>) -> Result<ExitCode> {

@@ -8,17 +8,24 @@
 //! stored, and then the caller must keep the mail where it was (the mailbox
 //! is never touched first).
 
+use std::sync::Arc;
+
+use tracing::Instrument;
+
 use crate::classify::{Automatic, classify};
 use crate::config::Config;
-use crate::outbound::compose::{self, AckContext};
+use crate::outbound::compose::AutoSubmitted;
+use crate::outbound::plan::{Facts, Plan, PlannedMail};
+use crate::outbound::templates::{self, TemplateErrors, Templates};
 use crate::parse::{self, MailAddress, ParsedMail};
-use crate::route::{Decision, Key, Route};
+use crate::route::{Key, Route};
+use crate::rules::{LoadContext, RuleInput, RuleSet};
 use crate::store::{
     self, AppendMessage, AppendOutcome, CreateOutcome, NewEvent, NewParticipant, NewTicket,
     OutgoingMail, Store, StoreError, TicketState,
 };
 use crate::thread::{IdSigner, TagMatcher, referenced_ids};
-use crate::ticket::{State, display_number};
+use crate::ticket::{Priority, State, display_number};
 
 /// What happened to one mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +48,10 @@ pub enum PipelineError {
     UnknownMailbox(String),
     #[error("invalid ticket prefix for tags: {0}")]
     TagPattern(#[from] regex::Error),
+    #[error("{0}")]
+    Templates(#[from] TemplateErrors),
+    #[error("the rules cannot be loaded:\n{0}")]
+    Rules(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -80,17 +91,90 @@ pub struct Pipeline<'a> {
     store: &'a Store,
     signer: IdSigner,
     tags: TagMatcher,
+    /// The mail templates, checked at load.
+    templates: Templates,
+    /// The routing rules in force (swapped on reload, see `set_rules`).
+    rules: Arc<RuleSet>,
+    tz: jiff::tz::TimeZone,
 }
 
 impl<'a> Pipeline<'a> {
     pub async fn new(config: &'a Config, store: &'a Store) -> Result<Pipeline<'a>, PipelineError> {
+        let rules = Arc::new(load_rules(config)?);
+        Self::with_rules(config, store, rules).await
+    }
+
+    /// A pipeline with an already loaded rule set (the daemon keeps one
+    /// live set and hands every worker the current one).
+    pub async fn with_rules(
+        config: &'a Config,
+        store: &'a Store,
+        rules: Arc<RuleSet>,
+    ) -> Result<Pipeline<'a>, PipelineError> {
         let key = store.message_id_key().await?;
         Ok(Pipeline {
             config,
             store,
             signer: IdSigner::new(key.as_bytes()),
             tags: TagMatcher::new(&config.deployment.ticket_prefix)?,
+            templates: Templates::load(config.templates.dir.as_deref())?,
+            rules,
+            tz: jiff::tz::TimeZone::get(&config.deployment.time_zone)
+                .unwrap_or(jiff::tz::TimeZone::UTC),
         })
+    }
+
+    /// Switches to a reloaded rule set for the next mails.
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        self.rules = rules;
+    }
+
+    /// Routes a mail: the rules' decision, the mailbox's defaults for what
+    /// they left open, an owner picked from a group, the due date.
+    async fn route(
+        &self,
+        mailbox: &str,
+        mailbox_cfg: &crate::config::Mailbox,
+        mail: &ParsedMail,
+        automatic: Option<&Automatic>,
+    ) -> Result<Route, StoreError> {
+        let input = RuleInput::new(mailbox, mail, automatic);
+        let mut route = self.rules.evaluate(&input).complete(mailbox, mailbox_cfg);
+        if route.owner.is_none()
+            && let Some(name) = route.owner_group.clone()
+            && let Some(group) = self.rules.group(&name)
+        {
+            let mut counts = Vec::new();
+            let mut last: Option<(i64, String)> = None;
+            for member in &group.members {
+                let (open, newest) = self.store.owner_load(member).await?;
+                counts.push((member.clone(), open));
+                if let Some(id) = newest
+                    && last.as_ref().is_none_or(|(best, _)| id > *best)
+                {
+                    last = Some((id, member.clone()));
+                }
+            }
+            let picked = group.pick(&counts, last.as_ref().map(|(_, m)| m.as_str()));
+            route.set_by.insert("owner".into(), format!("group:{name}"));
+            route.owner = Some(picked);
+        }
+        Ok(route)
+    }
+
+    /// When the ticket is due, from the route's SLA (calendar or business
+    /// hours in the deployment's time zone).
+    fn due_at(&self, route: &Route, now: i64) -> Option<i64> {
+        route.sla_hours.map(|h| {
+            self.rules
+                .due_at_ms(now, h, route.sla_business_hours, &self.tz)
+        })
+    }
+
+    /// The mail templates (agents' closing messages and notifications use
+    /// them too).
+    pub fn templates(&self) -> &Templates {
+        &self.templates
     }
 
     /// Signs our outgoing Message-IDs (agents' replies use it too).
@@ -109,33 +193,48 @@ impl<'a> Pipeline<'a> {
             Ok(mail) => mail,
             Err(e) => return self.quarantine(mailbox, &e.to_string(), raw, now).await,
         };
+        // `instrument`, not `span.enter()`: an entered guard held across
+        // awaits corrupts the span stack when the task changes threads.
         let span = tracing::info_span!(
             "mail",
             mailbox,
             message_id = mail.message_id.as_deref().unwrap_or("")
         );
-        let _enter = span.enter();
+        self.ingest_parsed(raw, mailbox, mailbox_cfg, &mail, now)
+            .instrument(span)
+            .await
+    }
 
-        if let Some(outcome) = self.dedupe(&mail, mailbox, now).await? {
+    async fn ingest_parsed(
+        &self,
+        raw: &[u8],
+        mailbox: &str,
+        mailbox_cfg: &crate::config::Mailbox,
+        mail: &ParsedMail,
+        now: i64,
+    ) -> Result<Outcome, PipelineError> {
+        if let Some(outcome) = self.dedupe(mail, mailbox, now).await? {
             return Ok(outcome);
         }
-        let automatic = classify(&mail, &|a: &str| self.config.is_own_address(a));
-        let route = Decision::default().complete(mailbox, mailbox_cfg);
+        let automatic = classify(mail, &|a: &str| self.config.is_own_address(a));
+        let route = self
+            .route(mailbox, mailbox_cfg, mail, automatic.as_ref())
+            .await?;
         let outcome = match self
-            .thread(&mail, automatic.as_ref(), &route.keys, now)
+            .thread(mail, automatic.as_ref(), &route.keys, now)
             .await?
         {
             Thread::Continue(found) => {
-                self.append(found, mailbox, raw, &mail, automatic.as_ref(), now)
+                self.append(found, mailbox, raw, mail, automatic.as_ref(), now)
                     .await?
             }
             Thread::Linked { found, review } => {
                 let link = Some((found, review));
-                self.create(mailbox, raw, &mail, automatic.as_ref(), &route, link, now)
+                self.create(mailbox, raw, mail, automatic.as_ref(), &route, link, now)
                     .await?
             }
             Thread::New => {
-                self.create(mailbox, raw, &mail, automatic.as_ref(), &route, None, now)
+                self.create(mailbox, raw, mail, automatic.as_ref(), &route, None, now)
                     .await?
             }
         };
@@ -144,10 +243,31 @@ impl<'a> Pipeline<'a> {
             // Another writer stored the same message between our lookup and
             // our insert: record this arrival on its ticket instead.
             None => Ok(self
-                .dedupe(&mail, mailbox, now)
+                .dedupe(mail, mailbox, now)
                 .await?
                 .ok_or_else(|| StoreError::Corrupt("duplicate message vanished".into()))?),
         }
+    }
+
+    /// Quarantines a mail too large to fetch whole: its header is kept with
+    /// a note, so a person can see who wrote and what about.
+    pub async fn quarantine_oversize(
+        &self,
+        header: &[u8],
+        size: usize,
+        mailbox: &str,
+    ) -> Result<Outcome, PipelineError> {
+        let limit = self.config.limits.max_message_bytes;
+        let reason = parse::ParseError::TooLarge { size, limit }.to_string();
+        let mut kept = header.to_vec();
+        kept.extend_from_slice(
+            format!(
+                "\r\n[buzon: body of a {size}-byte message not fetched: {reason}; headers kept]\r\n"
+            )
+            .as_bytes(),
+        );
+        self.quarantine(mailbox, &reason, &kept, store::now_ms())
+            .await
     }
 
     async fn dedupe(
@@ -332,6 +452,19 @@ impl<'a> Pipeline<'a> {
                 detail: format!("{was} → {state}"),
             });
         }
+        // Only a person's answer is news for the owner; robots and staff
+        // writing to the shared mailbox are not.
+        let outgoing = if automatic.is_none() && !from_us {
+            self.plan_answer_notification(&found, mailbox, mail, &mut events)
+                .compose(
+                    &self.config.deployment.ticket_prefix,
+                    found.ticket,
+                    &self.signer,
+                    &self.templates,
+                )
+        } else {
+            Vec::new()
+        };
         let add = AppendMessage {
             ticket: found.ticket,
             mailbox,
@@ -346,7 +479,7 @@ impl<'a> Pipeline<'a> {
             new_state,
             now,
             events,
-            outgoing: Vec::new(),
+            outgoing,
         };
         Ok(match self.store.append_message(&add).await? {
             AppendOutcome::Appended => {
@@ -372,7 +505,10 @@ impl<'a> Pipeline<'a> {
         link: Option<(Found, bool)>,
         now: i64,
     ) -> Result<Option<Outcome>, StoreError> {
-        let (ack_plan, mut events) = self.plan_acknowledgement(mail, automatic, route, mailbox);
+        let due_at = self.due_at(route, now);
+        let (mut plan, mut events) =
+            self.plan_acknowledgement(mail, automatic, route, mailbox, due_at);
+        self.plan_notifications(&mut plan, automatic, route, &mut events);
         let (needs_review, linked_ticket) = match &link {
             Some((found, review)) => {
                 let prefix = &self.config.deployment.ticket_prefix;
@@ -393,12 +529,9 @@ impl<'a> Pipeline<'a> {
             }
             None => (false, None),
         };
+        let prefix = &self.config.deployment.ticket_prefix;
         let outgoing = |ticket: i64| -> Vec<OutgoingMail> {
-            ack_plan
-                .as_ref()
-                .and_then(|plan| plan.compose(ticket, &self.signer).ok())
-                .into_iter()
-                .collect()
+            plan.compose(prefix, ticket, &self.signer, &self.templates)
         };
         let new = NewTicket {
             mailbox,
@@ -406,20 +539,27 @@ impl<'a> Pipeline<'a> {
             mail,
             automatic,
             route,
-            participants: self.participants(mail),
+            participants: self.participants_with_notify(mail, &route.notify),
             needs_review,
             linked_ticket,
-            due_at: route.sla_hours.map(|h| now + i64::from(h) * 3_600_000),
+            due_at,
             now,
             events,
             outgoing: &outgoing,
         };
         Ok(match self.store.create_ticket(&new).await? {
             CreateOutcome::Created { ticket, queued } => {
-                tracing::info!(ticket, queued, needs_review, "Ticket created.");
+                let acknowledged = queued.iter().any(|k| k == "acknowledgement");
+                tracing::info!(
+                    ticket,
+                    queued = queued.len(),
+                    acknowledged,
+                    needs_review,
+                    "Ticket created."
+                );
                 Some(Outcome::Created {
                     ticket,
-                    acknowledged: queued > 0,
+                    acknowledged,
                 })
             }
             CreateOutcome::Duplicate => None,
@@ -456,6 +596,29 @@ impl<'a> Pipeline<'a> {
         out
     }
 
+    /// The mail's participants plus the rules' extra recipients (seed 002:
+    /// a client's additional addresses hear of every news on the case), so
+    /// agents' replies and the closing message reach them too. Our own
+    /// addresses among them are told only at creation.
+    fn participants_with_notify(
+        &self,
+        mail: &ParsedMail,
+        notify: &[String],
+    ) -> Vec<NewParticipant> {
+        let mut out = self.participants(mail);
+        for address in notify {
+            let known = out.iter().any(|p| p.address.eq_ignore_ascii_case(address));
+            if !known && !self.config.is_own_address(address) {
+                out.push(NewParticipant {
+                    address: address.clone(),
+                    name: None,
+                    role: "notify".into(),
+                });
+            }
+        }
+        out
+    }
+
     /// Decides whether to acknowledge, and records why not when we don't.
     fn plan_acknowledgement(
         &self,
@@ -463,7 +626,8 @@ impl<'a> Pipeline<'a> {
         automatic: Option<&Automatic>,
         route: &Route,
         mailbox: &str,
-    ) -> (Option<AckPlan>, Vec<NewEvent>) {
+        due_at: Option<i64>,
+    ) -> (Plan, Vec<NewEvent>) {
         let mut events = vec![NewEvent {
             actor: mail
                 .from
@@ -496,6 +660,32 @@ impl<'a> Pipeline<'a> {
                 detail: format!("{}: {}", auto.kind.as_str(), auto.reason),
             });
         }
+        // Answers go to Reply-To when there is one; a Reply-To without a
+        // display name still greets the person named in From.
+        let requester = mail
+            .reply_to
+            .clone()
+            .or_else(|| mail.from.clone())
+            .map(|mut r| {
+                if r.name.is_none() {
+                    r.name = mail.from.as_ref().and_then(|f| f.name.clone());
+                }
+                r
+            });
+        let mut plan = Plan::new(
+            self.config,
+            mailbox,
+            &Facts {
+                subject: &self.tags.strip(&mail.subject),
+                customer: requester.as_ref(),
+                pipeline: &route.pipeline,
+                owner: route.owner.as_deref(),
+                priority: route.priority,
+                due_at,
+                text: &mail.text,
+            },
+        )
+        .answering(mail.message_id.as_deref(), &mail.references);
         let withheld = |why: String| NewEvent {
             actor: "system".into(),
             kind: "ack_withheld".into(),
@@ -505,47 +695,107 @@ impl<'a> Pipeline<'a> {
             events.push(withheld(
                 "no acknowledgement configured for this mail".into(),
             ));
-            return (None, events);
+            return (plan, events);
         };
         if let Some(auto) = automatic {
             events.push(withheld(format!(
                 "automatic mail ({}) is never answered",
                 auto.kind.as_str()
             )));
-            return (None, events);
+            return (plan, events);
         }
-        let Some(requester) = mail.reply_to.clone().or_else(|| mail.from.clone()) else {
+        let Some(requester) = requester else {
             events.push(withheld("the mail has no sender address".into()));
-            return (None, events);
+            return (plan, events);
         };
         if self.config.is_own_address(&requester.address) {
             events.push(withheld(format!(
                 "{} is one of our own addresses",
                 requester.address
             )));
-            return (None, events);
+            return (plan, events);
         }
-        let Ok(mailbox_cfg) = self.config.mailbox(mailbox) else {
-            return (None, events);
-        };
-        let plan = AckPlan {
-            _template: template,
-            team: self.config.deployment.name.clone(),
-            prefix: self.config.deployment.ticket_prefix.clone(),
-            from_address: mailbox_cfg.address.clone(),
-            from_name: mailbox_cfg
-                .display_name
-                .clone()
-                .unwrap_or_else(|| self.config.deployment.name.clone()),
-            to_address: requester.address,
-            to_name: requester.name,
-            subject: self.tags.strip(&mail.subject),
-            route: route.clone(),
-            in_reply_to: mail.message_id.clone(),
-            references: mail.references.clone(),
-        };
-        (Some(plan), events)
+        if let Some(why) = crate::classify::unattended_address(&requester.address) {
+            events.push(withheld(format!("the answer would go to {why}")));
+            return (plan, events);
+        }
+        if let Err(why) = crate::outbound::compose::check_address(&requester.address) {
+            events.push(withheld(why));
+            return (plan, events);
+        }
+        if !self.templates.contains(&template) {
+            events.push(withheld(format!("unknown mail template '{template}'")));
+            return (plan, events);
+        }
+        plan.mails.push(PlannedMail {
+            kind: "acknowledgement",
+            template,
+            to: (requester.address, requester.name),
+            submitted: AutoSubmitted::Replied,
+        });
+        (plan, events)
     }
+
+    /// The owner's and the rules' extra notifications for a new ticket.
+    /// Automatic mail does not tell the owner (bounces and newsletters are
+    /// not news); a rule that wants someone told names them in `notify`.
+    fn plan_notifications(
+        &self,
+        plan: &mut Plan,
+        automatic: Option<&Automatic>,
+        route: &Route,
+        events: &mut Vec<NewEvent>,
+    ) {
+        if let Some(owner) = &route.owner
+            && automatic.is_none()
+        {
+            plan.notify_owner(self.config, owner, templates::OWNER_NEW, events);
+        }
+        plan.notify_extra(self.config, &route.notify, events);
+    }
+
+    /// Tells the ticket's owner that the customer answered.
+    fn plan_answer_notification(
+        &self,
+        found: &Found,
+        mailbox: &str,
+        mail: &ParsedMail,
+        events: &mut Vec<NewEvent>,
+    ) -> Plan {
+        let t = &found.state;
+        let mut plan = Plan::new(
+            self.config,
+            if self.config.mailboxes.contains_key(&t.mailbox) {
+                &t.mailbox
+            } else {
+                mailbox
+            },
+            &Facts {
+                subject: &self.tags.strip(&t.subject),
+                customer: mail.from.as_ref(),
+                pipeline: &t.pipeline,
+                owner: t.owner.as_deref(),
+                priority: t.priority.parse().unwrap_or(Priority::Medium),
+                due_at: None,
+                text: &mail.text,
+            },
+        )
+        .answering(mail.message_id.as_deref(), &mail.references);
+        if let Some(owner) = &t.owner {
+            plan.notify_owner(self.config, owner, templates::OWNER_REPLY, events);
+        }
+        plan
+    }
+}
+
+/// Loads the configured rule set (none configured: no rules, every ticket
+/// gets its mailbox's defaults).
+pub fn load_rules(config: &Config) -> Result<RuleSet, PipelineError> {
+    let Some(dir) = &config.rules.dir else {
+        return Ok(RuleSet::empty());
+    };
+    let ctx = LoadContext::from_config(config).map_err(|e| PipelineError::Rules(e.to_string()))?;
+    RuleSet::load(dir, &ctx).map_err(|e| PipelineError::Rules(e.to_string()))
 }
 
 /// The domain part of an address (for our Message-IDs).
@@ -554,45 +804,4 @@ pub fn domain_of(address: &str) -> &str {
         .rsplit_once('@')
         .map(|(_, d)| d)
         .unwrap_or("localhost")
-}
-
-/// Everything needed to compose the acknowledgement once the number is known.
-struct AckPlan {
-    _template: String,
-    team: String,
-    prefix: String,
-    from_address: String,
-    from_name: String,
-    to_address: String,
-    to_name: Option<String>,
-    subject: String,
-    route: Route,
-    in_reply_to: Option<String>,
-    references: Vec<String>,
-}
-
-impl AckPlan {
-    fn compose(
-        &self,
-        ticket: i64,
-        signer: &IdSigner,
-    ) -> Result<OutgoingMail, compose::ComposeError> {
-        let number = display_number(&self.prefix, ticket);
-        compose::acknowledgement(AckContext {
-            team: &self.team,
-            ticket: &number,
-            from_address: &self.from_address,
-            from_name: &self.from_name,
-            to_address: &self.to_address,
-            to_name: self.to_name.as_deref(),
-            subject: &self.subject,
-            pipeline: &self.route.pipeline,
-            owner: self.route.owner.as_deref(),
-            priority: self.route.priority.as_str(),
-            in_reply_to: self.in_reply_to.as_deref(),
-            references: &self.references,
-            message_id: signer.new_id(domain_of(&self.from_address)),
-        })
-        .inspect_err(|e| tracing::error!(error = %e, "Cannot compose acknowledgement."))
-    }
 }

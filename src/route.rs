@@ -24,12 +24,17 @@ pub struct Key {
 pub struct Decision {
     pub pipeline: Option<String>,
     pub owner: Option<String>,
+    /// A group (`[groups.NAME]` of the rule files) to pick the owner from;
+    /// set instead of `owner`, resolved by the pipeline with `Group::pick`.
+    pub owner_group: Option<String>,
     pub priority: Option<Priority>,
     pub state: Option<State>,
     pub ticket_type: Option<String>,
     pub category: Option<String>,
     pub area: Option<String>,
     pub tags: Vec<String>,
+    /// The team's own fields (`asociacion = "Arrendatario"`, `nivel = "Nivel 1"`).
+    pub fields: BTreeMap<String, String>,
     pub keys: Vec<Key>,
     /// Acknowledgement template to send; `Some("")` means "send none".
     pub ack_template: Option<String>,
@@ -37,8 +42,11 @@ pub struct Decision {
     pub notify: Vec<String>,
     /// Resolution target in hours, if a rule set one.
     pub sla_hours: Option<u32>,
-    /// Field name → who set it (`rule:NAME` or `mailbox:NAME`), for the
-    /// history and for `rules explain`.
+    /// Whether `sla_hours` counts business hours only.
+    pub sla_business_hours: bool,
+    /// Field name → who set it (`rule:FILE/NAME`, `defaults:FILE/MAILBOX`,
+    /// `type:FILE/TYPE` or `mailbox:NAME`), for the history and for
+    /// `rules explain`. Keys appear as `keys.NAME`.
     pub set_by: BTreeMap<String, String>,
 }
 
@@ -47,16 +55,20 @@ pub struct Decision {
 pub struct Route {
     pub pipeline: String,
     pub owner: Option<String>,
+    /// Still to be resolved to a member (see [`Decision::owner_group`]).
+    pub owner_group: Option<String>,
     pub priority: Priority,
     pub state: State,
     pub ticket_type: Option<String>,
     pub category: Option<String>,
     pub area: Option<String>,
     pub tags: Vec<String>,
+    pub fields: BTreeMap<String, String>,
     pub keys: Vec<Key>,
     pub ack_template: Option<String>,
     pub notify: Vec<String>,
     pub sla_hours: Option<u32>,
+    pub sla_business_hours: bool,
     pub set_by: BTreeMap<String, String>,
 }
 
@@ -70,7 +82,10 @@ impl Decision {
         };
         note("pipeline", &mut self.set_by);
         note("priority", &mut self.set_by);
-        if self.owner.is_none() && mailbox.owner.is_some() {
+        // A group chosen by a rule is an owner decision: the mailbox's
+        // default owner must not pre-empt the group's turn order.
+        let fill_owner = self.owner.is_none() && self.owner_group.is_none();
+        if fill_owner && mailbox.owner.is_some() {
             note("owner", &mut self.set_by);
         }
         let ack_template = match self.ack_template {
@@ -83,17 +98,24 @@ impl Decision {
         self.keys.dedup();
         Route {
             pipeline: self.pipeline.unwrap_or_else(|| mailbox.pipeline.clone()),
-            owner: self.owner.or_else(|| mailbox.owner.clone()),
+            owner: match self.owner {
+                Some(owner) => Some(owner),
+                None if fill_owner => mailbox.owner.clone(),
+                None => None,
+            },
+            owner_group: self.owner_group,
             priority: self.priority.unwrap_or(mailbox.priority),
             state: self.state.unwrap_or_default(),
             ticket_type: self.ticket_type,
             category: self.category,
             area: self.area,
             tags: self.tags,
+            fields: self.fields,
             keys: self.keys,
             ack_template,
             notify: self.notify,
             sla_hours: self.sla_hours,
+            sla_business_hours: self.sla_business_hours,
             set_by: self.set_by,
         }
     }

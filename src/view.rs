@@ -117,6 +117,7 @@ pub fn tickets_json(tickets: &[TicketRow], prefix: &str) -> serde_json::Value {
                 "category": t.category,
                 "area": t.area,
                 "tags": t.tags,
+                "fields": t.fields,
                 "keys": keys,
                 "requester": t.requester,
                 "mailbox": t.mailbox,
@@ -154,6 +155,7 @@ pub fn tickets_csv(tickets: &[TicketRow], prefix: &str, tz: &jiff::tz::TimeZone)
         "category",
         "area",
         "tags",
+        "fields",
         "keys",
         "requester",
         "mailbox",
@@ -177,6 +179,11 @@ pub fn tickets_csv(tickets: &[TicketRow], prefix: &str, tz: &jiff::tz::TimeZone)
             t.category.clone().unwrap_or_default(),
             t.area.clone().unwrap_or_default(),
             t.tags.join(";"),
+            t.fields
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(";"),
             keys_text(t),
             t.requester.clone().unwrap_or_default(),
             t.mailbox.clone(),
@@ -230,6 +237,10 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
             t.tags.join(", ")
         }
     );
+    if !t.fields.is_empty() {
+        let fields: Vec<String> = t.fields.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let _ = writeln!(out, "  {}", fields.join("   "));
+    }
     let _ = writeln!(
         out,
         "  requester: {}   mailbox: {}   keys: {}",

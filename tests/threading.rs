@@ -369,4 +369,73 @@ on_both_backends!(
     out_of_office_reply_changes_nothing,
     reply_to_closed_ticket_reopens_inside_window_and_links_after,
     agent_commands_change_the_ticket_and_mail_the_contact,
+    same_customer_same_order_joins_the_ticket,
 );
+
+/// A deployment routing with the TuPatrimonio example's rules, which
+/// extract `order` (and the copy/protocolization suffix) from the mail.
+fn with_example_rules(backend: Backend) -> Deployment {
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tupatrimonio");
+    Deployment::with_extra(
+        backend,
+        &format!(
+            "[rules]\ndir = \"{}\"\n\n[templates]\ndir = \"{}\"\n\n\
+             [people.gerente-operaciones]\naddress = \"gerencia@tupatrimonio.example\"\n",
+            rules.join("rules").display(),
+            rules.join("templates").display()
+        ),
+    )
+}
+
+fn same_customer_same_order_joins_the_ticket(backend: Backend) {
+    let d = with_example_rules(backend);
+    let out = d.ingest("soporte", &first_mail(&d));
+    let number = ticket_numbers(&out)[0].clone();
+    let shown = d.show_json(&number);
+    let keys = &shown["ticket"]["keys"];
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["name"] == "order" && k["value"] == "75321"),
+        "{keys:#}"
+    );
+    // A fresh mail (no threading headers, no tag) about the same order,
+    // written as the protocolization copy 75321_2.
+    let again = write_mail(
+        &d,
+        "again.eml",
+        &[
+            ("From", CUSTOMER),
+            ("Subject", "consulta por el pedido 75321_2"),
+            ("Message-ID", "<m7@gmail.example>"),
+        ],
+        "Hola, ¿ya enviaron a notaria la protocolizacion del pedido 75321_2?\r\n",
+    );
+    let out = d.ingest("soporte", &again);
+    assert_eq!(ticket_numbers(&out), std::slice::from_ref(&number), "{out}");
+    assert!(out.contains("follow-up appended"), "{out}");
+    // Another customer naming the same order gets a ticket of their own.
+    let other = write_mail(
+        &d,
+        "other.eml",
+        &[
+            ("From", "Otra Persona <otra@hotmail.example>"),
+            ("Subject", "Pedido N° 75321"),
+            ("Message-ID", "<o1@hotmail.example>"),
+        ],
+        "Consulta sobre el pedido 75321.\r\n",
+    );
+    let out = d.ingest("soporte", &other);
+    assert_ne!(ticket_numbers(&out)[0], number, "{out}");
+    let listed = d.ok(&[
+        "tickets",
+        "list",
+        "--key",
+        "order=75321",
+        "--format",
+        "json",
+    ]);
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["tickets"].as_array().unwrap().len(), 2);
+}

@@ -1,15 +1,18 @@
-//! Builds the mails buzon sends, starting with the acknowledgement.
+//! Builds the mails buzon sends: acknowledgements, notifications, closing
+//! messages and agents' replies. Pure.
 //!
-//! Every outgoing mail carries a Message-ID of ours (recorded in the outbox
-//! and later used for threading), `In-Reply-To`/`References` to the
-//! customer's mail, and the RFC 3834 headers that tell other robots not to
-//! answer (`Auto-Submitted`, `X-Auto-Response-Suppress`, `Precedence`).
+//! Every outgoing mail carries a Message-ID of ours (recorded on the ticket
+//! and later used for threading), `From`/`Reply-To` the mailbox's address,
+//! `In-Reply-To`/`References` to the customer's mail, and, when automatic,
+//! the RFC 3834 headers that tell other robots not to answer
+//! (`Auto-Submitted`, `X-Auto-Response-Suppress: All`, `Precedence:
+//! auto_reply`). The words come from [`super::templates`].
 
 use lettre::Message;
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, SinglePart};
-use minijinja::{Environment, UndefinedBehavior, context};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
 
+use super::templates::{RenderError, Templates, Vars};
 use crate::parse::collapse_ws;
 use crate::store::OutgoingMail;
 
@@ -18,52 +21,10 @@ use crate::store::OutgoingMail;
 pub enum ComposeError {
     #[error("invalid address '{address}': {reason}")]
     Address { address: String, reason: String },
-    #[error("template {name}: {source}")]
-    Template {
-        name: String,
-        #[source]
-        source: minijinja::Error,
-    },
+    #[error(transparent)]
+    Template(#[from] RenderError),
     #[error("cannot build message: {0}")]
     Build(#[from] lettre::error::Error),
-}
-
-const ACK_SUBJECT: &str = "{{ tag }} Recibimos su solicitud: {{ subject }}";
-const ACK_BODY: &str = "\
-Hola{% if name %} {{ name }}{% endif %}:
-
-Recibimos su solicitud «{{ subject }}» y la registramos con el número {{ ticket }}.
-{% if owner %}La atenderá {{ owner }}.
-{% endif %}
-Si desea agregar información, responda a este correo sin cambiar el asunto
-(debe conservar {{ tag }}).
-
-Saludos cordiales,
-{{ team }}
-
---
-Este es un mensaje automático de confirmación.
-";
-
-/// What an acknowledgement needs to know.
-pub struct AckContext<'a> {
-    pub team: &'a str,
-    /// Human number, e.g. `T-1042`.
-    pub ticket: &'a str,
-    pub from_address: &'a str,
-    pub from_name: &'a str,
-    pub to_address: &'a str,
-    pub to_name: Option<&'a str>,
-    pub subject: &'a str,
-    pub pipeline: &'a str,
-    pub owner: Option<&'a str>,
-    pub priority: &'a str,
-    /// The customer's Message-ID (no brackets), to thread under it.
-    pub in_reply_to: Option<&'a str>,
-    /// The customer's References, to keep the chain.
-    pub references: &'a [String],
-    /// Our Message-ID for this mail (signed, see `thread::IdSigner`).
-    pub message_id: String,
 }
 
 /// The subject tag that identifies a ticket: `[#T-1042]`.
@@ -71,72 +32,88 @@ pub fn ticket_tag(ticket: &str) -> String {
     format!("[#{ticket}]")
 }
 
-/// A mail ready to be built: who, what, and where it threads.
-pub struct MailParts<'a> {
+/// Which RFC 3834 `Auto-Submitted` value an automatic mail carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoSubmitted {
+    /// An answer to a mail (the acknowledgement).
+    Replied,
+    /// Written on our own initiative (notifications, closing messages).
+    Generated,
+}
+
+impl AutoSubmitted {
+    fn header_value(self) -> &'static str {
+        match self {
+            AutoSubmitted::Replied => "auto-replied",
+            AutoSubmitted::Generated => "auto-generated",
+        }
+    }
+}
+
+/// What makes a mail automatic: its loop-protection headers and the limit
+/// on how many may go to one recipient per hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Auto {
+    pub submitted: AutoSubmitted,
+    pub limit_per_hour: u32,
+}
+
+/// Who a mail is from and to, and where it threads.
+pub struct Envelope<'a> {
+    /// acknowledgement, notification, closing, reply, ...
     pub kind: &'a str,
     pub message_id: String,
     pub from_address: &'a str,
     pub from_name: &'a str,
     /// (address, display name); the first is `To`, the rest `Cc`.
     pub to: Vec<(String, Option<String>)>,
-    pub subject: String,
-    pub body: String,
+    /// The mail this answers (no brackets).
     pub in_reply_to: Option<&'a str>,
+    /// The chain to keep (no brackets).
     pub references: &'a [String],
     /// Automatic mail (acknowledgements, notifications) carries the RFC 3834
-    /// headers; a person's reply sent through buzon does not.
-    pub automatic: bool,
+    /// headers and counts against the per-recipient limit; a person's reply
+    /// sent through buzon does not.
+    pub auto: Option<Auto>,
 }
 
-/// The acknowledgement of a new ticket.
-pub fn acknowledgement(ctx: AckContext<'_>) -> Result<OutgoingMail, ComposeError> {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    let tag = ticket_tag(ctx.ticket);
-    let vars = context! {
-        ticket => ctx.ticket,
-        tag => tag,
-        subject => if ctx.subject.is_empty() { "(sin asunto)" } else { ctx.subject },
-        name => ctx.to_name.unwrap_or(""),
-        team => ctx.team,
-        pipeline => ctx.pipeline,
-        owner => ctx.owner.unwrap_or(""),
-        priority => ctx.priority,
-    };
-    let render = |name: &str, source: &str| {
-        env.render_str(source, &vars)
-            .map_err(|source| ComposeError::Template {
-                name: name.to_string(),
-                source,
-            })
-    };
-    let subject = render("acknowledgement subject", ACK_SUBJECT)?;
-    let body = render("acknowledgement body", ACK_BODY)?;
+/// A mail ready to be built: its envelope and its words.
+pub struct MailParts<'a> {
+    pub envelope: Envelope<'a>,
+    pub subject: String,
+    pub body: String,
+    /// An HTML alternative to `body`.
+    pub html: Option<String>,
+}
+
+/// Renders template `name` with `vars` and builds the mail.
+pub fn from_template(
+    templates: &Templates,
+    name: &str,
+    vars: &Vars,
+    envelope: Envelope<'_>,
+) -> Result<OutgoingMail, ComposeError> {
+    let rendered = templates.render(name, vars)?;
     build(MailParts {
-        kind: "acknowledgement",
-        message_id: ctx.message_id,
-        from_address: ctx.from_address,
-        from_name: ctx.from_name,
-        to: vec![(ctx.to_address.to_string(), ctx.to_name.map(str::to_string))],
-        subject,
-        body,
-        in_reply_to: ctx.in_reply_to,
-        references: ctx.references,
-        automatic: true,
+        envelope,
+        subject: rendered.subject,
+        body: rendered.text,
+        html: rendered.html,
     })
 }
 
 /// Builds any outgoing mail: our Message-ID, threading headers, and the
 /// loop-protection headers when it is automatic.
 pub fn build(parts: MailParts<'_>) -> Result<OutgoingMail, ComposeError> {
+    let env = parts.envelope;
     let subject = collapse_ws(&parts.subject);
-    let from = mailbox(parts.from_address, Some(parts.from_name))?;
+    let from = mailbox(env.from_address, Some(env.from_name))?;
     let mut builder = Message::builder()
         .from(from.clone())
         .reply_to(from)
         .subject(subject.clone())
-        .message_id(Some(format!("<{}>", parts.message_id)));
-    for (i, (address, name)) in parts.to.iter().enumerate() {
+        .message_id(Some(format!("<{}>", env.message_id)));
+    for (i, (address, name)) in env.to.iter().enumerate() {
         let mb = mailbox(address, name.as_deref())?;
         builder = if i == 0 {
             builder.to(mb)
@@ -144,14 +121,14 @@ pub fn build(parts: MailParts<'_>) -> Result<OutgoingMail, ComposeError> {
             builder.cc(mb)
         };
     }
-    if parts.automatic {
+    if let Some(auto) = env.auto {
         builder = builder
-            .raw_header(header("Auto-Submitted", "auto-replied"))
+            .raw_header(header("Auto-Submitted", auto.submitted.header_value()))
             .raw_header(header("X-Auto-Response-Suppress", "All"))
             .raw_header(header("Precedence", "auto_reply"));
     }
-    if let Some(parent) = parts.in_reply_to {
-        let mut chain: Vec<String> = parts
+    if let Some(parent) = env.in_reply_to {
+        let mut chain: Vec<String> = env
             .references
             .iter()
             .filter(|r| r.as_str() != parent)
@@ -162,20 +139,36 @@ pub fn build(parts: MailParts<'_>) -> Result<OutgoingMail, ComposeError> {
             .in_reply_to(format!("<{parent}>"))
             .references(chain.join(" "));
     }
-    let message = builder.singlepart(
-        SinglePart::builder()
-            .header(ContentType::TEXT_PLAIN)
-            .body(parts.body.clone()),
-    )?;
+    let message = match parts.html {
+        Some(html) => {
+            builder.multipart(MultiPart::alternative_plain_html(parts.body.clone(), html))?
+        }
+        None => builder.singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(parts.body.clone()),
+        )?,
+    };
     Ok(OutgoingMail {
-        kind: parts.kind.to_string(),
-        message_id: parts.message_id,
-        mail_from: parts.from_address.to_string(),
-        rcpt_to: parts.to.into_iter().map(|(a, _)| a).collect(),
+        kind: env.kind.to_string(),
+        message_id: env.message_id,
+        mail_from: env.from_address.to_string(),
+        rcpt_to: env.to.into_iter().map(|(a, _)| a).collect(),
         raw: message.formatted(),
         subject,
         body_text: parts.body,
+        auto_limit_per_hour: env.auto.map(|a| a.limit_per_hour),
     })
+}
+
+/// Whether `address` can be written in a mail header and an SMTP envelope
+/// (checked before a mail is planned, so a refusal is recorded on the
+/// ticket instead of surfacing as a compose error inside the transaction).
+pub fn check_address(address: &str) -> Result<(), String> {
+    address
+        .parse::<lettre::Address>()
+        .map(|_| ())
+        .map_err(|e| format!("'{address}' cannot be used as a mail address: {e}"))
 }
 
 fn header(name: &'static str, value: &str) -> HeaderValue {
@@ -198,26 +191,43 @@ fn mailbox(address: &str, name: Option<&str>) -> Result<Mailbox, ComposeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::templates::ACKNOWLEDGEMENT;
     use crate::parse::parse;
+
+    fn envelope(refs: &[String], auto: Option<Auto>) -> Envelope<'_> {
+        Envelope {
+            kind: "acknowledgement",
+            message_id: "buzon.1.2@tp.example".into(),
+            from_address: "soporte@tp.example",
+            from_name: "Soporte",
+            to: vec![("ana@cliente.example".into(), Some("Ana Pérez".into()))],
+            in_reply_to: Some("b@c.example"),
+            references: refs,
+            auto,
+        }
+    }
 
     #[test]
     fn acknowledgement_threads_and_protects_against_loops() {
         let refs = vec!["a@c.example".to_string()];
-        let ack = acknowledgement(AckContext {
-            team: "Soporte Tu Patrimonio",
-            ticket: "T-42",
-            from_address: "soporte@tp.example",
-            from_name: "Soporte",
-            to_address: "ana@cliente.example",
-            to_name: Some("Ana Pérez"),
-            subject: "Documento observado por Notaría",
-            pipeline: "Soporte",
-            owner: Some("Camila"),
-            priority: "media",
-            in_reply_to: Some("b@c.example"),
-            references: &refs,
-            message_id: "buzon.1.2@tp.example".into(),
-        })
+        let vars = Vars {
+            ticket: "T-42".into(),
+            tag: ticket_tag("T-42"),
+            subject: "Documento observado por Notaría".into(),
+            name: "Ana Pérez".into(),
+            team: "Soporte Tu Patrimonio".into(),
+            ..Vars::default()
+        };
+        let auto = Auto {
+            submitted: AutoSubmitted::Replied,
+            limit_per_hour: 5,
+        };
+        let ack = from_template(
+            &Templates::builtin(),
+            ACKNOWLEDGEMENT,
+            &vars,
+            envelope(&refs, Some(auto)),
+        )
         .unwrap();
         let back = parse(&ack.raw, 1 << 20).unwrap();
         assert!(back.subject.contains("[#T-42]"), "{}", back.subject);
@@ -229,10 +239,28 @@ mod tests {
         );
         assert_eq!(back.message_id.as_deref(), Some(ack.message_id.as_str()));
         assert_eq!(back.header("Auto-Submitted"), Some("auto-replied"));
+        assert_eq!(back.header("X-Auto-Response-Suppress"), Some("All"));
         assert_eq!(back.header("Precedence"), Some("auto_reply"));
         assert!(back.text.contains("T-42"));
         assert!(back.text.contains("Ana Pérez"));
         assert_eq!(ack.rcpt_to, vec!["ana@cliente.example".to_string()]);
         assert_eq!(ack.message_id, "buzon.1.2@tp.example");
+        assert_eq!(ack.auto_limit_per_hour, Some(5));
+    }
+
+    #[test]
+    fn a_persons_mail_has_no_robot_headers_and_html_is_an_alternative() {
+        let mail = build(MailParts {
+            envelope: envelope(&[], None),
+            subject: "Re: x".into(),
+            body: "texto\n".into(),
+            html: Some("<p>texto</p>".into()),
+        })
+        .unwrap();
+        let back = parse(&mail.raw, 1 << 20).unwrap();
+        assert_eq!(back.header("Auto-Submitted"), None);
+        assert_eq!(back.content_type, "multipart/alternative");
+        assert!(back.text.contains("texto"));
+        assert_eq!(mail.auto_limit_per_hour, None);
     }
 }

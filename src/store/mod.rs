@@ -18,9 +18,7 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use model::*;
 
@@ -100,16 +98,17 @@ impl Store {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(open_err)?
                 .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
+            let lock_path = format!("{}.migrate-lock", opts.get_filename().display());
+            ensure_wal(&opts).await.map_err(open_err)?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .connect_with(opts)
                 .await
                 .map_err(open_err)?;
-            SQLITE_MIGRATOR.run(&pool).await?;
+            migrate_sqlite(&pool, &lock_path).await?;
             Backend::Sqlite(pool)
         } else {
             let pool = PgPoolOptions::new()
@@ -234,6 +233,45 @@ impl Store {
         dispatch!(self, setting_or_create("message_id_key", fresh))
     }
 
+    /// UIDVALIDITY and last UID stored for an IMAP folder.
+    pub async fn checkpoint(&self, account: &str, folder: &str) -> Result<Option<(i64, i64)>> {
+        dispatch!(self, checkpoint(account, folder))
+    }
+
+    pub async fn set_checkpoint(
+        &self,
+        account: &str,
+        folder: &str,
+        uidvalidity: i64,
+        last_uid: i64,
+        now: i64,
+    ) -> Result<()> {
+        dispatch!(
+            self,
+            set_checkpoint(account, folder, uidvalidity, last_uid, now)
+        )
+    }
+
+    /// Takes or renews the lease on `name` for `holder` until `until`.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool> {
+        dispatch!(self, acquire_lease(name, holder, now, until))
+    }
+
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        dispatch!(self, release_lease(name, holder))
+    }
+
+    /// Open tickets of `owner` and the id of the newest ticket they got.
+    pub async fn owner_load(&self, owner: &str) -> Result<(i64, Option<i64>)> {
+        dispatch!(self, owner_load(owner))
+    }
+
     pub async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketRow>> {
         dispatch!(self, list_tickets(filter))
     }
@@ -265,6 +303,79 @@ impl Store {
     pub async fn outbox_list(&self, status: Option<&str>) -> Result<Vec<OutboxRow>> {
         dispatch!(self, outbox_list(status))
     }
+
+    pub async fn outbox_get(&self, id: i64) -> Result<Option<OutboxRow>> {
+        dispatch!(self, outbox_get(id))
+    }
+
+    /// `buzon outbox retry`: a queued or failed row becomes due now with a
+    /// fresh schedule; returns false for a row already sent (left alone).
+    pub async fn outbox_requeue(&self, id: i64, now: i64) -> Result<bool> {
+        dispatch!(self, outbox_requeue(id, now))
+    }
+
+    /// Automatic mails queued to `address` since `since` (Unix ms).
+    pub async fn auto_mail_count(&self, address: &str, since: i64) -> Result<i64> {
+        dispatch!(self, auto_mail_count(address, since))
+    }
+}
+
+/// Switches the database file to WAL once (the mode is stored in the file).
+/// Asking for it on every new connection, as sqlx would, fails with
+/// "database is locked" while another process (the daemon) is writing.
+async fn ensure_wal(opts: &SqliteConnectOptions) -> Result<(), sqlx::Error> {
+    use sqlx::{ConnectOptions, Connection, Row};
+    let mut conn = opts.connect().await?;
+    let mode: String = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await?
+        .try_get(0)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        let mut tries = 0;
+        loop {
+            match sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&mut conn)
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if tries < 50 && e.to_string().contains("locked") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    conn.close().await
+}
+
+/// sqlx does not lock SQLite while migrating, so two processes starting on
+/// a fresh file (the daemon and a CLI command) would both create the tables.
+/// A file lock beside the database serialises them.
+async fn migrate_sqlite(pool: &SqlitePool, lock_path: &str) -> Result<()> {
+    if lock_path.starts_with(":memory:") || lock_path.starts_with(".migrate-lock") {
+        return Ok(SQLITE_MIGRATOR.run(pool).await?);
+    }
+    let lock_err = |e: std::io::Error| StoreError::Open {
+        url: lock_path.to_string(),
+        source: sqlx::Error::Io(e),
+    };
+    let path = lock_path.to_string();
+    let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| lock_err(std::io::Error::other(e)))?
+    .map_err(lock_err)?;
+    let result = SQLITE_MIGRATOR.run(pool).await;
+    let _ = file.unlock();
+    Ok(result?)
 }
 
 /// The URL without its password, for messages and logs.

@@ -27,6 +27,10 @@ pub struct OutgoingMail {
     /// Recorded on the ticket as an outgoing message.
     pub subject: String,
     pub body_text: String,
+    /// Automatic mail (acknowledgements, notifications, closing messages):
+    /// at most this many to one recipient per hour; a recipient over the
+    /// limit is dropped with a history line. `None` for a person's mail.
+    pub auto_limit_per_hour: Option<u32>,
 }
 
 /// A history line to write with the ticket.
@@ -116,11 +120,13 @@ pub struct TicketUpdate {
 }
 
 /// What the ingest transaction did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateOutcome {
     Created {
         ticket: i64,
-        queued: usize,
+        /// The kinds of the mails queued (a mail held back by the limit on
+        /// automatic mail is not among them).
+        queued: Vec<String>,
     },
     /// Another writer stored the same message first; nothing was written.
     Duplicate,
@@ -152,6 +158,8 @@ pub struct TicketRow {
     pub category: Option<String>,
     pub area: Option<String>,
     pub tags: Vec<String>,
+    /// The team's own fields set by the rules.
+    pub fields: std::collections::BTreeMap<String, String>,
     pub keys: Vec<Key>,
     pub requester: Option<String>,
     pub requester_name: Option<String>,
@@ -242,4 +250,7 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub sent_at: Option<i64>,
+    /// When `buzon outbox retry` last requeued it (the maximum age counts
+    /// from here).
+    pub requeued_at: Option<i64>,
 }

@@ -2,8 +2,9 @@
 //!
 //! `backend!` expands to a module per database. The text of every query is
 //! identical on both; the only backend-specific pieces are passed in as
-//! macro arguments (how a write transaction starts, and the row locking
-//! clause for claiming outbox rows).
+//! macro arguments (how a write transaction starts, the row locking clause
+//! for claiming outbox rows, and the lock that makes the per-recipient
+//! count of automatic mail exact).
 
 /// Comma-joined addresses for the message columns.
 pub(super) fn join_addresses(list: &[crate::parse::MailAddress]) -> String {
@@ -14,7 +15,13 @@ pub(super) fn join_addresses(list: &[crate::parse::MailAddress]) -> String {
 }
 
 macro_rules! backend {
-    ($module:ident, $db:ty, begin_write = $begin:literal, claim_lock = $lock:literal) => {
+    (
+        $module:ident,
+        $db:ty,
+        begin_write = $begin:literal,
+        claim_lock = $lock:literal,
+        limit_lock = $limit_lock:literal
+    ) => {
         pub(super) mod $module {
             use sqlx::{Pool, Row};
 
@@ -85,9 +92,9 @@ macro_rules! backend {
                 let ticket: i64 = sqlx::query(
                     "INSERT INTO tickets (subject, state, pipeline, owner, priority, ticket_type, \
                      category, area, tags, requester, requester_name, mailbox, due_at, \
-                     created_at, updated_at, needs_review, linked_ticket) \
+                     created_at, updated_at, needs_review, linked_ticket, fields) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, \
-                     $15, $16) RETURNING id",
+                     $15, $16, $17) RETURNING id",
                 )
                 .bind(&mail.subject)
                 .bind(route.state.as_str())
@@ -105,6 +112,10 @@ macro_rules! backend {
                 .bind(new.now)
                 .bind(i64::from(new.needs_review))
                 .bind(new.linked_ticket)
+                .bind(
+                    serde_json::to_string(&route.fields)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                )
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("id")?;
@@ -136,16 +147,15 @@ macro_rules! backend {
                         .await?;
                 }
 
-                let outgoing = (new.outgoing)(ticket);
-                for mail_out in &outgoing {
-                    insert_outgoing(&mut tx, ticket, mail_out, new.now).await?;
+                let mut queued = Vec::new();
+                for mail_out in &(new.outgoing)(ticket) {
+                    if insert_outgoing(&mut tx, ticket, mail_out, new.now).await? {
+                        queued.push(mail_out.kind.clone());
+                    }
                 }
 
                 tx.commit().await?;
-                Ok(CreateOutcome::Created {
-                    ticket,
-                    queued: outgoing.len(),
-                })
+                Ok(CreateOutcome::Created { ticket, queued })
             }
 
             /// The inbound message with its mailbox arrival and attachments;
@@ -235,28 +245,95 @@ macro_rules! backend {
                 Ok(())
             }
 
+            /// The recipients of an automatic mail still under the hourly
+            /// limit; each one over it gets a history line on the ticket.
+            async fn under_auto_limit(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                ticket: i64,
+                mail_out: &OutgoingMail,
+                limit: u32,
+                now: i64,
+            ) -> Result<Vec<String>> {
+                let mut kept = Vec::new();
+                for address in &mail_out.rcpt_to {
+                    let address_lc = address.to_ascii_lowercase();
+                    if !$limit_lock.is_empty() {
+                        // Serialises concurrent writers for one address, so
+                        // two instances cannot both see "4 of 5" and send 6.
+                        sqlx::query($limit_lock)
+                            .bind(&address_lc)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    let sent: i64 = sqlx::query(
+                        "SELECT COUNT(*) AS n FROM auto_mail_log WHERE address = $1 AND queued_at > $2",
+                    )
+                    .bind(&address_lc)
+                    .bind(now - 3_600_000)
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .try_get("n")?;
+                    if sent < i64::from(limit) {
+                        kept.push(address.clone());
+                        continue;
+                    }
+                    let kind = if mail_out.kind == "acknowledgement" {
+                        "ack_withheld"
+                    } else {
+                        "mail_withheld"
+                    };
+                    let detail = format!(
+                        "{} to {address} not sent: {sent} automatic mails went to this address in the last hour, the limit is {limit} (outbox.auto_reply_limit_per_hour); a loop with a robot is the likely cause",
+                        mail_out.kind
+                    );
+                    insert_event(tx, ticket, now, "system", kind, &detail).await?;
+                }
+                Ok(kept)
+            }
+
             /// Queues a mail in the outbox and records it on the ticket as an
             /// outgoing message, so replies to it thread by its Message-ID.
+            /// Returns false when the limit on automatic mail held it back.
             async fn insert_outgoing(
                 tx: &mut sqlx::Transaction<'static, Db>,
                 ticket: i64,
                 mail_out: &OutgoingMail,
                 now: i64,
-            ) -> Result<()> {
-                sqlx::query(
+            ) -> Result<bool> {
+                let rcpt_to = match mail_out.auto_limit_per_hour {
+                    Some(limit) => under_auto_limit(tx, ticket, mail_out, limit, now).await?,
+                    None => mail_out.rcpt_to.clone(),
+                };
+                if rcpt_to.is_empty() {
+                    return Ok(false);
+                }
+                let outbox_id: i64 = sqlx::query(
                     "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, \
                      status, attempts, next_attempt_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7)",
+                     VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $7) RETURNING id",
                 )
                 .bind(ticket)
                 .bind(&mail_out.kind)
                 .bind(&mail_out.message_id)
                 .bind(&mail_out.mail_from)
-                .bind(mail_out.rcpt_to.join(","))
+                .bind(rcpt_to.join(","))
                 .bind(&mail_out.raw)
                 .bind(now)
-                .execute(&mut **tx)
-                .await?;
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get("id")?;
+                if mail_out.auto_limit_per_hour.is_some() {
+                    for address in &rcpt_to {
+                        sqlx::query(
+                            "INSERT INTO auto_mail_log (address, outbox_id, queued_at) VALUES ($1, $2, $3)",
+                        )
+                        .bind(address.to_ascii_lowercase())
+                        .bind(outbox_id)
+                        .bind(now)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
                 sqlx::query(
                     "INSERT INTO messages (ticket_id, direction, dedupe_key, message_id, from_addr, \
                      to_addrs, subject, body_text, raw, raw_sha256, size, created_at) \
@@ -266,7 +343,7 @@ macro_rules! backend {
                 .bind(format!("mid:{}", mail_out.message_id))
                 .bind(&mail_out.message_id)
                 .bind(&mail_out.mail_from)
-                .bind(mail_out.rcpt_to.join(","))
+                .bind(rcpt_to.join(","))
                 .bind(&mail_out.subject)
                 .bind(&mail_out.body_text)
                 .bind(&mail_out.raw)
@@ -278,10 +355,11 @@ macro_rules! backend {
                 let detail = format!(
                     "{} to {} queued (Message-ID <{}>)",
                     mail_out.kind,
-                    mail_out.rcpt_to.join(", "),
+                    rcpt_to.join(", "),
                     mail_out.message_id
                 );
-                insert_event(tx, ticket, now, "system", "mail_queued", &detail).await
+                insert_event(tx, ticket, now, "system", "mail_queued", &detail).await?;
+                Ok(true)
             }
 
             pub async fn append_message(
@@ -454,6 +532,93 @@ macro_rules! backend {
                 Ok(row.try_get("value")?)
             }
 
+            pub async fn checkpoint(
+                pool: &Pool<Db>,
+                account: &str,
+                folder: &str,
+            ) -> Result<Option<(i64, i64)>> {
+                let row = sqlx::query(
+                    "SELECT uidvalidity, last_uid FROM imap_checkpoints WHERE account = $1 AND folder = $2",
+                )
+                .bind(account)
+                .bind(folder)
+                .fetch_optional(pool)
+                .await?;
+                Ok(match row {
+                    Some(r) => Some((r.try_get("uidvalidity")?, r.try_get("last_uid")?)),
+                    None => None,
+                })
+            }
+
+            pub async fn set_checkpoint(
+                pool: &Pool<Db>,
+                account: &str,
+                folder: &str,
+                uidvalidity: i64,
+                last_uid: i64,
+                now: i64,
+            ) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO imap_checkpoints (account, folder, uidvalidity, last_uid, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account, folder) DO UPDATE SET \
+                     uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, \
+                     updated_at = excluded.updated_at",
+                )
+                .bind(account)
+                .bind(folder)
+                .bind(uidvalidity)
+                .bind(last_uid)
+                .bind(now)
+                .execute(pool)
+                .await?;
+                Ok(())
+            }
+
+            /// Takes or renews the lease; false while another holder's lease runs.
+            pub async fn acquire_lease(
+                pool: &Pool<Db>,
+                name: &str,
+                holder: &str,
+                now: i64,
+                until: i64,
+            ) -> Result<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO folder_leases (name, holder, lease_until) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+                     lease_until = excluded.lease_until \
+                     WHERE folder_leases.lease_until < $4 OR folder_leases.holder = excluded.holder",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(until)
+                .bind(now)
+                .execute(pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            pub async fn release_lease(pool: &Pool<Db>, name: &str, holder: &str) -> Result<()> {
+                sqlx::query("DELETE FROM folder_leases WHERE name = $1 AND holder = $2")
+                    .bind(name)
+                    .bind(holder)
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            }
+
+            /// Open tickets of an owner, and the id of the newest ticket
+            /// given to them (for round-robin and least-open groups).
+            pub async fn owner_load(pool: &Pool<Db>, owner: &str) -> Result<(i64, Option<i64>)> {
+                let row = sqlx::query(
+                    "SELECT COUNT(CASE WHEN state <> 'done' THEN 1 END) AS open, MAX(id) AS newest \
+                     FROM tickets WHERE owner = $1",
+                )
+                .bind(owner)
+                .fetch_one(pool)
+                .await?;
+                Ok((row.try_get("open")?, row.try_get("newest")?))
+            }
+
             async fn insert_event(
                 tx: &mut sqlx::Transaction<'static, Db>,
                 ticket: i64,
@@ -556,7 +721,7 @@ macro_rules! backend {
             const TICKET_COLUMNS: &str = "t.id, t.subject, t.state, t.outcome, t.pipeline, \
                 t.owner, t.priority, t.ticket_type, t.category, t.area, t.tags, t.requester, \
                 t.requester_name, t.mailbox, t.needs_review, t.linked_ticket, t.due_at, \
-                t.created_at, t.updated_at, \
+                t.created_at, t.updated_at, t.fields, \
                 (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS message_count";
 
             pub async fn list_tickets(
@@ -599,6 +764,7 @@ macro_rules! backend {
             async fn ticket_row(pool: &Pool<Db>, r: &<Db as sqlx::Database>::Row) -> Result<TicketRow> {
                 let number: i64 = r.try_get("id")?;
                 let tags: String = r.try_get("tags")?;
+                let fields: String = r.try_get("fields")?;
                 let keys = sqlx::query(
                     "SELECT name, value FROM ticket_keys WHERE ticket_id = $1 ORDER BY name, value",
                 )
@@ -626,6 +792,9 @@ macro_rules! backend {
                     area: r.try_get("area")?,
                     tags: serde_json::from_str(&tags)
                         .map_err(|e| StoreError::Corrupt(format!("tags of ticket {number}: {e}")))?,
+                    fields: serde_json::from_str(&fields).map_err(|e| {
+                        StoreError::Corrupt(format!("fields of ticket {number}: {e}"))
+                    })?,
                     keys,
                     requester: r.try_get("requester")?,
                     requester_name: r.try_get("requester_name")?,
@@ -746,7 +915,7 @@ macro_rules! backend {
             }
 
             const OUTBOX_COLUMNS: &str = "id, ticket_id, kind, message_id, mail_from, rcpt_to, raw, \
-                status, attempts, next_attempt_at, last_error, created_at, sent_at";
+                status, attempts, next_attempt_at, last_error, created_at, sent_at, requeued_at";
 
             fn outbox_row(r: &<Db as sqlx::Database>::Row) -> Result<OutboxRow> {
                 let rcpt: String = r.try_get("rcpt_to")?;
@@ -768,6 +937,7 @@ macro_rules! backend {
                     last_error: r.try_get("last_error")?,
                     created_at: r.try_get("created_at")?,
                     sent_at: r.try_get("sent_at")?,
+                    requeued_at: r.try_get("requeued_at")?,
                 })
             }
 
@@ -845,22 +1015,62 @@ macro_rules! backend {
                     .await?;
                 rows.iter().map(outbox_row).collect()
             }
+
+            pub async fn outbox_get(pool: &Pool<Db>, id: i64) -> Result<Option<OutboxRow>> {
+                let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id = $1");
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
+                row.as_ref().map(outbox_row).transpose()
+            }
+
+            /// Makes a queued or failed row due now, with a fresh retry
+            /// schedule and maximum age. A sent row is left alone (false).
+            pub async fn outbox_requeue(pool: &Pool<Db>, id: i64, now: i64) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE outbox SET status = 'queued', next_attempt_at = $2, requeued_at = $2, \
+                     attempts = 0, lease_until = NULL WHERE id = $1 AND status <> 'sent'",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            /// Automatic mails queued to `address` since `since` (the count
+            /// behind `outbox.auto_reply_limit_per_hour`).
+            pub async fn auto_mail_count(pool: &Pool<Db>, address: &str, since: i64) -> Result<i64> {
+                Ok(sqlx::query(
+                    "SELECT COUNT(*) AS n FROM auto_mail_log WHERE address = $1 AND queued_at > $2",
+                )
+                .bind(address.to_ascii_lowercase())
+                .bind(since)
+                .fetch_one(pool)
+                .await?
+                .try_get("n")?)
+            }
         }
     };
 }
 
 // SQLite: take the write lock up front so two writers queue on the busy
-// timeout instead of deadlocking on a read→write upgrade.
+// timeout instead of deadlocking on a read→write upgrade (which also makes
+// the count behind the limit on automatic mail exact).
 backend!(
     sqlite,
     sqlx::Sqlite,
     begin_write = "BEGIN IMMEDIATE",
-    claim_lock = ""
+    claim_lock = "",
+    limit_lock = ""
 );
-// PostgreSQL: row locks let several instances claim disjoint outbox rows.
+// PostgreSQL: row locks let several instances claim disjoint outbox rows; an
+// advisory lock per address makes the automatic-mail count exact.
 backend!(
     postgres,
     sqlx::Postgres,
     begin_write = "",
-    claim_lock = " FOR UPDATE SKIP LOCKED"
+    claim_lock = " FOR UPDATE SKIP LOCKED",
+    limit_lock = "SELECT pg_advisory_xact_lock(hashtext($1))"
 );

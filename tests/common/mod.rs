@@ -3,6 +3,9 @@
 //! that `tests/run.sh` starts, and helpers to drive the `buzon` binary.
 #![allow(dead_code)]
 
+pub mod inbox;
+pub mod mailstack;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

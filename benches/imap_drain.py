@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""IMAP drain benchmark helper: fill a Dovecot maildir fast, and measure the
+raw IMAP fetch rate of a folder (the physical limit of the intake stage).
+
+  imap_drain.py fill  MAILDIR COUNT     write COUNT realistic mails into MAILDIR/cur
+  imap_drain.py fetch PORT USER PASS    fetch every BODY.PEEK[] of INBOX, print mails/s
+"""
+import imaplib
+import os
+import sys
+import time
+
+SUBJECTS = [
+    "Documento observado por Notaría - Pedido N° {n}",
+    "RE: Documento observado por Tu Patrimonio - Pedido N° {n}",
+    "Solicitud de estado de cuenta - inversión {n}",
+    "Factura Electrónica F001-{n} - proveedor",
+    "Consulta SIGPER carga masiva {n}",
+]
+
+
+def mail(i):
+    subject = SUBJECTS[i % len(SUBJECTS)].format(n=70000 + i)
+    body = (
+        "Hola, buenos días:\r\n\r\n"
+        f"Les escribo por el pedido {70000 + i}. El documento fue observado y quisiera\r\n"
+        "saber si puedo continuar tal como está o si debo anularlo y volver a subirlo.\r\n"
+        "Adjunto el detalle de los firmantes y quedo atento a sus indicaciones.\r\n\r\n"
+        "Saludos cordiales,\r\nCliente de prueba\r\n"
+    )
+    return (
+        f"From: Cliente {i} <cliente{i}@cliente.example>\r\n"
+        "To: soporte@example.test\r\n"
+        f"Subject: {subject}\r\n"
+        f"Message-ID: <bench-{i}-{int(time.time())}@cliente.example>\r\n"
+        "Date: Mon, 2 Nov 2026 10:00:00 -0300\r\n"
+        "MIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n" + body
+    ).encode("utf-8")
+
+
+def fill(maildir, count):
+    cur = os.path.join(maildir, "cur")
+    os.makedirs(cur, exist_ok=True)
+    os.makedirs(os.path.join(maildir, "new"), exist_ok=True)
+    os.makedirs(os.path.join(maildir, "tmp"), exist_ok=True)
+    stamp = int(time.time())
+    for i in range(count):
+        data = mail(i)
+        name = f"{stamp}.M{i}P{os.getpid()}.bench,S={len(data)}:2,"
+        with open(os.path.join(cur, name), "wb") as f:
+            f.write(data)
+
+
+def fetch(port, user, password):
+    m = imaplib.IMAP4("127.0.0.1", int(port))
+    m.login(user, password)
+    typ, data = m.select("INBOX", readonly=True)
+    total = int(data[0])
+    start = time.time()
+    got = 0
+    step = 500
+    for first in range(1, total + 1, step):
+        last = min(total, first + step - 1)
+        typ, data = m.fetch(f"{first}:{last}", "(UID BODY.PEEK[])")
+        got += sum(1 for d in data if isinstance(d, tuple))
+    took = time.time() - start
+    m.logout()
+    print(f"raw IMAP fetch: {got} mails in {took:.2f} s = {got / took:.0f} mails/s")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "fill":
+        fill(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "fetch":
+        fetch(sys.argv[2], sys.argv[3], sys.argv[4])

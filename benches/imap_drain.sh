@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# IMAP drain benchmark (not a test): loads N realistic mails (default 10000)
+# into a private Dovecot and reports, in one run:
+#   - the raw IMAP fetch rate of that folder (the physical limit of intake),
+#   - `buzon run --once` drain rate into tickets with acknowledgements
+#     queued, on SQLite and on PostgreSQL,
+#   - peak RSS of each drain.
+# Usage: bash benches/imap_drain.sh [N]      (root or a user Dovecot runs as)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+n=${1:-10000}
+H=tests/harness
+bash "$H/install-packages.sh" >/dev/null
+[ -x /usr/bin/time ] || DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends time >/dev/null
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/buzon/target}
+cargo build --release --locked --quiet
+bin=$CARGO_TARGET_DIR/release/buzon
+work=$(mktemp -d)
+chmod 711 "$work"
+stacks=()
+cleanup() {
+  for s in "${stacks[@]}"; do bash "$H/mail-stop.sh" "$s" >/dev/null 2>&1 || true; done
+  [ -n "${BUZON_BENCH_PG_DIR:-}" ] && BUZON_TEST_PG_DIR=$BUZON_BENCH_PG_DIR bash "$H/pg-stop.sh" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+eval "$(MAILTEST_SMTP=none bash "$H/mail-start.sh" "$work/mail")"
+stacks+=("$MAILTEST_DIR")
+# One login creates the maildir with the right owner, then fill it directly.
+python3 - "$IMAP_PORT" <<'PY'
+import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1])); m.login("soporte@example.test", "soporte-pass"); m.select("INBOX"); m.logout()
+PY
+maildir="$MAILTEST_DIR/mail/example.test/soporte/Maildir"
+python3 benches/imap_drain.py fill "$maildir" "$n"
+owner=$(stat -c %u:%g "$maildir")
+chown -R "$owner" "$maildir"
+echo "loaded $n mails"
+python3 benches/imap_drain.py fetch "$IMAP_PORT" soporte@example.test soporte-pass
+
+config() { # $1 database url
+  cat <<EOT
+[deployment]
+name = "Bench"
+[database]
+url = "$1"
+[outbox]
+dir = "$work/outbox-$2"
+[daemon]
+listen = ""
+[mailboxes.soporte]
+address = "soporte@example.test"
+[accounts.soporte]
+host = "127.0.0.1"
+port = $IMAP_PORT
+tls = "none"
+username = "soporte@example.test"
+password_env = "BENCH_PASS"
+folders = [{ folder = "INBOX", mailbox = "soporte", disposition = "leave" }]
+EOT
+}
+
+drain() { # $1 label, $2 url
+  config "$2" "$1" > "$work/$1.toml"
+  local start end
+  start=$(date +%s.%N)
+  BENCH_PASS=soporte-pass /usr/bin/time -f "%M" -o "$work/$1.rss" "$bin" --config "$work/$1.toml" run --once > "$work/$1.out"
+  end=$(date +%s.%N)
+  python3 - "$1" "$n" "$start" "$end" "$(cat "$work/$1.rss")" "$(cat "$work/$1.out")" <<'PY'
+import sys
+label, n, start, end, rss, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+took = end - start
+print(f"buzon run --once ({label}): {n} mails in {took:.2f} s = {n / took:.0f} mails/s, peak RSS {rss / 1024:.1f} MB  [{out.strip()}]")
+PY
+}
+
+drain sqlite "sqlite:$work/bench.db"
+if [ -z "${BUZON_TEST_POSTGRES_URL:-}" ]; then
+  eval "$(bash "$H/pg-start.sh")"
+  BUZON_BENCH_PG_DIR=$BUZON_TEST_PG_DIR
+fi
+psql "$BUZON_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS buzon_bench" -c "CREATE DATABASE buzon_bench" >/dev/null
+drain postgres "${BUZON_TEST_POSTGRES_URL%/*}/buzon_bench"

@@ -1,0 +1,301 @@
+//! `buzon run`: wires the long-running workers together.
+//!
+//! One task per watched IMAP folder (a slow or broken account never delays
+//! another), one outbox worker woken by new tickets, the health endpoint,
+//! and the signal handling: SIGTERM/SIGINT stop taking new mail, let the
+//! transaction in flight finish and exit within 10 s; SIGHUP asks for a
+//! reload. systemd is told READY once the workers run, and pinged by the
+//! watchdog while the runtime is alive.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use crate::config::Config;
+use crate::health::{self, Health};
+use crate::outbound::deliver::{self, Transport};
+use crate::rules::{LiveRules, LoadContext, Reload};
+use crate::source::imap::{self, DrainStats, FolderWorker};
+use crate::store::{Store, now_ms};
+
+/// How long shutdown waits for workers to finish what they are doing.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(9);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen on {addr} for /healthz and /metrics: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{failed} folder(s) could not be drained: {errors}")]
+    Folders { failed: usize, errors: String },
+    #[error("the rules cannot be loaded; fix them (`buzon rules check`) and start again:\n{0}")]
+    Rules(String),
+}
+
+/// The live rule set, if a rules directory is configured.
+fn live_rules(config: &Config) -> Result<Option<Arc<LiveRules>>, DaemonError> {
+    let Some(dir) = &config.rules.dir else {
+        return Ok(None);
+    };
+    let ctx = LoadContext::from_config(config).map_err(|e| DaemonError::Rules(e.to_string()))?;
+    let live = LiveRules::load(dir, ctx).map_err(|e| DaemonError::Rules(e.to_string()))?;
+    tracing::info!(dir = %dir.display(), rules = live.current().rule_count(), "Rules loaded.");
+    Ok(Some(Arc::new(live)))
+}
+
+/// Logs what a reload did; a refused set leaves the previous one active.
+fn report_reload(outcome: Reload) {
+    match outcome {
+        Reload::Unchanged => {}
+        Reload::Reloaded { rules, warnings } => {
+            tracing::info!(rules, warnings = warnings.len(), "Rules reloaded.");
+            for w in warnings {
+                tracing::warn!(warning = %w, "Rule warning.");
+            }
+        }
+        Reload::Refused(errors) => tracing::error!(
+            errors = %errors,
+            "New rules refused; the previous rules stay active."
+        ),
+    }
+}
+
+/// What `run --once` did, per folder.
+pub type OnceReport = Vec<(String, Result<DrainStats, String>)>;
+
+/// This instance's name in leases: configured, or host name and pid.
+pub fn instance_name(config: &Config) -> String {
+    config.daemon.instance.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "buzon".into());
+        // A random suffix keeps two hosts that both fall back to "buzon"
+        // (hardened units hide the host name) from sharing a name.
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        format!("{host}-{}-{}", std::process::id(), &suffix[..6])
+    })
+}
+
+/// Where outgoing mail goes, if anywhere.
+fn transport(config: &Config) -> Option<Transport> {
+    match Transport::from_config(config) {
+        Ok(transport) => transport,
+        Err(error) => {
+            tracing::error!(%error, "Cannot set up the outbound transport; outgoing mail stays queued.");
+            None
+        }
+    }
+}
+
+/// Drains every folder once, then the outbox, and returns per-folder counts.
+pub async fn run_once(config: Arc<Config>, store: Store) -> Result<OnceReport, DaemonError> {
+    let health = Arc::new(Health::new());
+    let outbox = Arc::new(Notify::new());
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    let instance = instance_name(&config);
+    let rules = live_rules(&config)?;
+    let workers = imap::workers(&config, &store, &health, &instance, &outbox, rules.as_ref());
+    let mut tasks = Vec::new();
+    for worker in workers {
+        let name = worker.name();
+        let rx = stop_rx.clone();
+        tasks.push((name, tokio::spawn(worker.run(rx, true))));
+    }
+    // A first import of a big mailbox takes a while: show progress on a
+    // terminal (never in logs or pipes).
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let health = health.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let line: Vec<String> = health
+                    .snapshot()
+                    .iter()
+                    .map(|(name, h)| format!("{name}: {} stored, {} to go", h.ingested, h.lag))
+                    .collect();
+                eprint!("\r\x1b[K{}", line.join("  |  "));
+            }
+        })
+    });
+    let mut report = Vec::new();
+    for (name, task) in tasks {
+        let result = match task.await {
+            Ok(Ok(stats)) => Ok(stats),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("worker crashed: {e}")),
+        };
+        report.push((name, result));
+    }
+    if let Some(p) = progress {
+        p.abort();
+        eprint!("\r\x1b[K");
+    }
+    if let Some(t) = transport(&config)
+        && let Err(e) = deliver::drain(&store, &t, now_ms()).await
+    {
+        tracing::warn!(error = %e, "Outbox delivery failed; it will be retried.");
+    }
+    Ok(report)
+}
+
+/// Runs until SIGTERM/SIGINT.
+pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
+    let health = Arc::new(Health::new());
+    let outbox = Arc::new(Notify::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let instance = instance_name(&config);
+
+    let http = if config.daemon.listen.is_empty() {
+        None
+    } else {
+        let listener = tokio::net::TcpListener::bind(&config.daemon.listen)
+            .await
+            .map_err(|source| DaemonError::Listen {
+                addr: config.daemon.listen.clone(),
+                source,
+            })?;
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "Health endpoint listening: /healthz and /metrics.");
+        }
+        let after = i64::try_from(config.daemon.unhealthy_after_seconds).unwrap_or(300) * 1000;
+        Some(tokio::spawn(health::serve(listener, health.clone(), after)))
+    };
+
+    let rules = live_rules(&config)?;
+    let mut tasks = Vec::new();
+    for worker in imap::workers(&config, &store, &health, &instance, &outbox, rules.as_ref()) {
+        tasks.push(spawn_worker(worker, stop_rx.clone()));
+    }
+    let outbox_task = tokio::spawn(outbox_worker(
+        config.clone(),
+        store.clone(),
+        health.clone(),
+        outbox.clone(),
+        stop_rx.clone(),
+    ));
+    tracing::info!(
+        instance = %instance,
+        folders = tasks.len(),
+        listen = %config.daemon.listen,
+        "buzon is running."
+    );
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let watchdog = sd_notify::watchdog_enabled().map(|period| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period / 2);
+            loop {
+                tick.tick().await;
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        })
+    });
+
+    wait_for_stop(rules.as_deref()).await;
+    tracing::info!("Stopping: finishing the mail in flight.");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = stop_tx.send(true);
+    outbox.notify_one();
+    let all = futures::future::join_all(tasks);
+    if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+        tracing::warn!(
+            "Some folders did not stop in time; their mail will be re-fetched (never doubled)."
+        );
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), outbox_task).await;
+    if let Some(h) = http {
+        h.abort();
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    Ok(())
+}
+
+fn spawn_worker(worker: FolderWorker, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let name = worker.name();
+        if let Err(e) = worker.run(stop, false).await {
+            tracing::error!(folder = %name, error = %e, "Folder worker stopped.");
+        }
+    })
+}
+
+/// Delivers the outbox whenever a ticket was created, and every few seconds.
+async fn outbox_worker(
+    config: Arc<Config>,
+    store: Store,
+    health: Arc<Health>,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(transport) = transport(&config) else {
+        tracing::info!("No outbound transport configured; outgoing mail stays queued.");
+        return;
+    };
+    let poll = Duration::from_secs(config.daemon.outbox_poll_seconds.max(1));
+    loop {
+        match deliver::drain(&store, &transport, now_ms()).await {
+            Ok(report) => {
+                health
+                    .outbox_sent
+                    .fetch_add(report.sent as u64, Ordering::Relaxed);
+                health
+                    .outbox_failed
+                    .fetch_add(report.failed as u64, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "Outbox delivery failed; will retry."),
+        }
+        if let Ok(queued) = store.outbox_list(Some("queued")).await {
+            health
+                .outbox_depth
+                .store(queued.len() as i64, Ordering::Relaxed);
+        }
+        if *stop.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT. Meanwhile reloads the rules on SIGHUP,
+/// and whenever a rule file changes (checked every two seconds).
+async fn wait_for_stop(rules: Option<&LiveRules>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = tokio::signal::ctrl_c() => return,
+            _ = hup.recv() => match rules {
+                Some(live) => {
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                    report_reload(live.reload());
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+                }
+                None => tracing::info!("SIGHUP: no rules directory configured; nothing to reload."),
+            },
+            _ = tick.tick() => {
+                if let Some(live) = rules {
+                    report_reload(live.reload_if_changed());
+                }
+            }
+        }
+    }
+}

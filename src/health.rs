@@ -1,0 +1,328 @@
+//! The daemon's health and metrics: per-folder state, counters, and a tiny
+//! HTTP endpoint on loopback serving `/healthz` (JSON; 503 when a folder
+//! has failed for too long) and `/metrics` (Prometheus text format).
+//!
+//! Hand-written rather than a web framework: two fixed GET routes on a
+//! loopback socket do not justify a few dozen more crates.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// What a folder worker is doing.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FolderState {
+    Starting,
+    /// Another instance holds the folder's lease.
+    Standby,
+    Draining,
+    /// Waiting for new mail (IDLE or polling).
+    Waiting,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FolderHealth {
+    pub state: FolderState,
+    /// When the state became `failed` (Unix ms), for the 503 threshold.
+    pub failing_since: Option<i64>,
+    pub last_error: Option<String>,
+    /// Last time a drain of the folder completed (Unix ms).
+    pub last_success: Option<i64>,
+    /// Mails seen in the folder but not yet stored, at the last look.
+    pub lag: i64,
+    pub ingested: u64,
+    pub quarantined: u64,
+}
+
+/// Shared by every worker; cheap to update.
+#[derive(Default)]
+pub struct Health {
+    folders: Mutex<BTreeMap<String, FolderHealth>>,
+    pub mails_ingested: AtomicU64,
+    pub mails_duplicate: AtomicU64,
+    pub mails_quarantined: AtomicU64,
+    pub outbox_sent: AtomicU64,
+    pub outbox_failed: AtomicU64,
+    pub outbox_depth: AtomicI64,
+    /// Seconds until the soonest OAuth token expiry (-1: no token).
+    pub oauth_expiry_seconds: AtomicI64,
+}
+
+impl Health {
+    pub fn new() -> Health {
+        let h = Health::default();
+        h.oauth_expiry_seconds.store(-1, Ordering::Relaxed);
+        h
+    }
+
+    fn with<F: FnOnce(&mut FolderHealth)>(&self, folder: &str, f: F) {
+        // A poisoned lock only means a worker panicked mid-update; the data
+        // is still the best we have.
+        let mut map = self.folders.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map.entry(folder.to_string()).or_insert(FolderHealth {
+            state: FolderState::Starting,
+            failing_since: None,
+            last_error: None,
+            last_success: None,
+            lag: 0,
+            ingested: 0,
+            quarantined: 0,
+        });
+        f(entry);
+    }
+
+    /// Records a state; returns whether it changed (so logs say it once).
+    pub fn set_state(&self, folder: &str, state: FolderState) -> bool {
+        let mut changed = false;
+        self.with(folder, |h| {
+            changed = h.state != state;
+            if state != FolderState::Failed {
+                h.failing_since = None;
+                h.last_error = None;
+            }
+            h.state = state;
+        });
+        changed
+    }
+
+    /// Records a failure; returns whether the folder was not failing before.
+    pub fn set_failed(&self, folder: &str, error: &str, now: i64) -> bool {
+        let mut first = false;
+        self.with(folder, |h| {
+            first = h.state != FolderState::Failed;
+            if first {
+                h.failing_since = Some(now);
+            }
+            h.state = FolderState::Failed;
+            h.last_error = Some(error.to_string());
+        });
+        first
+    }
+
+    pub fn drained(&self, folder: &str, now: i64, lag: i64) {
+        self.with(folder, |h| {
+            h.last_success = Some(now);
+            h.lag = lag;
+        });
+    }
+
+    pub fn set_lag(&self, folder: &str, lag: i64) {
+        self.with(folder, |h| h.lag = lag);
+    }
+
+    pub fn count(&self, folder: &str, ingested: u64, quarantined: u64) {
+        self.with(folder, |h| {
+            h.ingested += ingested;
+            h.quarantined += quarantined;
+        });
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, FolderHealth> {
+        self.folders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// HTTP status and JSON body of `/healthz`.
+    pub fn healthz(&self, now: i64, unhealthy_after_ms: i64) -> (u16, String) {
+        let folders = self.snapshot();
+        let unhealthy: Vec<&String> = folders
+            .iter()
+            .filter(|(_, h)| {
+                h.failing_since
+                    .is_some_and(|t| now - t > unhealthy_after_ms)
+            })
+            .map(|(name, _)| name)
+            .collect();
+        let status = if unhealthy.is_empty() {
+            "ok"
+        } else {
+            "failing"
+        };
+        let body = serde_json::json!({
+            "status": status,
+            "failing": unhealthy,
+            "folders": folders,
+        });
+        (
+            if unhealthy.is_empty() { 200 } else { 503 },
+            format!("{body:#}\n"),
+        )
+    }
+
+    /// The Prometheus exposition.
+    pub fn metrics(&self, now: i64) -> String {
+        let mut out = String::new();
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        counter(
+            &mut out,
+            "buzon_mails_ingested_total",
+            "Mails stored on a ticket.",
+            self.mails_ingested.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "buzon_mails_duplicate_total",
+            "Mails already stored (another mailbox or a re-fetch).",
+            self.mails_duplicate.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "buzon_mails_quarantined_total",
+            "Mails kept in quarantine.",
+            self.mails_quarantined.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "buzon_outbox_sent_total",
+            "Outgoing mails delivered.",
+            self.outbox_sent.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "buzon_outbox_failed_total",
+            "Outgoing mails given up on.",
+            self.outbox_failed.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP buzon_outbox_depth Outgoing mails waiting.\n# TYPE buzon_outbox_depth gauge\nbuzon_outbox_depth {}",
+            self.outbox_depth.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP buzon_oauth_token_expiry_seconds Seconds until the soonest OAuth token expires (-1: none).\n# TYPE buzon_oauth_token_expiry_seconds gauge\nbuzon_oauth_token_expiry_seconds {}",
+            self.oauth_expiry_seconds.load(Ordering::Relaxed)
+        );
+        let folders = self.snapshot();
+        let _ = writeln!(
+            out,
+            "# HELP buzon_folder_lag Mails in the folder not yet stored.\n# TYPE buzon_folder_lag gauge"
+        );
+        for (name, h) in &folders {
+            let _ = writeln!(
+                out,
+                "buzon_folder_lag{{folder=\"{}\"}} {}",
+                escape(name),
+                h.lag
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP buzon_folder_last_success_seconds Seconds since the folder was last drained.\n# TYPE buzon_folder_last_success_seconds gauge"
+        );
+        for (name, h) in &folders {
+            let age = h.last_success.map(|t| (now - t) / 1000).unwrap_or(-1);
+            let _ = writeln!(
+                out,
+                "buzon_folder_last_success_seconds{{folder=\"{}\"}} {age}",
+                escape(name)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP buzon_folder_up 1 unless the folder is failing.\n# TYPE buzon_folder_up gauge"
+        );
+        for (name, h) in &folders {
+            let up = i32::from(h.state != FolderState::Failed);
+            let _ = writeln!(out, "buzon_folder_up{{folder=\"{}\"}} {up}", escape(name));
+        }
+        out
+    }
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Serves `/healthz` and `/metrics` until the task is dropped.
+pub async fn serve(listener: TcpListener, health: std::sync::Arc<Health>, unhealthy_after_ms: i64) {
+    loop {
+        let Ok((mut socket, _)) = listener.accept().await else {
+            continue;
+        };
+        let health = health.clone();
+        tokio::spawn(async move {
+            let Some(request) = read_request(&mut socket).await else {
+                return;
+            };
+            let path = request.split_whitespace().nth(1).unwrap_or("/");
+            let now = crate::store::now_ms();
+            let (status, content_type, body) = match path {
+                "/healthz" => {
+                    let (s, b) = health.healthz(now, unhealthy_after_ms);
+                    (s, "application/json", b)
+                }
+                "/metrics" => (200, "text/plain; version=0.0.4", health.metrics(now)),
+                _ => (404, "text/plain", "not found\n".to_string()),
+            };
+            let reason = match status {
+                200 => "OK",
+                503 => "Service Unavailable",
+                _ => "Not Found",
+            };
+            let response = format!(
+                "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = socket.write_all(response.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        });
+    }
+}
+
+/// Reads a request head (up to the blank line, 8 KiB, 5 s): clients may
+/// send it in several packets.
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+        let n = tokio::time::timeout_at(deadline, socket.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unhealthy_only_after_the_threshold() {
+        let h = Health::new();
+        h.set_state("soporte/INBOX", FolderState::Waiting);
+        assert!(h.set_failed("finanzas/INBOX", "connection refused", 1_000));
+        assert!(!h.set_failed("finanzas/INBOX", "connection refused", 2_000));
+        assert_eq!(h.healthz(5_000, 10_000).0, 200);
+        let (code, body) = h.healthz(20_000, 10_000);
+        assert_eq!(code, 503);
+        assert!(body.contains("finanzas/INBOX"));
+        h.set_state("finanzas/INBOX", FolderState::Waiting);
+        assert_eq!(h.healthz(30_000, 10_000).0, 200);
+        let m = h.metrics(30_000);
+        assert!(
+            m.contains("buzon_folder_up{folder=\"finanzas/INBOX\"} 1"),
+            "{m}"
+        );
+    }
+}

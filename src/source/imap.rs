@@ -1,0 +1,783 @@
+//! IMAP intake: one worker per watched folder.
+//!
+//! A worker takes the folder's lease (so one instance works it at a time),
+//! connects (implicit TLS, STARTTLS, or plain to a local server), then
+//! drains: it lists the UIDs above its checkpoint with their sizes, fetches
+//! a batch with `BODY.PEEK[]` (so fetching never marks mail read), runs each
+//! mail through the pipeline, then applies the folder's disposition to the
+//! batch and only then advances the checkpoint. A crash anywhere re-fetches
+//! at most one batch, and dedupe turns every re-fetched mail into a
+//! "already stored". After a drain it waits with IDLE (re-issued well
+//! before the 29-minute limit) or polls, and reconnects with exponential
+//! backoff and jitter when the connection fails.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_imap::extensions::idle::IdleResponse;
+use async_imap::imap_proto::{MailboxDatum, Response};
+use async_imap::{Client, Session};
+use futures::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::TlsConnector;
+use tracing::Instrument;
+
+use crate::config::{Account, Config, Disposition, Folder, ImapAuth, ImapTls};
+use crate::health::{FolderState, Health};
+use crate::pipeline::{Outcome, Pipeline, PipelineError};
+use crate::rules::LiveRules;
+use crate::source::tls::{self, TlsError};
+use crate::store::{Store, StoreError, now_ms};
+
+/// What can go wrong talking to the IMAP server.
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    #[error("cannot connect to {host}:{port}: {source}")]
+    Connect {
+        host: String,
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("TLS handshake with {host} failed: {source}")]
+    Handshake {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server closed the connection before its greeting")]
+    NoGreeting,
+    #[error("login as {user} failed: {reason}")]
+    Login { user: String, reason: String },
+    #[error("cannot read the secret: {0}")]
+    Secret(String),
+    #[error("IMAP: {0}")]
+    Imap(#[from] async_imap::error::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+}
+
+/// Longest wait for one IMAP command (a fetch of a whole batch included):
+/// a server that stops answering without closing the connection must not
+/// stall the folder forever.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs one IMAP exchange under [`COMMAND_TIMEOUT`].
+async fn timed<T, E, F>(f: F) -> Result<T, ImapError>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+    E: Into<ImapError>,
+{
+    tokio::time::timeout(COMMAND_TIMEOUT, f)
+        .await
+        .map_err(|_| ImapError::Timeout(COMMAND_TIMEOUT))?
+        .map_err(Into::into)
+}
+
+/// A connection of either kind, so one session type serves all.
+pub trait ImapIo: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapIo for T {}
+type Stream = Box<dyn ImapIo>;
+
+/// Counts of one drain.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DrainStats {
+    pub stored: u64,
+    pub duplicates: u64,
+    pub quarantined: u64,
+}
+
+impl std::ops::AddAssign for DrainStats {
+    fn add_assign(&mut self, o: Self) {
+        self.stored += o.stored;
+        self.duplicates += o.duplicates;
+        self.quarantined += o.quarantined;
+    }
+}
+
+/// Everything a folder worker needs; owned so it can run in its own task.
+#[derive(Clone)]
+pub struct FolderWorker {
+    pub account_name: String,
+    pub account: Account,
+    pub folder: Folder,
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub health: Arc<Health>,
+    /// This instance's name in the folder lease.
+    pub instance: String,
+    /// Woken after new tickets so the outbox goes out within seconds.
+    pub outbox: Arc<tokio::sync::Notify>,
+    /// The live rule set (reloaded by the daemon); `None`: no rules.
+    pub rules: Option<Arc<LiveRules>>,
+}
+
+/// How a session ended when it did not fail.
+enum SessionEnd {
+    Shutdown,
+    Drained,
+    LostLease,
+}
+
+impl FolderWorker {
+    /// `account/folder`, the worker's name in logs, health and leases.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.account_name, self.folder.folder)
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.config.daemon.lease_seconds).unwrap_or(30) * 1000
+    }
+
+    async fn take_lease(&self) -> Result<bool, StoreError> {
+        let now = now_ms();
+        self.store
+            .acquire_lease(
+                &format!("imap:{}", self.name()),
+                &self.instance,
+                now,
+                now + self.lease_ms(),
+            )
+            .await
+    }
+
+    /// Works the folder until `shutdown` turns true. With `once`, drains it
+    /// and returns (retrying failed connections a few times first).
+    pub async fn run(
+        self,
+        mut shutdown: watch::Receiver<bool>,
+        once: bool,
+    ) -> Result<DrainStats, ImapError> {
+        let name = self.name();
+        let mut pipeline = match &self.rules {
+            Some(live) => Pipeline::with_rules(&self.config, &self.store, live.current()).await?,
+            None => Pipeline::new(&self.config, &self.store).await?,
+        };
+        let mut total = DrainStats::default();
+        let mut backoff = Backoff::new();
+        let mut failures = 0;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            match self.take_lease().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    if self.health.set_state(&name, FolderState::Standby) {
+                        tracing::info!(folder = %name, "Another instance works this folder; standing by.");
+                    }
+                    if sleep_or_shutdown(
+                        &mut shutdown,
+                        Duration::from_millis(self.lease_ms() as u64 / 3),
+                    )
+                    .await
+                    {
+                        break;
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(folder = %name, error = %e, "Cannot take the folder lease.");
+                    if sleep_or_shutdown(&mut shutdown, backoff.next()).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            match self
+                .session(&mut pipeline, &mut shutdown, once, &mut total)
+                .await
+            {
+                Ok(SessionEnd::Shutdown) => break,
+                Ok(SessionEnd::Drained) => return Ok(total),
+                Ok(SessionEnd::LostLease) => continue,
+                Err(e) => {
+                    failures += 1;
+                    if self.health.set_failed(&name, &e.to_string(), now_ms()) {
+                        tracing::warn!(folder = %name, error = %e, "Folder failed; reconnecting with backoff.");
+                    } else {
+                        tracing::debug!(folder = %name, error = %e, "Folder still failing.");
+                    }
+                    if once && failures >= 5 {
+                        return Err(e);
+                    }
+                    if sleep_or_shutdown(&mut shutdown, backoff.next()).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+        }
+        let _ = self
+            .store
+            .release_lease(&format!("imap:{name}"), &self.instance)
+            .await;
+        Ok(total)
+    }
+
+    /// One connection: drain, then wait for more (IDLE or poll), repeat.
+    async fn session(
+        &self,
+        pipeline: &mut Pipeline<'_>,
+        shutdown: &mut watch::Receiver<bool>,
+        once: bool,
+        total: &mut DrainStats,
+    ) -> Result<SessionEnd, ImapError> {
+        let name = self.name();
+        let mut session = timed(self.connect()).await?;
+        let caps = timed(session.capabilities()).await?;
+        let can_idle = self.account.idle && caps.has_str("IDLE");
+        let can_move = caps.has_str("MOVE");
+        for target in [&self.folder.move_to, &self.folder.error_folder]
+            .into_iter()
+            .flatten()
+        {
+            // Creating an existing folder fails harmlessly.
+            let _ = session.create(target).await;
+        }
+        loop {
+            // Each drain routes with the rules in force when it starts.
+            if let Some(live) = &self.rules {
+                pipeline.set_rules(live.current());
+            }
+            self.health.set_state(&name, FolderState::Draining);
+            let stats = self
+                .drain(&mut session, pipeline, shutdown, can_move)
+                .await?;
+            *total += stats;
+            self.health.drained(&name, now_ms(), 0);
+            if stats.stored + stats.quarantined > 0 {
+                self.outbox.notify_one();
+            }
+            if *shutdown.borrow() {
+                let _ = session.logout().await;
+                return Ok(SessionEnd::Shutdown);
+            }
+            if once {
+                let _ = session.logout().await;
+                self.health.set_state(&name, FolderState::Waiting);
+                return Ok(SessionEnd::Drained);
+            }
+            if !self.take_lease().await? {
+                let _ = session.logout().await;
+                return Ok(SessionEnd::LostLease);
+            }
+            self.health.set_state(&name, FolderState::Waiting);
+            let wait = Duration::from_millis((self.lease_ms() / 3).max(1000) as u64);
+            if can_idle {
+                let (back, stop) = idle(session, shutdown, wait).await?;
+                session = back;
+                if stop {
+                    let _ = session.logout().await;
+                    return Ok(SessionEnd::Shutdown);
+                }
+            } else {
+                let poll = Duration::from_secs(self.account.poll_seconds.max(1)).min(wait);
+                if sleep_or_shutdown(shutdown, poll).await {
+                    let _ = session.logout().await;
+                    return Ok(SessionEnd::Shutdown);
+                }
+            }
+        }
+    }
+
+    async fn connect(&self) -> Result<Session<Stream>, ImapError> {
+        let a = &self.account;
+        let port = a.port.unwrap_or(match a.tls {
+            ImapTls::Implicit => 993,
+            _ => 143,
+        });
+        let timeout = Duration::from_secs(30);
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect((a.host.as_str(), port)))
+            .await
+            .map_err(|_| ImapError::Timeout(timeout))?
+            .map_err(|source| ImapError::Connect {
+                host: a.host.clone(),
+                port,
+                source,
+            })?;
+        let stream: Stream = match a.tls {
+            ImapTls::None => Box::new(tcp),
+            ImapTls::Implicit => Box::new(self.tls(tcp).await?),
+            ImapTls::Starttls => {
+                let mut client = Client::new(tcp);
+                client
+                    .read_response()
+                    .await
+                    .map_err(async_imap::error::Error::Io)?
+                    .ok_or(ImapError::NoGreeting)?;
+                client.run_command_and_check_ok("STARTTLS", None).await?;
+                Box::new(self.tls(client.into_inner()).await?)
+            }
+        };
+        let mut client = Client::new(stream);
+        if a.tls != ImapTls::Starttls {
+            client
+                .read_response()
+                .await
+                .map_err(async_imap::error::Error::Io)?
+                .ok_or(ImapError::NoGreeting)?;
+        }
+        self.login(client).await
+    }
+
+    async fn tls(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
+        let config = tls::client_config(self.account.ca_file.as_deref())?;
+        let host = self.account.host.clone();
+        let server_name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| {
+            ImapError::Handshake {
+                host: host.clone(),
+                source: std::io::Error::other(e.to_string()),
+            }
+        })?;
+        TlsConnector::from(config)
+            .connect(server_name, tcp)
+            .await
+            .map_err(|source| ImapError::Handshake { host, source })
+    }
+
+    async fn login(&self, client: Client<Stream>) -> Result<Session<Stream>, ImapError> {
+        let a = &self.account;
+        let secret = self.secret().await?;
+        let login_err = |(e, _): (async_imap::error::Error, Client<Stream>)| ImapError::Login {
+            user: a.username.clone(),
+            reason: e.to_string(),
+        };
+        match a.auth {
+            ImapAuth::Login => client.login(&a.username, &secret).await.map_err(login_err),
+            ImapAuth::Plain => client
+                .authenticate("PLAIN", Plain(format!("\0{}\0{}", a.username, secret)))
+                .await
+                .map_err(login_err),
+            ImapAuth::Xoauth2 => client
+                .authenticate(
+                    "XOAUTH2",
+                    Plain(format!(
+                        "user={}\x01auth=Bearer {}\x01\x01",
+                        a.username, secret
+                    )),
+                )
+                .await
+                .map_err(login_err),
+        }
+    }
+
+    /// The password or token, read fresh at each login (a rotated file or a
+    /// refreshed OAuth token is picked up without a restart). Never logged.
+    async fn secret(&self) -> Result<String, ImapError> {
+        let a = &self.account;
+        if let Some(path) = &a.password_file {
+            let text = tokio::fs::read_to_string(path)
+                .await
+                .map_err(|e| ImapError::Secret(format!("{}: {e}", path.display())))?;
+            return Ok(text.trim_end_matches(['\r', '\n']).to_string());
+        }
+        if let Some(var) = &a.password_env {
+            return std::env::var(var)
+                .map_err(|_| ImapError::Secret(format!("environment variable {var} is not set")));
+        }
+        if let Some(cmd) = &a.token_command {
+            let out = tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .output()
+                .await
+                .map_err(|e| ImapError::Secret(format!("token_command: {e}")))?;
+            if !out.status.success() {
+                return Err(ImapError::Secret(format!(
+                    "token_command exited with {}",
+                    out.status
+                )));
+            }
+            return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
+        Err(ImapError::Secret(
+            "no password_file, password_env or token_command".into(),
+        ))
+    }
+
+    /// Stores every mail above the checkpoint, batch by batch.
+    async fn drain(
+        &self,
+        session: &mut Session<Stream>,
+        pipeline: &Pipeline<'_>,
+        shutdown: &watch::Receiver<bool>,
+        can_move: bool,
+    ) -> Result<DrainStats, ImapError> {
+        let name = self.name();
+        let folder = &self.folder.folder;
+        let mbox = timed(session.select(folder)).await?;
+        let uidvalidity = i64::from(mbox.uid_validity.unwrap_or(0));
+        let mut last_uid = match self.store.checkpoint(&self.account_name, folder).await? {
+            Some((v, uid)) if v == uidvalidity => uid,
+            Some((v, _)) => {
+                tracing::warn!(folder = %name, old = v, new = uidvalidity, "UIDVALIDITY changed; resynchronising (dedupe prevents duplicates).");
+                0
+            }
+            None => 0,
+        };
+        let mut stats = DrainStats::default();
+        let limit = self.config.limits.max_message_bytes;
+        let batch_size = self.account.batch_size.max(1) as usize;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let pending = self.pending(session, last_uid).await?;
+            self.health.set_lag(&name, pending.len() as i64);
+            if pending.is_empty() {
+                break;
+            }
+            let batch = &pending[..pending.len().min(batch_size)];
+            let bodies = self.fetch(session, batch, limit).await?;
+            let mut stored_uids = Vec::new();
+            let mut bad_uids = Vec::new();
+            let mut result = Ok(());
+            for &(uid, size) in batch {
+                let Some(raw) = bodies.get(&uid) else {
+                    // Expunged by someone else between listing and fetching.
+                    continue;
+                };
+                let span = tracing::info_span!("imap_mail", folder = %name, uid);
+                let outcome = if size as usize > limit {
+                    pipeline
+                        .quarantine_oversize(raw, size as usize, &self.folder.mailbox)
+                        .instrument(span)
+                        .await
+                } else {
+                    pipeline
+                        .ingest(raw, &self.folder.mailbox)
+                        .instrument(span)
+                        .await
+                };
+                match outcome {
+                    Ok(Outcome::Quarantined { .. }) => {
+                        stats.quarantined += 1;
+                        bad_uids.push(uid);
+                    }
+                    Ok(Outcome::Duplicate { .. }) => {
+                        stats.duplicates += 1;
+                        stored_uids.push(uid);
+                    }
+                    Ok(_) => {
+                        stats.stored += 1;
+                        stored_uids.push(uid);
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+            // Commit first (done above, per mail), then touch the mailbox,
+            // then remember how far we got.
+            self.dispose(session, &stored_uids, &bad_uids, can_move)
+                .await?;
+            let done_upto = stored_uids
+                .iter()
+                .chain(bad_uids.iter())
+                .max()
+                .copied()
+                .map(i64::from);
+            if let Some(up) = done_upto.filter(|u| *u > last_uid) {
+                last_uid = up;
+                self.store
+                    .set_checkpoint(&self.account_name, folder, uidvalidity, last_uid, now_ms())
+                    .await?;
+            }
+            if result.is_ok() && done_upto.is_none() {
+                // Everything in the batch vanished: skip past it.
+                if let Some(&(uid, _)) = batch.last() {
+                    last_uid = i64::from(uid);
+                }
+            }
+            self.count(stats_delta(&stored_uids, &bad_uids));
+            result?;
+            if !self.take_lease().await? {
+                break;
+            }
+        }
+        Ok(stats)
+    }
+
+    fn count(&self, (ingested, quarantined): (u64, u64)) {
+        self.health.count(&self.name(), ingested, quarantined);
+        self.health
+            .mails_ingested
+            .fetch_add(ingested, Ordering::Relaxed);
+        self.health
+            .mails_quarantined
+            .fetch_add(quarantined, Ordering::Relaxed);
+    }
+
+    /// UIDs above `last_uid` with their sizes, ascending.
+    async fn pending(
+        &self,
+        session: &mut Session<Stream>,
+        last_uid: i64,
+    ) -> Result<Vec<(u32, u32)>, ImapError> {
+        let from = u32::try_from(last_uid + 1).unwrap_or(u32::MAX);
+        let fetched: Vec<_> = timed(async {
+            session
+                .uid_fetch(format!("{from}:*"), "(UID RFC822.SIZE)")
+                .await?
+                .try_collect()
+                .await
+        })
+        .await?;
+        // `n:*` always returns the last mail even when its UID is below n.
+        let mut out: Vec<(u32, u32)> = fetched
+            .iter()
+            .filter_map(|f| Some((f.uid?, f.size.unwrap_or(0))))
+            .filter(|(uid, _)| i64::from(*uid) > last_uid)
+            .collect();
+        out.sort_unstable();
+        out.dedup_by_key(|(uid, _)| *uid);
+        Ok(out)
+    }
+
+    /// Bodies of the batch (headers only for mail over the size limit).
+    async fn fetch(
+        &self,
+        session: &mut Session<Stream>,
+        batch: &[(u32, u32)],
+        limit: usize,
+    ) -> Result<BTreeMap<u32, Vec<u8>>, ImapError> {
+        let (small, big): (Vec<_>, Vec<_>) =
+            batch.iter().partition(|(_, size)| *size as usize <= limit);
+        let mut out = BTreeMap::new();
+        for (set, query, header_only) in [
+            (
+                uid_set(small.iter().map(|(u, _)| *u)),
+                "(UID BODY.PEEK[])",
+                false,
+            ),
+            (
+                uid_set(big.iter().map(|(u, _)| *u)),
+                "(UID BODY.PEEK[HEADER])",
+                true,
+            ),
+        ] {
+            if set.is_empty() {
+                continue;
+            }
+            let fetched: Vec<_> =
+                timed(async { session.uid_fetch(&set, query).await?.try_collect().await }).await?;
+            for f in &fetched {
+                let bytes = if header_only { f.header() } else { f.body() };
+                if let (Some(uid), Some(bytes)) = (f.uid, bytes) {
+                    out.insert(uid, bytes.to_vec());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies the folder's disposition to stored mail, and moves
+    /// quarantined mail to the error folder when one is set (else it stays,
+    /// unread, for a person to see).
+    async fn dispose(
+        &self,
+        session: &mut Session<Stream>,
+        stored: &[u32],
+        quarantined: &[u32],
+        can_move: bool,
+    ) -> Result<(), ImapError> {
+        let stored_set = uid_set(stored.iter().copied());
+        if !stored_set.is_empty() {
+            match (self.folder.disposition, &self.folder.move_to) {
+                (Disposition::Seen, _) => {
+                    let _: Vec<_> = timed(async {
+                        session
+                            .uid_store(&stored_set, "+FLAGS.SILENT (\\Seen)")
+                            .await?
+                            .try_collect()
+                            .await
+                    })
+                    .await?;
+                }
+                (Disposition::Move, Some(target)) => {
+                    move_uids(session, &stored_set, target, can_move).await?
+                }
+                _ => {}
+            }
+        }
+        let bad_set = uid_set(quarantined.iter().copied());
+        if let (false, Some(target)) = (bad_set.is_empty(), &self.folder.error_folder) {
+            move_uids(session, &bad_set, target, can_move).await?;
+        }
+        Ok(())
+    }
+}
+
+fn stats_delta(stored: &[u32], bad: &[u32]) -> (u64, u64) {
+    (stored.len() as u64, bad.len() as u64)
+}
+
+async fn move_uids(
+    session: &mut Session<Stream>,
+    set: &str,
+    target: &str,
+    can_move: bool,
+) -> Result<(), ImapError> {
+    if can_move {
+        timed(session.uid_mv(set, target)).await?;
+    } else {
+        session.uid_copy(set, target).await?;
+        let _: Vec<_> = session
+            .uid_store(set, "+FLAGS.SILENT (\\Deleted)")
+            .await?
+            .try_collect()
+            .await?;
+        let _: Vec<_> = session.uid_expunge(set).await?.try_collect().await?;
+    }
+    Ok(())
+}
+
+/// `1,2,5` from UIDs.
+fn uid_set(uids: impl Iterator<Item = u32>) -> String {
+    uids.map(|u| u.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// Waits in IDLE until new mail, `wait` elapses, or shutdown. Returns the
+/// session and whether shutdown was asked.
+async fn idle(
+    session: Session<Stream>,
+    shutdown: &mut watch::Receiver<bool>,
+    wait: Duration,
+) -> Result<(Session<Stream>, bool), ImapError> {
+    let mut handle = session.idle();
+    timed(handle.init()).await?;
+    let mut stop_asked = false;
+    {
+        let (fut, stop) = handle.wait_with_timeout(wait);
+        let mut fut = std::pin::pin!(fut);
+        let response = tokio::select! {
+            r = &mut fut => r?,
+            _ = shutdown.changed() => {
+                stop_asked = true;
+                drop(stop);
+                fut.await?
+            }
+        };
+        if let IdleResponse::NewData(d) = &response
+            && matches!(d.parsed(), Response::MailboxData(MailboxDatum::Exists(_)))
+        {
+            tracing::debug!("IDLE: new mail.");
+        }
+    }
+    let session = timed(handle.done()).await?;
+    Ok((session, stop_asked))
+}
+
+/// Sleeps, unless shutdown comes first (then returns true).
+async fn sleep_or_shutdown(shutdown: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    if *shutdown.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *shutdown.borrow(),
+        _ = shutdown.changed() => true,
+    }
+}
+
+/// SASL response for AUTHENTICATE PLAIN / XOAUTH2 (one step).
+struct Plain(String);
+
+impl async_imap::Authenticator for Plain {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.0.clone()
+    }
+}
+
+/// Exponential backoff with jitter, 1 s doubling to 5 min.
+struct Backoff {
+    next_ms: u64,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff { next_ms: 1000 }
+    }
+
+    fn next(&mut self) -> Duration {
+        let base = self.next_ms;
+        self.next_ms = (self.next_ms * 2).min(300_000);
+        // ±25 % jitter so many folders do not reconnect in lockstep.
+        let nanos = u64::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0),
+        );
+        let jitter = nanos % (base / 2 + 1);
+        Duration::from_millis(base - base / 4 + jitter)
+    }
+}
+
+/// Builds a worker per configured folder.
+pub fn workers(
+    config: &Arc<Config>,
+    store: &Store,
+    health: &Arc<Health>,
+    instance: &str,
+    outbox: &Arc<tokio::sync::Notify>,
+    rules: Option<&Arc<LiveRules>>,
+) -> Vec<FolderWorker> {
+    let mut out = Vec::new();
+    for (name, account) in &config.accounts {
+        for folder in &account.folders {
+            out.push(FolderWorker {
+                account_name: name.clone(),
+                account: account.clone(),
+                folder: folder.clone(),
+                config: config.clone(),
+                store: store.clone(),
+                health: health.clone(),
+                instance: instance.to_string(),
+                outbox: outbox.clone(),
+                rules: rules.cloned(),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_bounded_jitter() {
+        let mut b = Backoff::new();
+        let first = b.next();
+        assert!(first >= Duration::from_millis(750) && first <= Duration::from_millis(1250));
+        for _ in 0..20 {
+            b.next();
+        }
+        let late = b.next();
+        assert!(late <= Duration::from_millis(375_000));
+        assert!(late >= Duration::from_millis(225_000));
+    }
+
+    #[test]
+    fn uid_sets() {
+        assert_eq!(uid_set([3, 4, 9].into_iter()), "3,4,9");
+        assert_eq!(uid_set(std::iter::empty()), "");
+    }
+}

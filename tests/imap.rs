@@ -1,0 +1,617 @@
+//! `buzon run` against a real Dovecot: backlog drains, IDLE, server
+//! restarts, SIGKILL at random moments, UIDVALIDITY resets, dispositions,
+//! TLS with a private CA, and two instances sharing one PostgreSQL.
+//! Every mail must end up stored exactly once.
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::mailstack::{MailStack, customer_mail};
+use common::{Backend, Deployment};
+
+/// An account section for the test deployment; `folders` is TOML.
+fn account(
+    stack: &MailStack,
+    d: &Deployment,
+    name: &str,
+    user: &str,
+    tls: &str,
+    folders: &str,
+) -> String {
+    let secret = d.dir.path().join(format!("{user}.pass"));
+    std::fs::write(&secret, format!("{user}-pass\n")).unwrap();
+    let (host, port) = match tls {
+        "implicit" => ("localhost", stack.port("IMAPS_PORT")),
+        "starttls" => ("localhost", stack.port("IMAP_PORT")),
+        _ => ("127.0.0.1", stack.port("IMAP_PORT")),
+    };
+    format!(
+        "[accounts.{name}]\nhost = \"{host}\"\nport = {port}\ntls = \"{tls}\"\n\
+         username = \"{user}@example.test\"\npassword_file = \"{}\"\nca_file = \"{}\"\n\
+         poll_seconds = 1\nbatch_size = 50\nfolders = {folders}\n\n",
+        secret.display(),
+        stack.ca()
+    )
+}
+
+fn deployment(
+    backend: Backend,
+    stack: &MailStack,
+    accounts: &[(&str, &str, &str, &str)],
+) -> Deployment {
+    // Write the account sections after the deployment exists (they need its dir).
+    let d = Deployment::new(backend);
+    let mut extra = String::from("[daemon]\nlisten = \"\"\nlease_seconds = 3\n\n");
+    // A killed instance's claimed outbox rows come back after this lease.
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        text.replacen("[outbox]\n", "[outbox]\nlease = \"3s\"\n", 1),
+    )
+    .unwrap();
+    for (name, user, tls, folders) in accounts {
+        extra.push_str(&account(stack, &d, name, user, tls, folders));
+    }
+    let mut text = std::fs::read_to_string(&d.config).unwrap();
+    text.push_str(&extra);
+    std::fs::write(&d.config, text).unwrap();
+    d
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn load(stack: &MailStack, user: &str, folder: &str, range: std::ops::Range<usize>, tag: &str) {
+    rt().block_on(async {
+        let mut imap = stack.session(user).await;
+        imap.create(folder).await;
+        for i in range {
+            imap.append(folder, &customer_mail(i, tag)).await;
+        }
+        imap.logout().await;
+    });
+}
+
+fn folder_list(stack: &MailStack, user: &str, folder: &str) -> Vec<(u32, Vec<String>)> {
+    rt().block_on(async {
+        let mut imap = stack.session(user).await;
+        let l = imap.list(folder).await;
+        imap.logout().await;
+        l
+    })
+}
+
+/// Counts of tickets and of inbound messages (each must be stored once).
+fn counts(d: &Deployment) -> (usize, usize) {
+    let tickets = d.tickets_json();
+    let inbound: i64 = tickets
+        .iter()
+        .map(|t| t["message_count"].as_i64().unwrap())
+        .sum::<i64>();
+    // Each ticket here has one customer mail and one acknowledgement.
+    (tickets.len(), usize::try_from(inbound).unwrap() / 2)
+}
+
+/// A running `buzon run`, killed on drop so a failing test leaks nothing.
+struct Running(Child);
+
+impl Running {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.0.wait()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.kill();
+        }
+    }
+}
+
+/// Starts `buzon run`; its log goes to `run-N.log` in the deployment dir.
+fn spawn_run(d: &Deployment, once: bool) -> Running {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let log = d
+        .dir
+        .path()
+        .join(format!("run-{}.log", N.fetch_add(1, Ordering::SeqCst)));
+    let log = std::fs::File::create(log).unwrap();
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("buzon"));
+    cmd.env_remove("BUZON_DATABASE_URL")
+        .env_remove("BUZON_OUTBOX_DIR")
+        .env("BUZON_LOG", "warn,buzon::source=debug,buzon::daemon=info")
+        .env("RUST_BACKTRACE", "0")
+        .arg("--config")
+        .arg(&d.config)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log));
+    if once {
+        cmd.arg("--once");
+    }
+    Running(cmd.spawn().unwrap())
+}
+
+fn wait_for_tickets(d: &Deployment, n: usize, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (tickets, _) = counts(d);
+        if tickets >= n {
+            return start.elapsed();
+        }
+        if start.elapsed() > limit {
+            for entry in std::fs::read_dir(d.dir.path()).unwrap().flatten() {
+                let p = entry.path();
+                if p.extension().is_some_and(|e| e == "log") {
+                    let text = std::fs::read_to_string(&p).unwrap_or_default();
+                    for (i, line) in text
+                        .lines()
+                        .enumerate()
+                        .filter(|(_, l)| l.contains("panicked"))
+                    {
+                        eprintln!("{} line {i}: {line}", p.display());
+                        eprintln!("{}", text.lines().nth(i + 1).unwrap_or(""));
+                    }
+                    let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                    eprintln!(
+                        "--- {}\n{}",
+                        p.display(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    );
+                }
+            }
+            panic!("only {tickets} of {n} tickets after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stop(mut child: Running) {
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+}
+
+#[test]
+fn backlog_in_two_folders_drains_once_and_only_once() {
+    let stack = MailStack::start();
+    load(&stack, "soporte", "INBOX", 0..300, "a");
+    load(&stack, "finanzas", "INBOX", 300..500, "b");
+    let d = deployment(
+        Backend::Sqlite,
+        &stack,
+        &[
+            (
+                "soporte",
+                "soporte",
+                "none",
+                "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
+            ),
+            (
+                "finanzas",
+                "finanzas",
+                "none",
+                "[{ folder = \"INBOX\", mailbox = \"finanzas\" }]",
+            ),
+        ],
+    );
+    let out = d.ok(&["run", "--once"]);
+    assert!(out.contains("soporte/INBOX: 300 stored"), "{out}");
+    assert!(out.contains("finanzas/INBOX: 200 stored"), "{out}");
+    assert_eq!(counts(&d), (500, 500));
+    assert_eq!(d.outbox_files().len(), 500, "one acknowledgement each");
+    // Default disposition: \Seen after the commit.
+    let listed = folder_list(&stack, "soporte", "INBOX");
+    assert!(
+        listed
+            .iter()
+            .all(|(_, f)| f.iter().any(|x| x.contains("Seen")))
+    );
+    let again = d.ok(&["run", "--once"]);
+    assert!(again.contains("soporte/INBOX: 0 stored"), "{again}");
+    assert_eq!(counts(&d), (500, 500));
+}
+
+#[test]
+fn idle_turns_a_new_mail_into_a_ticket_quickly() {
+    let stack = MailStack::start();
+    let d = deployment(
+        Backend::Sqlite,
+        &stack,
+        &[(
+            "soporte",
+            "soporte",
+            "none",
+            "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
+        )],
+    );
+    let child = spawn_run(&d, false);
+    std::thread::sleep(Duration::from_millis(1500)); // connected and idling
+    let start = Instant::now();
+    load(&stack, "soporte", "INBOX", 0..1, "idle");
+    let took = wait_for_tickets(&d, 1, Duration::from_secs(10));
+    eprintln!(
+        "IDLE: mail appended → ticket in {:?}",
+        start.elapsed().min(took + Duration::from_millis(0))
+    );
+    stop(child);
+    assert_eq!(counts(&d), (1, 1));
+}
+
+#[test]
+fn dovecot_restart_mid_drain_loses_and_doubles_nothing() {
+    let stack = MailStack::start();
+    load(&stack, "soporte", "INBOX", 0..400, "r");
+    let d = deployment(
+        Backend::Sqlite,
+        &stack,
+        &[(
+            "soporte",
+            "soporte",
+            "none",
+            "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
+        )],
+    );
+    let child = spawn_run(&d, false);
+    wait_for_tickets(&d, 20, Duration::from_secs(20));
+    stack.stop_dovecot();
+    std::thread::sleep(Duration::from_millis(1500));
+    stack.start_dovecot();
+    wait_for_tickets(&d, 400, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    stop(child);
+    assert_eq!(counts(&d), (400, 400));
+}
+
+#[test]
+fn sigkill_at_random_moments_then_restart_stores_every_mail_once() {
+    let stack = MailStack::start();
+    load(&stack, "soporte", "INBOX", 0..400, "k");
+    let d = deployment(
+        Backend::Sqlite,
+        &stack,
+        &[(
+            "soporte",
+            "soporte",
+            "none",
+            "[{ folder = \"INBOX\", mailbox = \"soporte\", disposition = \"leave\" }]",
+        )],
+    );
+    // Pseudo-random kill delays, different each run but reproducible from the seed printed.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    eprintln!("kill seed {seed}");
+    let mut x = seed | 1;
+    for round in 0..6 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let delay = Duration::from_millis(100 + x % 600);
+        let mut child = spawn_run(&d, true);
+        std::thread::sleep(delay);
+        child.kill(); // SIGKILL
+        eprintln!(
+            "round {round}: killed after {delay:?}, {} tickets",
+            counts(&d).0
+        );
+    }
+    let out = d.ok(&["run", "--once"]);
+    assert!(out.contains("soporte/INBOX"), "{out}");
+    assert_eq!(counts(&d), (400, 400));
+}
+
+#[test]
+fn uidvalidity_reset_resynchronises_without_duplicates() {
+    let stack = MailStack::start();
+    load(&stack, "soporte", "Pedidos", 0..30, "u");
+    let d = deployment(
+        Backend::Sqlite,
+        &stack,
+        &[(
+            "soporte",
+            "soporte",
+            "none",
+            "[{ folder = \"Pedidos\", mailbox = \"soporte\", disposition = \"leave\" }]",
+        )],
+    );
+    d.ok(&["run", "--once"]);
+    assert_eq!(counts(&d), (30, 30));
+    // Recreate the folder with the same mail: new UIDVALIDITY, UIDs from 1.
+    rt().block_on(async {
+        let mut imap = stack.session("soporte").await;
+        imap.session.select("INBOX").await.unwrap();
+        imap.delete("Pedidos").await;
+        imap.logout().await;
+    });
+    load(&stack, "soporte", "Pedidos", 0..35, "u");
+    let out = d.ok(&["run", "--once"]);
+    assert!(out.contains("5 stored, 30 already stored"), "{out}");
+    assert_eq!(counts(&d), (35, 35));
+}
+
+#[test]
+fn dispositions_seen_move_and_leave_and_quarantine_is_left_unread() {
+    let stack = MailStack::start();
+    load(&stack, "soporte", "INBOX", 0..5, "s");
+    load(&stack, "soporte", "Mover", 5..10, "m");
+    load(&stack, "soporte", "Dejar", 10..15, "l");
+    rt().block_on(async {
+        let mut imap = stack.session("soporte").await;
+        imap.append("INBOX", b"\x00\x01 not a mail at all \xff")
+            .await;
+        imap.logout().await;
+    });
+    let d = deployment(
+        Backend::Sqlite,
+        &stack,
+        &[(
+            "soporte",
+            "soporte",
+            "none",
+            "[{ folder = \"INBOX\", mailbox = \"soporte\", disposition = \"seen\" }, \
+              { folder = \"Mover\", mailbox = \"soporte\", disposition = \"move\", move_to = \"Procesados\" }, \
+              { folder = \"Dejar\", mailbox = \"soporte\", disposition = \"leave\" }]",
+        )],
+    );
+    let out = d.ok(&["run", "--once"]);
+    assert!(
+        out.contains("soporte/INBOX: 5 stored, 0 already stored, 1 quarantined"),
+        "{out}"
+    );
+    let inbox = folder_list(&stack, "soporte", "INBOX");
+    let seen = inbox
+        .iter()
+        .filter(|(_, f)| f.iter().any(|x| x.contains("Seen")))
+        .count();
+    assert_eq!(
+        (inbox.len(), seen),
+        (6, 5),
+        "quarantined mail stays unread: {inbox:?}"
+    );
+    assert!(folder_list(&stack, "soporte", "Mover").is_empty());
+    assert_eq!(folder_list(&stack, "soporte", "Procesados").len(), 5);
+    let left = folder_list(&stack, "soporte", "Dejar");
+    assert_eq!(left.len(), 5);
+    assert!(
+        left.iter()
+            .all(|(_, f)| !f.iter().any(|x| x.contains("Seen"))),
+        "{left:?}"
+    );
+    assert_eq!(counts(&d).0, 15);
+    let q = d.ok(&["quarantine", "list", "--format", "json"]);
+    assert!(q.contains("not an email"), "{q}");
+}
+
+#[test]
+fn tls_implicit_and_starttls_with_a_private_ca() {
+    let stack = MailStack::start();
+    load(&stack, "soporte", "INBOX", 0..3, "t");
+    load(&stack, "finanzas", "INBOX", 3..6, "t");
+    let d = deployment(
+        Backend::Sqlite,
+        &stack,
+        &[
+            (
+                "soporte",
+                "soporte",
+                "implicit",
+                "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
+            ),
+            (
+                "finanzas",
+                "finanzas",
+                "starttls",
+                "[{ folder = \"INBOX\", mailbox = \"finanzas\" }]",
+            ),
+        ],
+    );
+    let out = d.ok(&["run", "--once"]);
+    assert!(out.contains("soporte/INBOX: 3 stored"), "{out}");
+    assert!(out.contains("finanzas/INBOX: 3 stored"), "{out}");
+    // Without the CA the certificate is refused: no silent "accept any".
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    let no_ca: String = text
+        .lines()
+        .filter(|l| !l.starts_with("ca_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&d.config, no_ca).unwrap();
+    load(&stack, "soporte", "INBOX", 6..7, "t");
+    let out = d.run(&["run", "--once"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TLS handshake") || err.contains("certificate"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_instances_on_postgres_share_the_folders_exactly_once() {
+    let stack = MailStack::start();
+    load(&stack, "soporte", "INBOX", 0..250, "p");
+    load(&stack, "finanzas", "INBOX", 250..400, "q");
+    let d = deployment(
+        Backend::Postgres,
+        &stack,
+        &[
+            (
+                "soporte",
+                "soporte",
+                "none",
+                "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
+            ),
+            (
+                "finanzas",
+                "finanzas",
+                "none",
+                "[{ folder = \"INBOX\", mailbox = \"finanzas\" }]",
+            ),
+        ],
+    );
+    let a = spawn_run(&d, false);
+    let b = spawn_run(&d, false);
+    wait_for_tickets(&d, 400, Duration::from_secs(60));
+    // The first instance dies; the second takes its folders over.
+    let mut a = a;
+    a.kill();
+    load(&stack, "soporte", "INBOX", 400..420, "p");
+    wait_for_tickets(&d, 420, Duration::from_secs(30));
+    // Let the outbox empty before stopping the survivor.
+    let start = Instant::now();
+    while d
+        .ok(&["outbox", "list", "--status", "queued", "--format", "json"])
+        .contains("\"id\"")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "outbox does not drain"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop(b);
+    assert_eq!(counts(&d), (420, 420));
+    let sent = d.ok(&["outbox", "list", "--status", "sent", "--format", "json"]);
+    let sent: serde_json::Value = serde_json::from_str(&sent).unwrap();
+    let sent = sent["outbox"].as_array().unwrap();
+    let tickets: std::collections::BTreeSet<i64> =
+        sent.iter().map(|r| r["ticket"].as_i64().unwrap()).collect();
+    assert_eq!(
+        (sent.len(), tickets.len()),
+        (420, 420),
+        "one acknowledgement per ticket"
+    );
+}
+
+/// The port the daemon logged for its health endpoint.
+fn logged_health_port(d: &Deployment) -> u16 {
+    for entry in std::fs::read_dir(d.dir.path()).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in text
+            .lines()
+            .filter(|l| l.contains("Health endpoint listening"))
+        {
+            if let Some(addr) = line.split("addr=").nth(1) {
+                let addr = addr.split_whitespace().next().unwrap();
+                return addr.rsplit(':').next().unwrap().parse().unwrap();
+            }
+        }
+    }
+    panic!("the daemon did not log its health endpoint");
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, out.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+}
+
+#[test]
+fn health_and_metrics_report_folders_and_turn_503_when_one_fails() {
+    let stack = MailStack::start();
+    load(&stack, "soporte", "INBOX", 0..7, "h");
+    let d = deployment(
+        Backend::Sqlite,
+        &stack,
+        &[(
+            "soporte",
+            "soporte",
+            "none",
+            "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
+        )],
+    );
+    let mut text = std::fs::read_to_string(&d.config).unwrap();
+    // Port 0: the daemon picks a free port and logs it (a port picked by
+    // the test could be taken by another test's server meanwhile).
+    text = text.replace(
+        "[daemon]\nlisten = \"\"",
+        "[daemon]\nlisten = \"127.0.0.1:0\"\nunhealthy_after_seconds = 1",
+    );
+    std::fs::write(&d.config, text).unwrap();
+    let child = spawn_run(&d, false);
+    wait_for_tickets(&d, 7, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(300));
+    let port = logged_health_port(&d);
+    let (code, body) = http_get(port, "/healthz");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("soporte/INBOX"), "{body}");
+    let (_, metrics) = http_get(port, "/metrics");
+    assert!(
+        metrics.contains("buzon_mails_ingested_total 7"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("buzon_folder_up{folder=\"soporte/INBOX\"} 1"),
+        "{metrics}"
+    );
+    // The server goes away: the folder fails, and after the threshold 503.
+    stack.stop_dovecot();
+    let start = Instant::now();
+    loop {
+        let (code, body) = http_get(port, "/healthz");
+        if code == 503 {
+            assert!(body.contains("failing"), "{body}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "still {code}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stack.start_dovecot();
+    stop(child);
+}
+
+#[test]
+fn sigterm_mid_drain_exits_promptly_and_loses_nothing() {
+    let stack = MailStack::start();
+    load(&stack, "soporte", "INBOX", 0..300, "term");
+    let d = deployment(
+        Backend::Sqlite,
+        &stack,
+        &[(
+            "soporte",
+            "soporte",
+            "none",
+            "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
+        )],
+    );
+    let mut child = spawn_run(&d, false);
+    wait_for_tickets(&d, 10, Duration::from_secs(20));
+    let start = Instant::now();
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let status = child.wait().unwrap();
+    let took = start.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let (stored, _) = counts(&d);
+    eprintln!("SIGTERM: exited in {took:?} with {stored} of 300 stored");
+    d.ok(&["run", "--once"]);
+    assert_eq!(counts(&d), (300, 300));
+}
