@@ -433,16 +433,27 @@ impl FolderWorker {
         let mut stats = DrainStats::default();
         let limit = self.config.limits.max_message_bytes;
         let batch_size = self.account.batch_size.max(1) as usize;
+        // The UIDs still to store, listed once and worked off batch by
+        // batch (listing again per batch would make a big first import
+        // quadratic); listed again when empty, to catch mail that arrived
+        // meanwhile.
+        let mut queue: Vec<(u32, u32)> = Vec::new();
+        let mut next = 0;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let pending = self.pending(session, last_uid).await?;
-            self.health.set_lag(&name, pending.len() as i64);
-            if pending.is_empty() {
+            if next >= queue.len() {
+                queue = self.pending(session, last_uid).await?;
+                next = 0;
+            }
+            self.health.set_lag(&name, (queue.len() - next) as i64);
+            if queue.is_empty() {
                 break;
             }
-            let batch = &pending[..pending.len().min(batch_size)];
+            let end = queue.len().min(next + batch_size);
+            let batch = &queue[next..end];
+            next = end;
             let bodies = self.fetch(session, batch, limit).await?;
             let mut stored_uids = Vec::new();
             let mut bad_uids = Vec::new();
