@@ -142,10 +142,7 @@ macro_rules! backend {
                     .await?;
                 }
 
-                for event in &new.events {
-                    insert_event(&mut tx, ticket, new.now, &event.actor, &event.kind, &event.detail)
-                        .await?;
-                }
+                insert_events(&mut tx, ticket, new.now, &new.events).await?;
 
                 let mut queued = Vec::new();
                 for mail_out in &(new.outgoing)(ticket) {
@@ -230,18 +227,20 @@ macro_rules! backend {
                 ticket: i64,
                 people: &[NewParticipant],
             ) -> Result<()> {
-                for p in people {
-                    sqlx::query(
-                        "INSERT INTO participants (ticket_id, address, name, role) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(ticket)
-                    .bind(&p.address)
-                    .bind(&p.name)
-                    .bind(&p.role)
-                    .execute(&mut **tx)
-                    .await?;
+                if people.is_empty() {
+                    return Ok(());
                 }
+                let mut q = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO participants (ticket_id, address, name, role) ",
+                );
+                q.push_values(people, |mut row, p| {
+                    row.push_bind(ticket)
+                        .push_bind(&p.address)
+                        .push_bind(&p.name)
+                        .push_bind(&p.role);
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().execute(&mut **tx).await?;
                 Ok(())
             }
 
@@ -386,10 +385,7 @@ macro_rules! backend {
                 .bind(state)
                 .execute(&mut *tx)
                 .await?;
-                for event in &add.events {
-                    insert_event(&mut tx, add.ticket, add.now, &event.actor, &event.kind, &event.detail)
-                        .await?;
-                }
+                insert_events(&mut tx, add.ticket, add.now, &add.events).await?;
                 for mail_out in &add.outgoing {
                     insert_outgoing(&mut tx, add.ticket, mail_out, add.now).await?;
                 }
@@ -423,10 +419,7 @@ macro_rules! backend {
                     tx.rollback().await?;
                     return Err(StoreError::NotFound(format!("ticket {number}")));
                 }
-                for event in &change.events {
-                    insert_event(&mut tx, number, change.now, &event.actor, &event.kind, &event.detail)
-                        .await?;
-                }
+                insert_events(&mut tx, number, change.now, &change.events).await?;
                 for mail_out in &change.outgoing {
                     insert_outgoing(&mut tx, number, mail_out, change.now).await?;
                 }
@@ -617,6 +610,31 @@ macro_rules! backend {
                 .fetch_one(pool)
                 .await?;
                 Ok((row.try_get("open")?, row.try_get("newest")?))
+            }
+
+            /// All history lines of a change in one statement (each
+            /// statement is a round trip to the database).
+            async fn insert_events(
+                tx: &mut sqlx::Transaction<'static, Db>,
+                ticket: i64,
+                at: i64,
+                events: &[super::super::NewEvent],
+            ) -> Result<()> {
+                if events.is_empty() {
+                    return Ok(());
+                }
+                let mut q = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO events (ticket_id, at, actor, kind, detail) ",
+                );
+                q.push_values(events, |mut row, e| {
+                    row.push_bind(ticket)
+                        .push_bind(at)
+                        .push_bind(&e.actor)
+                        .push_bind(&e.kind)
+                        .push_bind(&e.detail);
+                });
+                q.build().execute(&mut **tx).await?;
+                Ok(())
             }
 
             async fn insert_event(
