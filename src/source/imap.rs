@@ -437,7 +437,7 @@ impl FolderWorker {
         // batch (listing again per batch would make a big first import
         // quadratic); listed again when empty, to catch mail that arrived
         // meanwhile.
-        let mut queue: Vec<(u32, u32)> = Vec::new();
+        let mut queue: Vec<u32> = Vec::new();
         let mut next = 0;
         loop {
             if *shutdown.borrow() {
@@ -452,13 +452,14 @@ impl FolderWorker {
                 break;
             }
             let end = queue.len().min(next + batch_size);
-            let batch = &queue[next..end];
+            let batch = self.sizes(session, &queue[next..end]).await?;
+            let batch_last = queue[end - 1];
             next = end;
-            let bodies = self.fetch(session, batch, limit).await?;
+            let bodies = self.fetch(session, &batch, limit).await?;
             let mut stored_uids = Vec::new();
             let mut bad_uids = Vec::new();
             let mut result = Ok(());
-            for &(uid, size) in batch {
+            for &(uid, size) in &batch {
                 let Some(raw) = bodies.get(&uid) else {
                     // Expunged by someone else between listing and fetching.
                     continue;
@@ -512,9 +513,7 @@ impl FolderWorker {
             }
             if result.is_ok() && done_upto.is_none() {
                 // Everything in the batch vanished: skip past it.
-                if let Some(&(uid, _)) = batch.last() {
-                    last_uid = i64::from(uid);
-                }
+                last_uid = last_uid.max(i64::from(batch_last));
             }
             self.count(stats_delta(&stored_uids, &bad_uids));
             result?;
@@ -535,26 +534,43 @@ impl FolderWorker {
             .fetch_add(quarantined, Ordering::Relaxed);
     }
 
-    /// UIDs above `last_uid` with their sizes, ascending.
+    /// UIDs above `last_uid`, ascending. A SEARCH answers with one compact
+    /// line of numbers, so even a first import of a huge folder costs
+    /// little memory here; sizes are asked per batch (see `sizes`).
     async fn pending(
         &self,
         session: &mut Session<Stream>,
         last_uid: i64,
-    ) -> Result<Vec<(u32, u32)>, ImapError> {
+    ) -> Result<Vec<u32>, ImapError> {
         let from = u32::try_from(last_uid + 1).unwrap_or(u32::MAX);
+        let found = timed(session.uid_search(format!("UID {from}:*"))).await?;
+        // `n:*` always matches the last mail even when its UID is below n.
+        let mut out: Vec<u32> = found
+            .into_iter()
+            .filter(|uid| i64::from(*uid) > last_uid)
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// The sizes of a batch of UIDs (mail expunged meanwhile is absent).
+    async fn sizes(
+        &self,
+        session: &mut Session<Stream>,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, u32)>, ImapError> {
+        let set = uid_set(uids.iter().copied());
         let fetched: Vec<_> = timed(async {
             session
-                .uid_fetch(format!("{from}:*"), "(UID RFC822.SIZE)")
+                .uid_fetch(&set, "(UID RFC822.SIZE)")
                 .await?
                 .try_collect()
                 .await
         })
         .await?;
-        // `n:*` always returns the last mail even when its UID is below n.
         let mut out: Vec<(u32, u32)> = fetched
             .iter()
             .filter_map(|f| Some((f.uid?, f.size.unwrap_or(0))))
-            .filter(|(uid, _)| i64::from(*uid) > last_uid)
             .collect();
         out.sort_unstable();
         out.dedup_by_key(|(uid, _)| *uid);
