@@ -615,3 +615,61 @@ fn sigterm_mid_drain_exits_promptly_and_loses_nothing() {
     d.ok(&["run", "--once"]);
     assert_eq!(counts(&d), (300, 300));
 }
+
+#[test]
+fn a_broken_rule_file_is_refused_and_the_daemon_keeps_the_old_rules() {
+    let stack = MailStack::start();
+    let d = deployment(
+        Backend::Sqlite,
+        &stack,
+        &[(
+            "soporte",
+            "soporte",
+            "none",
+            "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
+        )],
+    );
+    let rules = d.dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("10-pedidos.toml"),
+        "[[rule]]\nname = \"pedidos\"\nwhen.subject.contains = \"pedido\"\npipeline = \"Pedidos\"\n",
+    )
+    .unwrap();
+    let mut text = std::fs::read_to_string(&d.config).unwrap();
+    text.push_str(&format!("[rules]\ndir = \"{}\"\n", rules.display()));
+    std::fs::write(&d.config, text).unwrap();
+    let child = spawn_run(&d, false);
+    load(&stack, "soporte", "INBOX", 0..1, "rl");
+    wait_for_tickets(&d, 1, Duration::from_secs(20));
+    // An admin saves a typo and a bad regex, then asks for a reload.
+    std::fs::write(
+        rules.join("10-pedidos.toml"),
+        "[[rule]]\nname = \"pedidos\"\nwhen.subject.regex = \"pedido (\"\npipline = \"Otro\"\n",
+    )
+    .unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_millis(2500));
+    load(&stack, "soporte", "INBOX", 1..2, "rl");
+    wait_for_tickets(&d, 2, Duration::from_secs(20));
+    stop(child);
+    let tickets = d.tickets_json();
+    assert!(
+        tickets.iter().all(|t| t["pipeline"] == "Pedidos"),
+        "the old rules must stay active: {tickets:#?}"
+    );
+    let log: String = std::fs::read_dir(d.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert!(log.contains("New rules refused"), "{log}");
+    assert!(log.contains("10-pedidos.toml:"), "{log}");
+    assert!(
+        log.contains("pipeline"),
+        "the hint names the right field: {log}"
+    );
+}

@@ -1,0 +1,133 @@
+//! The teams' rule sets drive routing, templates and notifications end to
+//! end: `buzon ingest` with an example's configuration, then the outbox.
+
+use std::path::{Path, PathBuf};
+
+fn example(team: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(team)
+}
+
+/// The example's config with the database and outbox in a temp dir.
+fn deployment(team: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = example(team);
+    let text = std::fs::read_to_string(src.join("buzon.toml"))
+        .unwrap()
+        .replace(
+            "dir = \"rules\"",
+            &format!("dir = \"{}\"", src.join("rules").display()),
+        )
+        .replace(
+            "dir = \"templates\"",
+            &format!("dir = \"{}\"", src.join("templates").display()),
+        );
+    let config = dir.path().join("buzon.toml");
+    std::fs::write(&config, text).unwrap();
+    (dir, config)
+}
+
+fn buzon(config: &Path, args: &[&str]) -> String {
+    let out = assert_cmd::Command::cargo_bin("buzon")
+        .unwrap()
+        .env_remove("BUZON_DATABASE_URL")
+        .env_remove("BUZON_OUTBOX_DIR")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn outbox(dir: &Path) -> Vec<buzon::parse::ParsedMail> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("outbox"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| buzon::parse::parse(&std::fs::read(f).unwrap(), 1 << 22).unwrap())
+        .collect()
+}
+
+#[test]
+fn documents_sent_to_a_law_firm_get_the_teams_template_and_notify_the_extra_recipients() {
+    let (dir, config) = deployment("tuprocurador");
+    let mail = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/demo/mail/clientes/18-documentos-solicitados.eml");
+    let out = buzon(
+        &config,
+        &["ingest", "--mailbox", "clientes", mail.to_str().unwrap()],
+    );
+    assert!(out.contains("created"), "{out}");
+    let shown: serde_json::Value = serde_json::from_str(&buzon(
+        &config,
+        &["tickets", "show", "1", "--format", "json"],
+    ))
+    .unwrap();
+    assert_eq!(
+        shown["ticket"]["type"], "Entrega de documentos",
+        "{shown:#}"
+    );
+    let sent = outbox(dir.path());
+    let ack = sent
+        .iter()
+        .find(|m| {
+            m.header("Auto-Submitted") == Some("auto-replied")
+                && m.subject.contains("Documentos recibidos")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no documentos-recibidos acknowledgement: {:#?}",
+                sent.iter().map(|m| &m.subject).collect::<Vec<_>>()
+            )
+        });
+    assert!(
+        ack.text.contains("Recibimos los documentos"),
+        "{}",
+        ack.text
+    );
+    // The client's additional addresses (seed 002) are told too.
+    let recipients: Vec<&str> = sent
+        .iter()
+        .flat_map(|m| m.to.iter().chain(m.cc.iter()))
+        .map(|a| a.address.as_str())
+        .collect();
+    assert!(
+        recipients.contains(&"procuracion@contreras-asociados.example"),
+        "{recipients:?}"
+    );
+}
+
+#[test]
+fn genera_routes_an_investor_rescue_to_alonso_with_high_priority() {
+    let (_dir, config) = deployment("genera-factoring");
+    let mail = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/demo/mail/servicioalcliente/08-rescate-parcial.eml");
+    buzon(
+        &config,
+        &[
+            "ingest",
+            "--mailbox",
+            "servicioalcliente",
+            mail.to_str().unwrap(),
+        ],
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&buzon(&config, &["tickets", "list", "--format", "json"])).unwrap();
+    let t = &list["tickets"][0];
+    assert_eq!(t["pipeline"], "Finanzas", "{t:#}");
+    assert_eq!(t["owner"], "alonso", "{t:#}");
+    assert_eq!(t["priority"], "high", "{t:#}");
+    assert_eq!(t["type"], "Inversionista - Rescate", "{t:#}");
+}
