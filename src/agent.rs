@@ -159,6 +159,130 @@ impl Agent<'_> {
         Ok(message_id)
     }
 
+    /// Mails a "novedad" (case update) to the client and the ticket's
+    /// additional recipients, threaded; the state does not change.
+    pub async fn update(&self, ticket: i64, body: &str) -> Result<String, AgentError> {
+        let detail = self.store.ticket(ticket).await?;
+        let number = display_number(&self.config.deployment.ticket_prefix, ticket);
+        let subject = format!(
+            "Novedad en su caso: {} {}",
+            strip_reply_prefixes(&detail.ticket.subject),
+            ticket_tag(&number)
+        );
+        let references = thread_ids(&detail);
+        let envelope = self.envelope_to_contact(&detail, &references, "update", None)?;
+        let mail = compose::build(MailParts {
+            envelope,
+            subject,
+            body: body.to_string(),
+            html: None,
+        })?;
+        let message_id = mail.message_id.clone();
+        let change = TicketUpdate {
+            now: now_ms(),
+            events: vec![self.event("update", format!("novedad to {}", mail.rcpt_to.join(", ")))],
+            outgoing: vec![mail],
+            ..TicketUpdate::default()
+        };
+        self.store.update_ticket(ticket, &change).await?;
+        Ok(message_id)
+    }
+
+    /// Asks the client for documents: the items are mailed as a list and
+    /// kept on the ticket as a checklist; the ticket waits on the client.
+    pub async fn request_documents(
+        &self,
+        ticket: i64,
+        items: &[String],
+        note: Option<&str>,
+    ) -> Result<String, AgentError> {
+        let items: Vec<String> = items
+            .iter()
+            .map(|i| i.trim().to_string())
+            .filter(|i| !i.is_empty())
+            .collect();
+        if items.is_empty() {
+            return Err(AgentError::Invalid(
+                "name at least one document: --item \"poder notarial\"".into(),
+            ));
+        }
+        let detail = self.store.ticket(ticket).await?;
+        let number = display_number(&self.config.deployment.ticket_prefix, ticket);
+        let subject = format!(
+            "Solicitud de documentos: {} {}",
+            strip_reply_prefixes(&detail.ticket.subject),
+            ticket_tag(&number)
+        );
+        let mut body =
+            String::from("Hola:\n\nPara continuar con su caso necesitamos que nos envíe:\n\n");
+        for item in &items {
+            body.push_str(&format!("  - {item}\n"));
+        }
+        if let Some(note) = note {
+            body.push_str(&format!("\n{note}\n"));
+        }
+        body.push_str(&format!(
+            "\nPuede responder a este correo adjuntando los documentos.\n\nSaludos cordiales,\n{}\n",
+            self.config.deployment.name
+        ));
+        let references = thread_ids(&detail);
+        let envelope = self.envelope_to_contact(&detail, &references, "document_request", None)?;
+        let mail = compose::build(MailParts {
+            envelope,
+            subject,
+            body,
+            html: None,
+        })?;
+        let message_id = mail.message_id.clone();
+        let before = detail.ticket.state.clone();
+        let change = TicketUpdate {
+            state: Some(State::WaitingOnContact),
+            request_items: items.clone(),
+            now: now_ms(),
+            events: vec![
+                self.event("documents_requested", items.join("; ")),
+                self.event("state", format!("{before} → {}", State::WaitingOnContact)),
+            ],
+            outgoing: vec![mail],
+            ..TicketUpdate::default()
+        };
+        self.store.update_ticket(ticket, &change).await?;
+        Ok(message_id)
+    }
+
+    /// Marks a requested document as received.
+    pub async fn received(&self, ticket: i64, item: &str) -> Result<(), AgentError> {
+        let change = TicketUpdate {
+            received_item: Some(item.to_string()),
+            now: now_ms(),
+            events: vec![self.event("document_received", item.to_string())],
+            ..TicketUpdate::default()
+        };
+        Ok(self.store.update_ticket(ticket, &change).await?)
+    }
+
+    /// Makes a ticket internal (hidden from the client: nothing is mailed
+    /// to them) or visible again.
+    pub async fn set_internal(&self, ticket: i64, internal: bool) -> Result<(), AgentError> {
+        let change = TicketUpdate {
+            internal: Some(internal),
+            now: now_ms(),
+            events: vec![
+                self.event(
+                    "visibility",
+                    if internal {
+                        "internal: hidden from the client"
+                    } else {
+                        "visible to the client"
+                    }
+                    .into(),
+                ),
+            ],
+            ..TicketUpdate::default()
+        };
+        Ok(self.store.update_ticket(ticket, &change).await?)
+    }
+
     /// Finishes a ticket with an outcome and tells the contact ("finalizar").
     pub async fn close(
         &self,
@@ -196,7 +320,12 @@ impl Agent<'_> {
             format!("{} ({})", outcome.as_str(), note.unwrap_or("")),
         )];
         let mut outgoing = Vec::new();
-        if detail.ticket.requester.is_some() {
+        if detail.ticket.internal {
+            events.push(self.event(
+                "mail_withheld",
+                "internal ticket: the client is not told".into(),
+            ));
+        } else if detail.ticket.requester.is_some() {
             let auto = Auto {
                 submitted: AutoSubmitted::Generated,
                 limit_per_hour: self.config.outbox.auto_reply_limit_per_hour,
@@ -233,6 +362,12 @@ impl Agent<'_> {
         auto: Option<Auto>,
     ) -> Result<Envelope<'d>, AgentError> {
         let t = &detail.ticket;
+        if t.internal {
+            return Err(AgentError::Invalid(format!(
+                "{} is internal: nothing is mailed to the client (`buzon tickets internal N --off` to change that)",
+                display_number(&self.config.deployment.ticket_prefix, t.number)
+            )));
+        }
         let mailbox = self
             .config
             .mailbox(&t.mailbox)

@@ -17,6 +17,7 @@
 //! - [`source`]: where mail comes from; IMAP intake with checkpoints and leases.
 //! - [`daemon`]: `buzon run`: folder workers, outbox worker, signals, systemd.
 //! - [`health`]: per-folder health, `/healthz` and `/metrics`.
+//! - [`report`]: `buzon report`: counts, response and resolution times; pure.
 //! - [`demo`]: the bundled sample mail and the `buzon demo` run.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -29,6 +30,7 @@ pub mod health;
 pub mod outbound;
 pub mod parse;
 pub mod pipeline;
+pub mod report;
 pub mod route;
 pub mod rules;
 pub mod source;

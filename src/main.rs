@@ -74,6 +74,24 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Counts, first-response and resolution times of the tickets created
+    /// between two dates (local dates, both included).
+    Report {
+        /// First day, YYYY-MM-DD in deployment.time_zone.
+        #[arg(long)]
+        from: String,
+        /// Last day, included (YYYY-MM-DD).
+        #[arg(long)]
+        to: String,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        /// One group per pipeline, owner, type or mailbox (default: one group, "all").
+        #[arg(long, value_parser = ["pipeline", "owner", "type", "mailbox"])]
+        by: Option<String>,
+        /// Start the CSV with the UTF-8 byte order mark, so Excel shows accents.
+        #[arg(long)]
+        bom: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Run the pipeline over bundled sample mail into a fresh SQLite file.
@@ -156,6 +174,42 @@ enum TicketsCommand {
         #[arg(long = "as")]
         agent: Option<String>,
     },
+    /// Mail a case update ("novedad") to the client and the additional recipients.
+    Update {
+        number: String,
+        #[arg(long)]
+        body_file: PathBuf,
+        #[arg(long = "as")]
+        agent: Option<String>,
+    },
+    /// Ask the client for documents; the items become a checklist on the ticket.
+    Request {
+        number: String,
+        /// A document to ask for (repeat for several).
+        #[arg(long = "item", required = true)]
+        items: Vec<String>,
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long = "as")]
+        agent: Option<String>,
+    },
+    /// Mark a requested document as received.
+    Received {
+        number: String,
+        item: String,
+        #[arg(long = "as")]
+        agent: Option<String>,
+    },
+    /// Hide the ticket from the client (no mail to them) or show it again.
+    Internal {
+        number: String,
+        #[arg(long, conflicts_with = "off")]
+        on: bool,
+        #[arg(long)]
+        off: bool,
+        #[arg(long = "as")]
+        agent: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -208,6 +262,13 @@ enum OutboxCommand {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ListFormat {
     Table,
+    Json,
+    Csv,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    Text,
     Json,
     Csv,
 }
@@ -269,6 +330,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Quarantine { command } => quarantine(&config, &store, command).await?,
         Command::Outbox { command } => outbox(&config, &store, command).await?,
         Command::Rules { .. } => ExitCode::SUCCESS,
+        Command::Report {
+            from,
+            to,
+            format,
+            by,
+            bom,
+        } => report(&config, &store, &from, &to, format, by.as_deref(), bom).await?,
         Command::Migrate => {
             println!("database is up to date ({})", store.backend_name());
             ExitCode::SUCCESS
@@ -512,6 +580,75 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
             println!("{}: done ({})", display_number(prefix, n), outcome.as_str());
             flush_after(config, store).await;
         }
+        TicketsCommand::Update {
+            number,
+            body_file,
+            agent,
+        } => {
+            let n = ticket_number(prefix, &number)?;
+            let body = std::fs::read_to_string(&body_file)
+                .with_context(|| format!("cannot read {}", body_file.display()))?;
+            let id = agent_for(config, store, agent)
+                .await?
+                .update(n, &body)
+                .await?;
+            println!("{}: update queued <{id}>", display_number(prefix, n));
+            flush_after(config, store).await;
+        }
+        TicketsCommand::Request {
+            number,
+            items,
+            note,
+            agent,
+        } => {
+            let n = ticket_number(prefix, &number)?;
+            let id = agent_for(config, store, agent)
+                .await?
+                .request_documents(n, &items, note.as_deref())
+                .await?;
+            println!(
+                "{}: {} document(s) requested <{id}>",
+                display_number(prefix, n),
+                items.len()
+            );
+            flush_after(config, store).await;
+        }
+        TicketsCommand::Received {
+            number,
+            item,
+            agent,
+        } => {
+            let n = ticket_number(prefix, &number)?;
+            agent_for(config, store, agent)
+                .await?
+                .received(n, &item)
+                .await?;
+            println!("{}: received {item}", display_number(prefix, n));
+        }
+        TicketsCommand::Internal {
+            number,
+            on,
+            off,
+            agent,
+        } => {
+            let n = ticket_number(prefix, &number)?;
+            if on == off {
+                bail!("say --on (hide from the client) or --off (show again)");
+            }
+            agent_for(config, store, agent)
+                .await?
+                .set_internal(n, on)
+                .await?;
+            println!(
+                "{}: {}",
+                display_number(prefix, n),
+                if on {
+                    "internal"
+                } else {
+                    "visible to the client"
+                }
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -675,6 +812,52 @@ async fn outbox(config: &Config, store: &Store, command: OutboxCommand) -> Resul
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn report(
+    config: &Config,
+    store: &Store,
+    from: &str,
+    to: &str,
+    format: ReportFormat,
+    by: Option<&str>,
+    bom: bool,
+) -> Result<ExitCode> {
+    use buzon::report::{self, GroupBy};
+    let tz = time_zone(config);
+    let (from_date, to_date) = (report::parse_date(from)?, report::parse_date(to)?);
+    let (start, end) = report::range_ms(from_date, to_date, &tz)?;
+    let by: GroupBy = by.unwrap_or("none").parse()?;
+    let rows = store.report_rows(start, end).await?;
+    // One clock for every ticket, so "overdue" means the same in each row.
+    let now = now_ms();
+    let prefix = &config.deployment.ticket_prefix;
+    let out = match format {
+        ReportFormat::Csv => {
+            let csv = view::report_csv(&rows, now, prefix, &tz);
+            if bom {
+                format!("{}{csv}", view::UTF8_BOM)
+            } else {
+                csv
+            }
+        }
+        ReportFormat::Json | ReportFormat::Text => {
+            let summary = report::Report {
+                from: from_date.to_string(),
+                to: to_date.to_string(),
+                time_zone: config.deployment.time_zone.clone(),
+                by: by.as_str(),
+                groups: report::groups(&rows, by, now),
+            };
+            if format == ReportFormat::Json {
+                format!("{:#}\n", serde_json::to_value(&summary)?)
+            } else {
+                view::report_table(&summary)
+            }
+        }
+    };
+    print_out(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -142,6 +142,17 @@ pub fn iso(ms: i64) -> String {
 
 /// CSV (RFC 4180) with every field, dates in the team's time zone.
 pub fn tickets_csv(tickets: &[TicketRow], prefix: &str, tz: &jiff::tz::TimeZone) -> String {
+    csv_rows(tickets.iter().map(|t| (t, Vec::new())), &[], prefix, tz)
+}
+
+/// The rows of [`tickets_csv`], each followed by `extra` columns (the
+/// report's metrics), so both exports share one column order and quoting.
+fn csv_rows<'a>(
+    rows: impl Iterator<Item = (&'a TicketRow, Vec<String>)>,
+    extra_header: &[&str],
+    prefix: &str,
+    tz: &jiff::tz::TimeZone,
+) -> String {
     let mut out = String::new();
     let header = [
         "number",
@@ -164,10 +175,11 @@ pub fn tickets_csv(tickets: &[TicketRow], prefix: &str, tz: &jiff::tz::TimeZone)
         "updated_at",
         "message_count",
     ];
+    let header: Vec<&str> = header.iter().chain(extra_header).copied().collect();
     out.push_str(&header.join(","));
     out.push_str("\r\n");
-    for t in tickets {
-        let fields = [
+    for (t, extra) in rows {
+        let mut fields = vec![
             display_number(prefix, t.number),
             t.subject.clone(),
             t.state.clone(),
@@ -192,6 +204,7 @@ pub fn tickets_csv(tickets: &[TicketRow], prefix: &str, tz: &jiff::tz::TimeZone)
             local_time(t.updated_at, tz),
             t.message_count.to_string(),
         ];
+        fields.extend(extra);
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&line.join(","));
         out.push_str("\r\n");
@@ -205,6 +218,121 @@ fn csv_field(s: &str) -> String {
     } else {
         s.to_string()
     }
+}
+
+/// Excel reads a CSV as UTF-8 only when it starts with this mark (`--bom`);
+/// without it, accents come out as mojibake.
+pub const UTF8_BOM: &str = "\u{feff}";
+
+/// `buzon report --format csv`: the columns of [`tickets_csv`] plus the
+/// channel, closing time and the report's per-ticket metrics.
+pub fn report_csv(
+    rows: &[crate::store::ReportRow],
+    now: i64,
+    prefix: &str,
+    tz: &jiff::tz::TimeZone,
+) -> String {
+    let num = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_default();
+    let time = |v: Option<i64>| v.map(|at| local_time(at, tz)).unwrap_or_default();
+    csv_rows(
+        rows.iter().map(|r| {
+            let m = crate::report::metrics(r, now);
+            let extra = vec![
+                r.channel.clone(),
+                time(r.closed_at),
+                time(r.first_response_at),
+                num(m.first_response_minutes),
+                num(m.resolution_hours),
+                if m.overdue { "yes" } else { "no" }.to_string(),
+            ];
+            (&r.ticket, extra)
+        }),
+        &[
+            "channel",
+            "closed_at",
+            "first_response_at",
+            "first_response_minutes",
+            "resolution_hours",
+            "overdue",
+        ],
+        prefix,
+        tz,
+    )
+}
+
+/// `buzon report` for people: one line per group.
+pub fn report_table(report: &crate::report::Report) -> String {
+    let opt = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
+    // States in lifecycle order, then any the code no longer knows.
+    let mut states: Vec<String> = crate::ticket::State::ALL
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
+    for g in &report.groups {
+        for s in g.by_state.keys() {
+            if !states.contains(s) {
+                states.push(s.clone());
+            }
+        }
+    }
+    let group = match report.by {
+        "none" => "GROUP".to_string(),
+        by => by.to_uppercase(),
+    };
+    let mut header: Vec<String> = vec![group, "TICKETS".into()];
+    header.extend(states.iter().map(|s| s.to_uppercase()));
+    header.extend(
+        [
+            "ANSWERED",
+            "NO RESPONSE",
+            "RESPONSE MEDIAN (MIN)",
+            "P90",
+            "RESOLVED",
+            "RESOLUTION MEDIAN (H)",
+            "P90",
+            "OVERDUE",
+            "CHANNELS",
+        ]
+        .map(String::from),
+    );
+    let mut rows = vec![header];
+    for g in &report.groups {
+        let mut row = vec![g.key.clone(), g.tickets.to_string()];
+        row.extend(
+            states
+                .iter()
+                .map(|s| g.by_state.get(s).copied().unwrap_or(0).to_string()),
+        );
+        let channels: Vec<String> = g
+            .by_channel
+            .iter()
+            .chain(&g.by_mailbox)
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        row.extend([
+            g.first_response.count.to_string(),
+            g.first_response.no_response.to_string(),
+            opt(g.first_response.median_minutes),
+            opt(g.first_response.p90_minutes),
+            g.resolution.count.to_string(),
+            opt(g.resolution.median_hours),
+            opt(g.resolution.p90_hours),
+            g.overdue.to_string(),
+            if channels.is_empty() {
+                "-".into()
+            } else {
+                channels.join(" ")
+            },
+        ]);
+        rows.push(row);
+    }
+    format!(
+        "tickets created {} to {} ({})\n{}",
+        report.from,
+        report.to,
+        report.time_zone,
+        align(&rows)
+    )
 }
 
 /// `tickets show` for people: fields, messages with their text, history.
@@ -263,6 +391,20 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
     );
     if t.needs_review {
         let _ = writeln!(out, "  NEEDS REVIEW");
+    }
+    if t.internal {
+        let _ = writeln!(out, "  INTERNAL: hidden from the client");
+    }
+    if !d.requests.is_empty() {
+        let _ = writeln!(out, "  documents requested:");
+        for r in &d.requests {
+            let mark = if r.status == "received" { "x" } else { " " };
+            let when = match r.received_at {
+                Some(at) => format!("received {}", local_time(at, tz)),
+                None => format!("requested {}", local_time(r.requested_at, tz)),
+            };
+            let _ = writeln!(out, "    [{mark}] {}  ({when})", r.item);
+        }
     }
     if !d.participants.is_empty() {
         let people: Vec<String> = d

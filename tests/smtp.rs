@@ -279,11 +279,126 @@ fn twenty_mails_in_a_minute_get_at_most_the_limit(backend: Backend) {
     assert_eq!(d.tickets_json().len(), 20);
 }
 
+/// Seed 002: a case update and a document request reach the client (and
+/// the additional recipients on the ticket) over real SMTP/IMAP; the
+/// requested items form a checklist that an agent ticks off; an internal
+/// ticket mails nobody.
+fn updates_and_document_requests_reach_the_client(backend: Backend) {
+    let stack = Stack::from_env();
+    let t = tag("upd");
+    let d = deployment(backend, &t, &plain_smtp(stack.smtp_port), "");
+    let cc = format!("finanzas+{t}@example.test");
+    let mail = customer_mail(&d, &t, 1, &format!("Cc: Socio <{cc}>\r\n"));
+    let number = ticket_numbers(&d.ingest("soporte", &mail))[0].clone();
+    stack.wait_for("customer", &customer(&t), 1, WAIT); // the acknowledgement
+    let body = d.dir.path().join("novedad.txt");
+    std::fs::write(
+        &body,
+        "Se fijó audiencia preparatoria para el 3 de diciembre.\n",
+    )
+    .unwrap();
+    let out = d.ok(&[
+        "tickets",
+        "update",
+        &number,
+        "--body-file",
+        body.to_str().unwrap(),
+        "--as",
+        "paula",
+    ]);
+    assert!(out.contains("update queued"), "{out}");
+    let out = d.ok(&[
+        "tickets",
+        "request",
+        &number,
+        "--item",
+        "poder notarial",
+        "--item",
+        "copia de carnet",
+        "--as",
+        "paula",
+    ]);
+    assert!(out.contains("2 document(s) requested"), "{out}");
+    let got = stack.wait_for("customer", &customer(&t), 3, WAIT);
+    assert_eq!(got.len(), 3, "acknowledgement, update and request");
+    let update = got
+        .iter()
+        .map(|r| parsed(r))
+        .find(|m| m.subject.starts_with("Novedad"))
+        .unwrap();
+    assert!(
+        update.text.contains("audiencia preparatoria"),
+        "{}",
+        update.text
+    );
+    assert!(
+        update.subject.contains(&format!("[#{number}]")),
+        "{}",
+        update.subject
+    );
+    assert_eq!(update.in_reply_to, vec![format!("{t}-1@cliente.example")]);
+    assert!(
+        update.cc.iter().any(|a| a.address == cc),
+        "additional recipient in Cc"
+    );
+    let request = got
+        .iter()
+        .map(|r| parsed(r))
+        .find(|m| m.subject.starts_with("Solicitud de documentos"))
+        .unwrap();
+    assert!(request.text.contains("poder notarial") && request.text.contains("copia de carnet"));
+    // The additional recipient is in the envelope of both (not of the
+    // acknowledgement, which answers the requester alone).
+    let with_cc = outbox(&d, Some("sent"))
+        .iter()
+        .filter(|r| {
+            r["rcpt_to"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == cc.as_str())
+        })
+        .count();
+    assert_eq!(with_cc, 2);
+    let shown = d.show_json(&number);
+    assert_eq!(shown["ticket"]["state"], "waiting_on_contact");
+    assert_eq!(shown["requests"].as_array().unwrap().len(), 2);
+    d.ok(&[
+        "tickets",
+        "received",
+        &number,
+        "poder notarial",
+        "--as",
+        "paula",
+    ]);
+    let text = d.ok(&["tickets", "show", &number]);
+    assert!(text.contains("[x] poder notarial"), "{text}");
+    assert!(text.contains("[ ] copia de carnet"), "{text}");
+    assert!(
+        !d.run(&["tickets", "received", &number, "pasaporte"])
+            .status
+            .success()
+    );
+    // Internal: no mail to the client, the agent is told why.
+    d.ok(&["tickets", "internal", &number, "--on"]);
+    let refused = d.run(&[
+        "tickets",
+        "update",
+        &number,
+        "--body-file",
+        body.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("internal"));
+    assert_eq!(stack.settled("customer", &customer(&t), QUIET).len(), 3);
+}
+
 on_both_backends!(
     acknowledgement_arrives_once_threaded_with_loop_headers,
     smtp_down_then_back_every_acknowledgement_arrives_once,
     robots_get_no_answer,
     twenty_mails_in_a_minute_get_at_most_the_limit,
+    updates_and_document_requests_reach_the_client,
 );
 
 /// A peer on the shared stack that answers every mail in its mailbox.

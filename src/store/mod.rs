@@ -276,6 +276,12 @@ impl Store {
         dispatch!(self, list_tickets(filter))
     }
 
+    /// Tickets created in [from, to) (Unix ms) with what `buzon report`
+    /// measures (closing time, first agent reply), oldest first.
+    pub async fn report_rows(&self, from: i64, to: i64) -> Result<Vec<ReportRow>> {
+        dispatch!(self, report_rows(from, to))
+    }
+
     pub async fn ticket(&self, number: i64) -> Result<TicketDetail> {
         dispatch!(self, ticket_detail(number))
     }

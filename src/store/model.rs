@@ -114,6 +114,12 @@ pub struct TicketUpdate {
     pub owner: Option<String>,
     pub state: Option<crate::ticket::State>,
     pub outcome: Option<crate::ticket::Outcome>,
+    /// Mark the ticket internal (no mail to the client) or not.
+    pub internal: Option<bool>,
+    /// Documents asked of the client, added to the ticket's checklist.
+    pub request_items: Vec<String>,
+    /// A checklist item the client delivered.
+    pub received_item: Option<String>,
     pub now: i64,
     pub events: Vec<NewEvent>,
     pub outgoing: Vec<OutgoingMail>,
@@ -165,6 +171,8 @@ pub struct TicketRow {
     pub requester_name: Option<String>,
     pub mailbox: String,
     pub needs_review: bool,
+    /// Internal tickets are never mailed to the client.
+    pub internal: bool,
     pub linked_ticket: Option<i64>,
     pub due_at: Option<i64>,
     pub created_at: i64,
@@ -210,9 +218,20 @@ pub struct EventView {
 #[derive(Debug, Clone, Serialize)]
 pub struct TicketDetail {
     pub ticket: TicketRow,
+    /// The document checklist (requested and received items).
+    pub requests: Vec<DocumentRequest>,
     pub participants: Vec<Participant>,
     pub messages: Vec<MessageView>,
     pub events: Vec<EventView>,
+}
+
+/// One document asked of the client.
+#[derive(Debug, Clone, Serialize)]
+pub struct DocumentRequest {
+    pub item: String,
+    pub status: String,
+    pub requested_at: i64,
+    pub received_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -253,4 +272,18 @@ pub struct OutboxRow {
     /// When `buzon outbox retry` last requeued it (the maximum age counts
     /// from here).
     pub requeued_at: Option<i64>,
+}
+
+/// One ticket of `buzon report`: the listed fields plus what the metrics
+/// need, read in one query.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportRow {
+    pub ticket: TicketRow,
+    /// Where the ticket came from (`email` today).
+    pub channel: String,
+    pub closed_at: Option<i64>,
+    /// When the first agent reply (outbox kind `reply`) was queued; `None`
+    /// while nobody has answered. Acknowledgements and notifications are
+    /// automatic and do not count as a response.
+    pub first_response_at: Option<i64>,
 }

@@ -26,7 +26,7 @@ macro_rules! backend {
             use sqlx::{Pool, Row};
 
             use super::super::{
-                AppendMessage, AppendOutcome, AttachmentView, CreateOutcome, EventView,
+                AppendMessage, AppendOutcome, AttachmentView, DocumentRequest, CreateOutcome, EventView,
                 MessageView, NewParticipant, NewTicket, OutboxRow, OutgoingMail, Participant,
                 QuarantineRow, Result, StoreError, StoredMessageRef, TicketDetail, TicketFilter,
                 TicketRow, TicketState, TicketUpdate,
@@ -419,6 +419,41 @@ macro_rules! backend {
                     tx.rollback().await?;
                     return Err(StoreError::NotFound(format!("ticket {number}")));
                 }
+                if let Some(internal) = change.internal {
+                    sqlx::query("UPDATE tickets SET internal = $2 WHERE id = $1")
+                        .bind(number)
+                        .bind(i64::from(internal))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for item in &change.request_items {
+                    sqlx::query(
+                        "INSERT INTO document_requests (ticket_id, item, status, requested_at) \
+                         VALUES ($1, $2, 'requested', $3)",
+                    )
+                    .bind(number)
+                    .bind(item)
+                    .bind(change.now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some(item) = &change.received_item {
+                    let marked = sqlx::query(
+                        "UPDATE document_requests SET status = 'received', received_at = $3 \
+                         WHERE ticket_id = $1 AND item = $2 AND status = 'requested'",
+                    )
+                    .bind(number)
+                    .bind(item)
+                    .bind(change.now)
+                    .execute(&mut *tx)
+                    .await?;
+                    if marked.rows_affected() == 0 {
+                        tx.rollback().await?;
+                        return Err(StoreError::NotFound(format!(
+                            "an open request for '{item}' on ticket {number}"
+                        )));
+                    }
+                }
                 insert_events(&mut tx, number, change.now, &change.events).await?;
                 for mail_out in &change.outgoing {
                     insert_outgoing(&mut tx, number, mail_out, change.now).await?;
@@ -739,7 +774,7 @@ macro_rules! backend {
             const TICKET_COLUMNS: &str = "t.id, t.subject, t.state, t.outcome, t.pipeline, \
                 t.owner, t.priority, t.ticket_type, t.category, t.area, t.tags, t.requester, \
                 t.requester_name, t.mailbox, t.needs_review, t.linked_ticket, t.due_at, \
-                t.created_at, t.updated_at, t.fields, \
+                t.created_at, t.updated_at, t.fields, t.internal, \
                 (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS message_count";
 
             pub async fn list_tickets(
@@ -775,6 +810,40 @@ macro_rules! backend {
                 let mut out = Vec::with_capacity(rows.len());
                 for r in &rows {
                     out.push(ticket_row(pool, r).await?);
+                }
+                Ok(out)
+            }
+
+            /// `buzon report`: tickets created in [from, to) (Unix ms) with
+            /// the time of their first agent reply. Only outbox rows of kind
+            /// `reply` count: acknowledgements and notifications are
+            /// automatic, not a response.
+            pub async fn report_rows(
+                pool: &Pool<Db>,
+                from: i64,
+                to: i64,
+            ) -> Result<Vec<super::super::ReportRow>> {
+                let sql = format!(
+                    "SELECT {TICKET_COLUMNS}, t.channel, t.closed_at, \
+                     (SELECT MIN(m.created_at) FROM messages m \
+                      JOIN outbox o ON o.message_id = m.message_id \
+                      WHERE m.ticket_id = t.id AND m.direction = 'out' AND o.kind = 'reply') \
+                     AS first_response_at \
+                     FROM tickets t WHERE t.created_at >= $1 AND t.created_at < $2 ORDER BY t.id"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(pool)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push(super::super::ReportRow {
+                        ticket: ticket_row(pool, r).await?,
+                        channel: r.try_get("channel")?,
+                        closed_at: r.try_get("closed_at")?,
+                        first_response_at: r.try_get("first_response_at")?,
+                    });
                 }
                 Ok(out)
             }
@@ -818,6 +887,7 @@ macro_rules! backend {
                     requester_name: r.try_get("requester_name")?,
                     mailbox: r.try_get("mailbox")?,
                     needs_review: r.try_get::<i64, _>("needs_review")? != 0,
+                    internal: r.try_get::<i64, _>("internal")? != 0,
                     linked_ticket: r.try_get("linked_ticket")?,
                     due_at: r.try_get("due_at")?,
                     created_at: r.try_get("created_at")?,
@@ -893,8 +963,26 @@ macro_rules! backend {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
+                let requests = sqlx::query(
+                    "SELECT item, status, requested_at, received_at FROM document_requests \
+                     WHERE ticket_id = $1 ORDER BY id",
+                )
+                .bind(number)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(DocumentRequest {
+                        item: r.try_get("item")?,
+                        status: r.try_get("status")?,
+                        requested_at: r.try_get("requested_at")?,
+                        received_at: r.try_get("received_at")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
                 Ok(TicketDetail {
                     ticket,
+                    requests,
                     participants,
                     messages,
                     events,
