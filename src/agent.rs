@@ -130,20 +130,7 @@ impl Agent<'_> {
     pub async fn reply(&self, ticket: i64, body: &str) -> Result<String, AgentError> {
         let detail = self.store.ticket(ticket).await?;
         let before = detail.ticket.state.clone();
-        let number = display_number(&self.config.deployment.ticket_prefix, ticket);
-        let subject = format!(
-            "Re: {} {}",
-            strip_reply_prefixes(&detail.ticket.subject),
-            ticket_tag(&number)
-        );
-        let references = thread_ids(&detail);
-        let envelope = self.envelope_to_contact(&detail, &references, "reply", None)?;
-        let mail = compose::build(MailParts {
-            envelope,
-            subject,
-            body: body.to_string(),
-            html: None,
-        })?;
+        let mail = self.person_mail(&detail, "reply", "Re:", body.to_string())?;
         let message_id = mail.message_id.clone();
         let change = TicketUpdate {
             state: Some(State::WaitingOnContact),
@@ -163,20 +150,7 @@ impl Agent<'_> {
     /// additional recipients, threaded; the state does not change.
     pub async fn update(&self, ticket: i64, body: &str) -> Result<String, AgentError> {
         let detail = self.store.ticket(ticket).await?;
-        let number = display_number(&self.config.deployment.ticket_prefix, ticket);
-        let subject = format!(
-            "Novedad en su caso: {} {}",
-            strip_reply_prefixes(&detail.ticket.subject),
-            ticket_tag(&number)
-        );
-        let references = thread_ids(&detail);
-        let envelope = self.envelope_to_contact(&detail, &references, "update", None)?;
-        let mail = compose::build(MailParts {
-            envelope,
-            subject,
-            body: body.to_string(),
-            html: None,
-        })?;
+        let mail = self.person_mail(&detail, "update", "Novedad en su caso:", body.to_string())?;
         let message_id = mail.message_id.clone();
         let change = TicketUpdate {
             now: now_ms(),
@@ -207,12 +181,6 @@ impl Agent<'_> {
             ));
         }
         let detail = self.store.ticket(ticket).await?;
-        let number = display_number(&self.config.deployment.ticket_prefix, ticket);
-        let subject = format!(
-            "Solicitud de documentos: {} {}",
-            strip_reply_prefixes(&detail.ticket.subject),
-            ticket_tag(&number)
-        );
         let mut body =
             String::from("Hola:\n\nPara continuar con su caso necesitamos que nos envíe:\n\n");
         for item in &items {
@@ -225,14 +193,12 @@ impl Agent<'_> {
             "\nPuede responder a este correo adjuntando los documentos.\n\nSaludos cordiales,\n{}\n",
             self.config.deployment.name
         ));
-        let references = thread_ids(&detail);
-        let envelope = self.envelope_to_contact(&detail, &references, "document_request", None)?;
-        let mail = compose::build(MailParts {
-            envelope,
-            subject,
+        let mail = self.person_mail(
+            &detail,
+            "document_request",
+            "Solicitud de documentos:",
             body,
-            html: None,
-        })?;
+        )?;
         let message_id = mail.message_id.clone();
         let before = detail.ticket.state.clone();
         let change = TicketUpdate {
@@ -350,6 +316,31 @@ impl Agent<'_> {
             ..TicketUpdate::default()
         };
         Ok(self.store.update_ticket(ticket, &change).await?)
+    }
+
+    /// An agent's mail to the contact: subject `PREFIX <subject> [#T-N]`,
+    /// threaded, without the automatic-mail headers (a person wrote it).
+    fn person_mail(
+        &self,
+        detail: &TicketDetail,
+        kind: &str,
+        prefix: &str,
+        body: String,
+    ) -> Result<crate::store::OutgoingMail, AgentError> {
+        let number = display_number(&self.config.deployment.ticket_prefix, detail.ticket.number);
+        let subject = format!(
+            "{prefix} {} {}",
+            strip_reply_prefixes(&detail.ticket.subject),
+            ticket_tag(&number)
+        );
+        let references = thread_ids(detail);
+        let envelope = self.envelope_to_contact(detail, &references, kind, None)?;
+        Ok(compose::build(MailParts {
+            envelope,
+            subject,
+            body,
+            html: None,
+        })?)
     }
 
     /// To the requester and participants, threaded under the latest

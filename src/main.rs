@@ -556,8 +556,7 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
             agent,
         } => {
             let n = ticket_number(prefix, &number)?;
-            let body = std::fs::read_to_string(&body_file)
-                .with_context(|| format!("cannot read {}", body_file.display()))?;
+            let body = read_body(&body_file)?;
             let id = agent_for(config, store, agent)
                 .await?
                 .reply(n, &body)
@@ -586,8 +585,7 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
             agent,
         } => {
             let n = ticket_number(prefix, &number)?;
-            let body = std::fs::read_to_string(&body_file)
-                .with_context(|| format!("cannot read {}", body_file.display()))?;
+            let body = read_body(&body_file)?;
             let id = agent_for(config, store, agent)
                 .await?
                 .update(n, &body)
@@ -683,6 +681,11 @@ fn rules(config: &Config, command: RulesCommand) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The text of a mail an agent wrote in a file.
+fn read_body(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 fn ticket_number(prefix: &str, text: &str) -> Result<i64> {
