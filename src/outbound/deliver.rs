@@ -203,6 +203,8 @@ pub async fn drain(
         if rows.is_empty() {
             return Ok(report);
         }
+        // A short batch means nothing else was due: no need to ask again.
+        let last_round = rows.len() < CLAIM_BATCH as usize;
         for row in rows {
             let span =
                 tracing::info_span!("outbox", id = row.id, kind = %row.kind, ticket = ?row.ticket);
@@ -243,6 +245,9 @@ pub async fn drain(
                     report.failed += 1;
                 }
             }
+        }
+        if last_round {
+            return Ok(report);
         }
     }
 }

@@ -142,14 +142,16 @@ macro_rules! backend {
                     .await?;
                 }
 
-                insert_events(&mut tx, ticket, new.now, &new.events).await?;
-
+                let mut events = new.events.clone();
                 let mut queued = Vec::new();
                 for mail_out in &(new.outgoing)(ticket) {
-                    if insert_outgoing(&mut tx, ticket, mail_out, new.now).await? {
+                    let written = insert_outgoing(&mut tx, ticket, mail_out, new.now).await?;
+                    if written.iter().any(|e| e.kind == "mail_queued") {
                         queued.push(mail_out.kind.clone());
                     }
+                    events.extend(written);
                 }
+                insert_events(&mut tx, ticket, new.now, &events).await?;
 
                 tx.commit().await?;
                 Ok(CreateOutcome::Created { ticket, queued })
@@ -248,10 +250,10 @@ macro_rules! backend {
             /// limit; each one over it gets a history line on the ticket.
             async fn under_auto_limit(
                 tx: &mut sqlx::Transaction<'static, Db>,
-                ticket: i64,
                 mail_out: &OutgoingMail,
                 limit: u32,
                 now: i64,
+                events: &mut Vec<super::super::NewEvent>,
             ) -> Result<Vec<String>> {
                 let mut kept = Vec::new();
                 for address in &mail_out.rcpt_to {
@@ -285,26 +287,33 @@ macro_rules! backend {
                         "{} to {address} not sent: {sent} automatic mails went to this address in the last hour, the limit is {limit} (outbox.auto_reply_limit_per_hour); a loop with a robot is the likely cause",
                         mail_out.kind
                     );
-                    insert_event(tx, ticket, now, "system", kind, &detail).await?;
+                    events.push(super::super::NewEvent {
+                        actor: "system".into(),
+                        kind: kind.into(),
+                        detail,
+                    });
                 }
                 Ok(kept)
             }
 
             /// Queues a mail in the outbox and records it on the ticket as an
             /// outgoing message, so replies to it thread by its Message-ID.
-            /// Returns false when the limit on automatic mail held it back.
+            /// Returns the history lines to write (with the others, in one
+            /// statement): `mail_queued`, or why the limit on automatic mail
+            /// held a recipient back.
             async fn insert_outgoing(
                 tx: &mut sqlx::Transaction<'static, Db>,
                 ticket: i64,
                 mail_out: &OutgoingMail,
                 now: i64,
-            ) -> Result<bool> {
+            ) -> Result<Vec<super::super::NewEvent>> {
+                let mut events = Vec::new();
                 let rcpt_to = match mail_out.auto_limit_per_hour {
-                    Some(limit) => under_auto_limit(tx, ticket, mail_out, limit, now).await?,
+                    Some(limit) => under_auto_limit(tx, mail_out, limit, now, &mut events).await?,
                     None => mail_out.rcpt_to.clone(),
                 };
                 if rcpt_to.is_empty() {
-                    return Ok(false);
+                    return Ok(events);
                 }
                 let outbox_id: i64 = sqlx::query(
                     "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, \
@@ -357,8 +366,12 @@ macro_rules! backend {
                     rcpt_to.join(", "),
                     mail_out.message_id
                 );
-                insert_event(tx, ticket, now, "system", "mail_queued", &detail).await?;
-                Ok(true)
+                events.push(super::super::NewEvent {
+                    actor: "system".into(),
+                    kind: "mail_queued".into(),
+                    detail,
+                });
+                Ok(events)
             }
 
             pub async fn append_message(
@@ -385,10 +398,11 @@ macro_rules! backend {
                 .bind(state)
                 .execute(&mut *tx)
                 .await?;
-                insert_events(&mut tx, add.ticket, add.now, &add.events).await?;
+                let mut events = add.events.clone();
                 for mail_out in &add.outgoing {
-                    insert_outgoing(&mut tx, add.ticket, mail_out, add.now).await?;
+                    events.extend(insert_outgoing(&mut tx, add.ticket, mail_out, add.now).await?);
                 }
+                insert_events(&mut tx, add.ticket, add.now, &events).await?;
                 tx.commit().await?;
                 Ok(AppendOutcome::Appended)
             }
@@ -454,10 +468,11 @@ macro_rules! backend {
                         )));
                     }
                 }
-                insert_events(&mut tx, number, change.now, &change.events).await?;
+                let mut events = change.events.clone();
                 for mail_out in &change.outgoing {
-                    insert_outgoing(&mut tx, number, mail_out, change.now).await?;
+                    events.extend(insert_outgoing(&mut tx, number, mail_out, change.now).await?);
                 }
+                insert_events(&mut tx, number, change.now, &events).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -669,27 +684,6 @@ macro_rules! backend {
                         .push_bind(&e.detail);
                 });
                 q.build().execute(&mut **tx).await?;
-                Ok(())
-            }
-
-            async fn insert_event(
-                tx: &mut sqlx::Transaction<'static, Db>,
-                ticket: i64,
-                at: i64,
-                actor: &str,
-                kind: &str,
-                detail: &str,
-            ) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO events (ticket_id, at, actor, kind, detail) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(ticket)
-                .bind(at)
-                .bind(actor)
-                .bind(kind)
-                .bind(detail)
-                .execute(&mut **tx)
-                .await?;
                 Ok(())
             }
 
