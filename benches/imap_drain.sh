@@ -3,7 +3,10 @@
 # into a private Dovecot and reports, in one run:
 #   - the raw IMAP fetch rate of that folder (the physical limit of intake),
 #   - `buzon run --once` drain rate into tickets with acknowledgements
-#     queued, on SQLite and on PostgreSQL,
+#     queued (no transport configured, so the drain measures intake alone),
+#     on SQLite and on PostgreSQL,
+#   - then the delivery rate of those queued acknowledgements to a
+#     directory of .eml files (`buzon outbox flush` with BUZON_OUTBOX_DIR),
 #   - peak RSS of each drain.
 # Usage: bash benches/imap_drain.sh [N]      (root or a user Dovecot runs as)
 set -euo pipefail
@@ -45,8 +48,6 @@ config() { # $1 database url
 name = "Bench"
 [database]
 url = "$1"
-[outbox]
-dir = "$work/outbox-$2"
 [daemon]
 listen = ""
 [mailboxes.soporte]
@@ -75,10 +76,20 @@ print(f"buzon run --once ({label}): {n} mails in {took:.2f} s = {n / took:.0f} m
 PY
 }
 
+flush() { # $1 label: deliver the queued acknowledgements to .eml files
+  local start end
+  start=$(date +%s.%N)
+  BUZON_OUTBOX_DIR="$work/outbox-$1" "$bin" --config "$work/$1.toml" outbox flush > /dev/null
+  end=$(date +%s.%N)
+  python3 -c "import sys; n=int(sys.argv[1]); t=float(sys.argv[3])-float(sys.argv[2]); print(f'outbox flush ($1): {n} acknowledgements written in {t:.2f} s = {n/t:.0f} mails/s')" "$(ls "$work/outbox-$1" | wc -l)" "$start" "$end"
+}
+
 drain sqlite "sqlite:$work/bench.db"
+flush sqlite
 if [ -z "${BUZON_TEST_POSTGRES_URL:-}" ]; then
   eval "$(bash "$H/pg-start.sh")"
   BUZON_BENCH_PG_DIR=$BUZON_TEST_PG_DIR
 fi
 psql "$BUZON_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS buzon_bench" -c "CREATE DATABASE buzon_bench" >/dev/null
 drain postgres "${BUZON_TEST_POSTGRES_URL%/*}/buzon_bench"
+flush postgres

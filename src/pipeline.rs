@@ -1,5 +1,6 @@
 //! One message through the pipeline:
-//! dedupe → parse → classify → thread → route → one store transaction.
+//! parse → classify → thread → route → one store transaction (which also
+//! dedupes: a message already stored becomes one more arrival).
 //!
 //! `ingest` is what every source calls (the CLI with a file or stdin, the
 //! IMAP intake). It either stores the mail on a ticket (new, or the one it
@@ -213,9 +214,11 @@ impl<'a> Pipeline<'a> {
         mail: &ParsedMail,
         now: i64,
     ) -> Result<Outcome, PipelineError> {
-        if let Some(outcome) = self.dedupe(mail, mailbox, now).await? {
-            return Ok(outcome);
-        }
+        // No lookup of the dedupe key first: the insert of the message is
+        // conditional (`ON CONFLICT DO NOTHING`), so a mail already stored
+        // rolls its transaction back and is recorded as one more arrival
+        // below. Duplicates are rare; one statement less per new mail is
+        // not.
         let automatic = classify(mail, &|a: &str| self.config.is_own_address(a));
         let route = self
             .route(mailbox, mailbox_cfg, mail, automatic.as_ref())
@@ -240,8 +243,8 @@ impl<'a> Pipeline<'a> {
         };
         match outcome {
             Some(o) => Ok(o),
-            // Another writer stored the same message between our lookup and
-            // our insert: record this arrival on its ticket instead.
+            // The message was already stored (an earlier arrival, or
+            // another writer just now): record this arrival on its ticket.
             None => Ok(self
                 .dedupe(mail, mailbox, now)
                 .await?
