@@ -1,6 +1,7 @@
 //! Build script: rebuild when migrations change (sqlx embeds them) and
-//! bundle the demo mail under `examples/demo/mail/<mailbox>/*.eml` into the
-//! binary, so `buzon demo` works from any directory.
+//! bundle the demo mail under `examples/demo/mail/<mailbox>/*.eml` and the
+//! teams' examples (`examples/<team>/buzon.toml`, `rules/`, `templates/`)
+//! into the binary, so `buzon demo` works from any directory.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -39,9 +40,52 @@ fn main() {
         );
     }
     out.push_str("];\n");
+    out.push_str(&team_files());
     let dest =
         Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into())).join("demo_mail.rs");
     if let Err(e) = std::fs::write(&dest, out) {
         panic!("cannot write {}: {e}", dest.display());
     }
+}
+
+/// `DEMO_TEAMS`: (team, path inside the team's folder, contents) for every
+/// example that has a `buzon.toml`.
+fn team_files() -> String {
+    let mut files = Vec::new();
+    if let Ok(teams) = std::fs::read_dir("examples") {
+        for team in teams
+            .flatten()
+            .filter(|t| t.path().join("buzon.toml").is_file())
+        {
+            let name = team.file_name().to_string_lossy().into_owned();
+            println!("cargo:rerun-if-changed={}", team.path().display());
+            files.push((
+                name.clone(),
+                "buzon.toml".to_string(),
+                team.path().join("buzon.toml"),
+            ));
+            for sub in ["rules", "templates"] {
+                let dir = team.path().join(sub);
+                println!("cargo:rerun-if-changed={}", dir.display());
+                for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    if f.path().is_file() {
+                        let rel = format!("{sub}/{}", f.file_name().to_string_lossy());
+                        files.push((name.clone(), rel, f.path()));
+                    }
+                }
+            }
+        }
+    }
+    files.sort();
+    let mut out = String::from("pub static DEMO_TEAMS: &[(&str, &str, &[u8])] = &[\n");
+    for (team, rel, path) in files {
+        let abs = std::fs::canonicalize(&path).unwrap_or(path);
+        let _ = writeln!(
+            out,
+            "    ({team:?}, {rel:?}, include_bytes!({:?})),",
+            abs.display().to_string()
+        );
+    }
+    out.push_str("];\n");
+    out
 }

@@ -1,187 +1,126 @@
 //! `buzon demo`: the real pipeline over bundled sample mail, no server needed.
 //!
-//! The sample lives in `examples/demo/mail/<mailbox>/NN-slug.eml` and is
-//! compiled into the binary. The demo writes a fresh SQLite file and the
-//! acknowledgements as `.eml` files into one directory, and returns what it
-//! did so the CLI can print the ticket table.
+//! The sample mail lives in `examples/demo/mail/<mailbox>/NN-slug.eml` and
+//! the five teams' ready deployments in `examples/<team>/` (configuration,
+//! rules, templates); both are compiled into the binary. The demo writes
+//! each team's deployment into its own folder of the demo directory (a
+//! fresh SQLite file, acknowledgements as `.eml` files), runs the mail of
+//! that team's mailboxes through it, and returns what happened so the CLI
+//! can print each team's tickets.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, Mailbox, Outbox};
+use crate::config::{Config, Sources};
 use crate::outbound::deliver::{self, DrainReport, Transport};
 use crate::pipeline::{Outcome, Pipeline, PipelineError};
 use crate::store::{Store, StoreError};
-use crate::ticket::Priority;
 
 include!(concat!(env!("OUT_DIR"), "/demo_mail.rs"));
 
-/// The demo's mailboxes: name, address, default pipeline and priority.
-const MAILBOXES: &[(&str, &str, &str, Priority)] = &[
-    (
-        "soporte",
-        "soporte@tupatrimonio.example",
-        "Soporte",
-        Priority::Medium,
-    ),
-    (
-        "servicioalcliente",
-        "servicioalcliente@generafactoring.example",
-        "Comercial",
-        Priority::Medium,
-    ),
-    (
-        "finanzas",
-        "finanzas@generafactoring.example",
-        "Finanzas",
-        Priority::Medium,
-    ),
-    (
-        "sac",
-        "sac@inmobiliaria-andes.example",
-        "Solicitudes No Técnicas",
-        Priority::Medium,
-    ),
-    (
-        "clientes",
-        "clientes@tuprocurador.example",
-        "Procesos",
-        Priority::Medium,
-    ),
-    (
-        "cgu",
-        "mesa-cgu@browse.example",
-        "CGU+Plus",
-        Priority::Medium,
-    ),
-    (
-        "sigas",
-        "mesa-sigas@browse.example",
-        "SIGAS",
-        Priority::Medium,
-    ),
-    (
-        "sigfin",
-        "mesa-sigfin@browse.example",
-        "SIGFIN",
-        Priority::Medium,
-    ),
-    (
-        "sigper",
-        "mesa-sigper@browse.example",
-        "SIGPER",
-        Priority::Medium,
-    ),
-];
-
-/// What the demo did.
-pub struct DemoRun {
+/// One team's part of the demo.
+pub struct TeamRun {
+    pub team: String,
     pub dir: PathBuf,
-    pub database_url: String,
-    pub outbox_dir: PathBuf,
+    pub config: Config,
+    pub store: Store,
     /// (file name, mailbox, outcome) per sample mail, in order.
     pub results: Vec<(String, String, Outcome)>,
     pub delivered: DrainReport,
-    pub store: Store,
-    pub config: Config,
+}
+
+/// What the demo did, team by team.
+pub struct DemoRun {
+    pub dir: PathBuf,
+    pub teams: Vec<TeamRun>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("cannot prepare demo directory {0}: {1}")]
     Dir(PathBuf, std::io::Error),
+    #[error("the bundled example {0} does not load: {1}")]
+    Example(String, String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
 }
 
-/// The configuration the demo runs with: one mailbox per sample folder.
-pub fn config(database_url: String, outbox_dir: PathBuf) -> Config {
-    let mut config = Config::with_defaults(database_url);
-    config.deployment.name = "Mesa de demostración buzon".into();
-    config.outbox = Outbox {
-        dir: Some(outbox_dir),
-        ..Outbox::default()
-    };
-    config.mailboxes = MAILBOXES
-        .iter()
-        .map(|(name, address, pipeline, priority)| {
-            (
-                name.to_string(),
-                Mailbox {
-                    address: address.to_string(),
-                    display_name: None,
-                    pipeline: pipeline.to_string(),
-                    owner: None,
-                    priority: *priority,
-                    acknowledge: true,
-                },
-            )
-        })
-        .collect::<BTreeMap<_, _>>();
-    config
+/// The teams bundled with the binary, in name order.
+pub fn teams() -> Vec<&'static str> {
+    let mut names: Vec<&str> = DEMO_TEAMS.iter().map(|(team, _, _)| *team).collect();
+    names.dedup();
+    names
 }
 
-/// Writes the demo's configuration, so the user can go on exploring the
-/// demo database with the ordinary commands (`buzon --config ... tickets show 1`).
-fn write_config_file(path: &Path, config: &Config) -> std::io::Result<()> {
-    let mut text = format!(
-        "# Written by `buzon demo`.\n[deployment]\nname = {:?}\ntime_zone = {:?}\n\n[database]\nurl = {:?}\n\n",
-        config.deployment.name, config.deployment.time_zone, config.database.url
-    );
-    if let Some(dir) = &config.outbox.dir {
-        text.push_str(&format!(
-            "[outbox]\ndir = {:?}\n\n",
-            dir.display().to_string()
-        ));
-    }
-    for (name, m) in &config.mailboxes {
-        text.push_str(&format!(
-            "[mailboxes.{name}]\naddress = {:?}\npipeline = {:?}\npriority = {:?}\n\n",
-            m.address,
-            m.pipeline,
-            m.priority.as_str()
-        ));
-    }
-    std::fs::write(path, text)
-}
-
-/// Runs the demo into `dir` (created; must not hold an earlier demo).
-pub async fn run(dir: &Path) -> Result<DemoRun, DemoError> {
-    std::fs::create_dir_all(dir).map_err(|e| DemoError::Dir(dir.to_path_buf(), e))?;
-    let db_path = dir.join("buzon-demo.db");
-    for stale in ["buzon-demo.db", "buzon-demo.db-wal", "buzon-demo.db-shm"] {
+/// Writes a team's bundled deployment into `dir` (replacing an earlier
+/// demo's database and acknowledgements).
+fn write_team(team: &str, dir: &Path) -> Result<(), DemoError> {
+    let io = |p: &Path, e| DemoError::Dir(p.to_path_buf(), e);
+    for stale in ["buzon.db", "buzon.db-wal", "buzon.db-shm", "outbox"] {
         let p = dir.join(stale);
-        if p.exists() {
-            std::fs::remove_file(&p).map_err(|e| DemoError::Dir(p.clone(), e))?;
-        }
+        let gone = if p.is_dir() {
+            std::fs::remove_dir_all(&p)
+        } else if p.exists() {
+            std::fs::remove_file(&p)
+        } else {
+            Ok(())
+        };
+        gone.map_err(|e| io(&p, e))?;
     }
-    let outbox_dir = dir.join("acuses");
-    let database_url = format!("sqlite:{}", db_path.display());
-    let config = config(database_url.clone(), outbox_dir.clone());
-    write_config_file(&dir.join("buzon.toml"), &config)
-        .map_err(|e| DemoError::Dir(dir.join("buzon.toml"), e))?;
-    let store = Store::open(&database_url, 4).await?;
+    for (_, rel, bytes) in DEMO_TEAMS.iter().filter(|(t, _, _)| *t == team) {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        std::fs::write(&path, bytes).map_err(|e| io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// Runs one team's sample mail through its own deployment.
+async fn run_team(team: &str, dir: &Path) -> Result<TeamRun, DemoError> {
+    write_team(team, dir)?;
+    // The demo is hermetic: no BUZON_* variable of the caller applies.
+    let config = Config::load(Sources {
+        file: Some(dir.join("buzon.toml")),
+        env: Vec::new(),
+    })
+    .map_err(|e| DemoError::Example(team.to_string(), e.to_string()))?;
+    let store = Store::open(&config.database.url, 4).await?;
     let pipeline = Pipeline::new(&config, &store).await?;
     let mut results = Vec::new();
     for (name, mailbox, raw) in DEMO_MAIL {
-        let outcome = pipeline.ingest(raw, mailbox).await?;
-        results.push((name.to_string(), mailbox.to_string(), outcome));
+        if config.mailboxes.contains_key(*mailbox) {
+            let outcome = pipeline.ingest(raw, mailbox).await?;
+            results.push((name.to_string(), mailbox.to_string(), outcome));
+        }
     }
-    let delivered = deliver::drain(
-        &store,
-        &Transport::dir(outbox_dir.clone()),
-        crate::store::now_ms(),
-    )
-    .await?;
-    Ok(DemoRun {
+    let delivered = match Transport::from_config(&config)
+        .map_err(|e| DemoError::Example(team.to_string(), e.to_string()))?
+    {
+        Some(transport) => deliver::drain(&store, &transport, crate::store::now_ms()).await?,
+        None => DrainReport::default(),
+    };
+    Ok(TeamRun {
+        team: team.to_string(),
         dir: dir.to_path_buf(),
-        database_url,
-        outbox_dir,
+        config,
+        store,
         results,
         delivered,
-        store,
-        config,
+    })
+}
+
+/// Runs the demo into `dir`, one folder per team.
+pub async fn run(dir: &Path) -> Result<DemoRun, DemoError> {
+    std::fs::create_dir_all(dir).map_err(|e| DemoError::Dir(dir.to_path_buf(), e))?;
+    let mut runs = Vec::new();
+    for team in teams() {
+        runs.push(run_team(team, &dir.join(team)).await?);
+    }
+    Ok(DemoRun {
+        dir: dir.to_path_buf(),
+        teams: runs,
     })
 }

@@ -900,56 +900,65 @@ async fn demo(dir: Option<PathBuf>) -> Result<ExitCode> {
         None => std::env::temp_dir().join(format!("buzon-demo-{}", std::process::id())),
     };
     let run = buzon::demo::run(&dir).await?;
-    let prefix = &run.config.deployment.ticket_prefix;
+    let mails: usize = run.teams.iter().map(|t| t.results.len()).sum();
     println!(
-        "buzon demo: {} sample mails through the real pipeline\n",
-        run.results.len()
+        "buzon demo: {mails} sample mails through the real pipeline, each team with its own rules\n"
     );
-    for (name, mailbox, outcome) in &run.results {
-        let what = match outcome {
-            Outcome::Created {
-                ticket,
-                acknowledged,
-            } => format!(
-                "{} created{}",
-                display_number(prefix, *ticket),
-                if *acknowledged {
-                    ", acknowledged"
-                } else {
-                    ", no acknowledgement (automatic mail)"
-                }
-            ),
-            Outcome::Duplicate { ticket, .. } => {
-                format!(
-                    "{} same message, recorded as one more arrival",
-                    display_number(prefix, *ticket)
-                )
-            }
-            Outcome::Appended { ticket, .. } => {
-                format!(
-                    "{} follow-up of an earlier mail",
-                    display_number(prefix, *ticket)
-                )
-            }
-            Outcome::Quarantined { id, reason } => format!("quarantined Q{id}: {reason}"),
-        };
-        println!("  {mailbox:<18} {name:<40} {what}");
+    for team in &run.teams {
+        let prefix = &team.config.deployment.ticket_prefix;
+        println!(
+            "== {} (examples/{})",
+            team.config.deployment.name, team.team
+        );
+        for (name, mailbox, outcome) in &team.results {
+            println!(
+                "  {mailbox:<18} {name:<44} {}",
+                demo_outcome(prefix, outcome)
+            );
+        }
+        let rows = team.store.list_tickets(&TicketFilter::default()).await?;
+        println!(
+            "\n{}",
+            view::tickets_table(&rows, prefix, &time_zone(&team.config))
+        );
+        println!(
+            "  acknowledgements: {} written to {}",
+            team.delivered.sent,
+            team.dir.join("outbox").display()
+        );
+        println!(
+            "  explore:          buzon --config {} tickets show 1\n",
+            team.dir.join("buzon.toml").display()
+        );
+        team.store.close().await;
     }
-    let rows = run.store.list_tickets(&TicketFilter::default()).await?;
-    let tz = time_zone(&run.config);
-    println!("\n{}", view::tickets_table(&rows, prefix, &tz));
-    println!("database:         {}", run.database_url);
-    println!(
-        "acknowledgements: {} written to {}",
-        run.delivered.sent,
-        run.outbox_dir.display()
-    );
-    println!(
-        "explore:          buzon --config {} tickets show 1",
-        run.dir.join("buzon.toml").display()
-    );
-    run.store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+fn demo_outcome(prefix: &str, outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Created {
+            ticket,
+            acknowledged,
+        } => format!(
+            "{} created{}",
+            display_number(prefix, *ticket),
+            if *acknowledged {
+                ", acknowledged"
+            } else {
+                ", not acknowledged (its history says why)"
+            }
+        ),
+        Outcome::Duplicate { ticket, .. } => format!(
+            "{} same message, recorded as one more arrival",
+            display_number(prefix, *ticket)
+        ),
+        Outcome::Appended { ticket, .. } => format!(
+            "{} follow-up of an earlier mail",
+            display_number(prefix, *ticket)
+        ),
+        Outcome::Quarantined { id, reason } => format!("quarantined Q{id}: {reason}"),
+    }
 }
 
 /// Prints, treating a closed pipe (`| head`) as success.

@@ -378,11 +378,15 @@ fn database_url_shorthand_overrides_the_file() {
 }
 
 #[test]
-fn demo_runs_on_embedded_defaults() {
+fn demo_runs_every_team_on_its_own_rules() {
     let dir = tempfile::tempdir().unwrap();
     let out = assert_cmd::Command::cargo_bin("buzon")
         .unwrap()
         .env_remove("BUZON_CONFIG")
+        .env(
+            "BUZON_DATABASE_URL",
+            "postgres://must-be-ignored@127.0.0.1:1/x",
+        )
         .args(["demo", "--dir"])
         .arg(dir.path())
         .output()
@@ -393,11 +397,33 @@ fn demo_runs_on_embedded_defaults() {
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("TICKET"), "{text}");
-    assert!(text.contains("T-1"), "{text}");
-    assert!(text.contains("recorded as one more arrival"), "{text}");
-    let acks = std::fs::read_dir(dir.path().join("acuses"))
-        .unwrap()
-        .count();
-    assert!(acks >= 10, "{acks} acknowledgements\n{text}");
+    for team in [
+        "genera-factoring",
+        "mesa-de-ayuda",
+        "pvi",
+        "tupatrimonio",
+        "tuprocurador",
+    ] {
+        assert!(
+            text.contains(&format!("(examples/{team})")),
+            "{team}: {text}"
+        );
+        let acks = std::fs::read_dir(dir.path().join(team).join("outbox"))
+            .unwrap()
+            .count();
+        assert!(acks >= 2, "{team}: {acks} mails written\n{text}");
+    }
+    // The same mail in two of Genera's mailboxes is one ticket.
+    assert!(
+        text.contains("GF-3 same message, recorded as one more arrival"),
+        "{text}"
+    );
+    // A new mail about order 75321_2 from the same customer joins TP-1.
+    assert!(text.contains("TP-1 follow-up of an earlier mail"), "{text}");
+    // Genera's rules: a rescue goes to Alonso with high priority.
+    let rescue = text.lines().find(|l| l.starts_with("GF-2 ")).unwrap();
+    assert!(
+        rescue.contains("alonso") && rescue.contains("high"),
+        "{rescue}"
+    );
 }
