@@ -660,7 +660,20 @@ fn rules(config: &Config, command: RulesCommand) -> Result<ExitCode> {
         })
     };
     let (out, ok) = match command {
-        RulesCommand::Check { dir } => buzon::rules::cli::check(&dir_of(dir)?, config),
+        RulesCommand::Check { dir } => {
+            let (mut out, ok) = buzon::rules::cli::check(&dir_of(dir)?, config);
+            // The templates the rules name are checked too, with the same
+            // file:line messages the daemon would refuse them with.
+            let templates =
+                buzon::outbound::templates::Templates::load(config.templates.dir.as_deref());
+            match templates {
+                Ok(_) => (out, ok),
+                Err(e) => {
+                    out.push_str(&e.to_string());
+                    (out, false)
+                }
+            }
+        }
         RulesCommand::Test { dir } => buzon::rules::cli::test(&dir_of(dir)?, config),
         RulesCommand::Explain {
             mailbox,

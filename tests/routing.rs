@@ -131,3 +131,34 @@ fn genera_routes_an_investor_rescue_to_alonso_with_high_priority() {
     assert_eq!(t["priority"], "high", "{t:#}");
     assert_eq!(t["type"], "Inversionista - Rescate", "{t:#}");
 }
+
+#[test]
+fn rules_check_also_reports_broken_templates_with_file_and_line() {
+    let (dir, config) = deployment("pvi");
+    // Point the templates at a copy with a typo in a variable name.
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        templates.join("acknowledgement.txt"),
+        "Subject: {{ tag }} Recibimos su solicitud\n\nHola, su número es {{ tikcet }}.\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let src = example("pvi").join("templates");
+    std::fs::write(
+        &config,
+        text.replace(&src.display().to_string(), &templates.display().to_string()),
+    )
+    .unwrap();
+    let out = assert_cmd::Command::cargo_bin("buzon")
+        .unwrap()
+        .arg("--config")
+        .arg(&config)
+        .args(["rules", "check"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("acknowledgement.txt:3"), "{text}");
+    assert!(text.contains("did you mean `ticket`"), "{text}");
+}
