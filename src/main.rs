@@ -498,7 +498,10 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
                 rows.sort_by_key(|t| t.due_at);
             }
             let out = match format {
-                ListFormat::Table => view::tickets_table(&rows, prefix, &tz),
+                ListFormat::Table => {
+                    with_labels(config, &mut rows);
+                    view::tickets_table(&rows, prefix, &tz)
+                }
                 ListFormat::Json => format!("{:#}\n", view::tickets_json(&rows, prefix)),
                 ListFormat::Csv => view::tickets_csv(&rows, prefix, &tz),
             };
@@ -506,9 +509,12 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
         }
         TicketsCommand::Show { number, format } => {
             let n = ticket_number(prefix, &number)?;
-            let detail = store.ticket(n).await?;
+            let mut detail = store.ticket(n).await?;
             match format {
-                ShowFormat::Text => print_out(&view::ticket_text(&detail, prefix, &tz))?,
+                ShowFormat::Text => {
+                    with_labels(config, std::slice::from_mut(&mut detail.ticket));
+                    print_out(&view::ticket_text(&detail, prefix, &tz))?
+                }
                 ShowFormat::Json => print_out(&format!("{:#}\n", serde_json::to_value(&detail)?))?,
             }
         }
@@ -694,6 +700,23 @@ fn rules(config: &Config, command: RulesCommand) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Shows states and priorities in the team's words (`[labels]` of the rule
+/// files: "En ejecución", "Alta") on the views meant for people; JSON and
+/// CSV keep the canonical names scripts rely on.
+fn with_labels(config: &Config, rows: &mut [buzon::store::TicketRow]) {
+    let Ok(rules) = buzon::pipeline::load_rules(config) else {
+        return;
+    };
+    for t in rows {
+        if let Ok(state) = t.state.parse::<State>() {
+            t.state = rules.state_label(state).to_string();
+        }
+        if let Ok(priority) = t.priority.parse::<Priority>() {
+            t.priority = rules.priority_label(priority).to_string();
+        }
+    }
 }
 
 /// The text of a mail an agent wrote in a file.
@@ -929,7 +952,8 @@ async fn demo(dir: Option<PathBuf>) -> Result<ExitCode> {
                 demo_outcome(prefix, outcome)
             );
         }
-        let rows = team.store.list_tickets(&TicketFilter::default()).await?;
+        let mut rows = team.store.list_tickets(&TicketFilter::default()).await?;
+        with_labels(&team.config, &mut rows);
         println!(
             "\n{}",
             view::tickets_table(&rows, prefix, &time_zone(&team.config))

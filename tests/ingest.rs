@@ -420,10 +420,11 @@ fn demo_runs_every_team_on_its_own_rules() {
     );
     // A new mail about order 75321_2 from the same customer joins TP-1.
     assert!(text.contains("TP-1 follow-up of an earlier mail"), "{text}");
-    // Genera's rules: a rescue goes to Alonso with high priority.
+    // Genera's rules: a rescue goes to Alonso with high priority, shown
+    // in the team's words ("Alta", state "To Do").
     let rescue = text.lines().find(|l| l.starts_with("GF-2 ")).unwrap();
     assert!(
-        rescue.contains("alonso") && rescue.contains("high"),
+        rescue.contains("alonso") && rescue.contains("Alta") && rescue.contains("To Do"),
         "{rescue}"
     );
 }

@@ -162,3 +162,21 @@ fn rules_check_also_reports_broken_templates_with_file_and_line() {
     assert!(text.contains("acknowledgement.txt:3"), "{text}");
     assert!(text.contains("did you mean `ticket`"), "{text}");
 }
+
+#[test]
+fn people_see_states_and_priorities_in_the_teams_words() {
+    let (_dir, config) = deployment("pvi");
+    let mail = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/demo/mail/sac/15-arrendatario-contacto-administracion.eml");
+    buzon(
+        &config,
+        &["ingest", "--mailbox", "sac", mail.to_str().unwrap()],
+    );
+    let table = buzon(&config, &["tickets", "list"]);
+    assert!(table.contains("Nueva"), "{table}");
+    let shown = buzon(&config, &["tickets", "show", "1"]);
+    assert!(shown.contains("state: Nueva"), "{shown}");
+    // Scripts keep the canonical names.
+    let json = buzon(&config, &["tickets", "list", "--format", "json"]);
+    assert!(json.contains("\"state\": \"new\""), "{json}");
+}
