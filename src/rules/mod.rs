@@ -3,9 +3,10 @@
 //! A rule reads a message (mailbox, sender, recipients, subject, body,
 //! headers, attachments, reply or automatic) and decides the ticket's
 //! pipeline, owner, priority, state, type, category, area, the team's own
-//! fields, tags, SLA, acknowledgement and who else to notify; named regex
-//! captures become ticket keys (`order = 75321`). The language and its
-//! semantics are documented in `rules/README.md`.
+//! fields, tags, deadlines (first response and resolution), acknowledgement
+//! and who else to notify; named regex captures become ticket keys
+//! (`order = 75321`). The language and its semantics are documented in
+//! `rules/README.md`.
 //!
 //! Layout, in the order a rule set is built and used:
 //! - `load`: the directory → file texts (the only I/O besides `live`/`cli`);
@@ -16,7 +17,7 @@
 //! - `testcase`: the `[[test]]` cases; `cli`: `buzon rules check|explain|test`;
 //! - `live`: the active set, reloaded when files change, kept when invalid;
 //! - `fold`, `quote`, `group`, `sla`, `error`: accents, quoted history,
-//!   owner groups, due dates, errors.
+//!   owner groups, deadlines and the working calendar, errors.
 //!
 //! Invariant: loading either yields a fully valid set or every problem
 //! found; evaluation never fails and never panics.
@@ -44,6 +45,8 @@ mod vocabulary;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+
+use jiff::tz::TimeZone;
 
 pub use compile::{BUILTIN_ACK, LoadContext};
 pub use error::{RuleError, RuleErrors, Severity};
@@ -169,20 +172,34 @@ impl RuleSet {
         self.labels.state_label(s)
     }
 
-    /// The due time (Unix ms) of a ticket opened at `now_ms` with this SLA,
-    /// counting business hours in `tz` when the SLA says so.
-    pub fn due_at_ms(
-        &self,
-        now_ms: i64,
-        sla_hours: u32,
-        business: bool,
-        tz: &jiff::tz::TimeZone,
-    ) -> i64 {
-        let sla = Sla {
-            hours: sla_hours,
-            business,
-        };
-        self.business_hours.due_at_ms(now_ms, sla, tz)
+    /// The due time (Unix ms) of a target of `hours` started at `now_ms`:
+    /// plain hours, or business hours of `[business_hours]` in `tz`
+    /// (skipping nights, non-working days and holidays) when `business`.
+    /// Used for both the first-response and the resolution target.
+    pub fn due_at_ms(&self, now_ms: i64, hours: u32, business: bool, tz: &TimeZone) -> i64 {
+        self.business_hours
+            .due_at_ms(now_ms, Sla { hours, business }, tz)
+    }
+
+    /// The working time (ms) from `from_ms` to `to_ms`: `to - from` in
+    /// calendar time, only the time inside working windows in business
+    /// time; 0 when `to_ms <= from_ms`. On resuming a paused ticket,
+    /// `work_ms_between(paused_at, due)` is the time it had left.
+    pub fn work_ms_between(&self, from_ms: i64, to_ms: i64, business: bool, tz: &TimeZone) -> i64 {
+        self.business_hours
+            .work_ms_between(from_ms, to_ms, business, tz)
+    }
+
+    /// The instant (Unix ms) `ms` of working time after `from_ms`: a plain
+    /// addition in calendar time. On resuming, `add_work_ms(now, left)` is
+    /// the new due time.
+    pub fn add_work_ms(&self, from_ms: i64, ms: i64, business: bool, tz: &TimeZone) -> i64 {
+        self.business_hours.add_work_ms(from_ms, ms, business, tz)
+    }
+
+    /// The deployment's working calendar (`[business_hours]`).
+    pub fn business_hours(&self) -> &BusinessHours {
+        &self.business_hours
     }
 
     pub fn rule_count(&self) -> usize {
