@@ -44,6 +44,11 @@ pub struct Decision {
     pub sla_hours: Option<u32>,
     /// Whether `sla_hours` counts business hours only.
     pub sla_business_hours: bool,
+    /// First-response target in hours (a reply from staff meets it), if a
+    /// rule set one.
+    pub first_response_hours: Option<u32>,
+    /// Whether `first_response_hours` counts business hours only.
+    pub first_response_business_hours: bool,
     /// Field name → who set it (`rule:FILE/NAME`, `defaults:FILE/MAILBOX`,
     /// `type:FILE/TYPE` or `mailbox:NAME`), for the history and for
     /// `rules explain`. Keys appear as `keys.NAME`.
@@ -67,8 +72,12 @@ pub struct Route {
     pub keys: Vec<Key>,
     pub ack_template: Option<String>,
     pub notify: Vec<String>,
+    /// Resolution target (see [`Decision::sla_hours`]).
     pub sla_hours: Option<u32>,
     pub sla_business_hours: bool,
+    /// First-response target (see [`Decision::first_response_hours`]).
+    pub first_response_hours: Option<u32>,
+    pub first_response_business_hours: bool,
     pub set_by: BTreeMap<String, String>,
 }
 
@@ -116,6 +125,8 @@ impl Decision {
             notify: self.notify,
             sla_hours: self.sla_hours,
             sla_business_hours: self.sla_business_hours,
+            first_response_hours: self.first_response_hours,
+            first_response_business_hours: self.first_response_business_hours,
             set_by: self.set_by,
         }
     }

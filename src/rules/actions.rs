@@ -11,6 +11,26 @@ use super::model::{Ack, Actions, Owner};
 use super::sla::Sla;
 use super::syntax::{AckAst, ActionsAst, At};
 
+/// Which time target a pair of keys sets.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Target {
+    /// The keys' common prefix: `sla` (`sla_hours`, `sla_business_hours`).
+    key: &'static str,
+    /// How messages name it.
+    what: &'static str,
+}
+
+impl Target {
+    pub(super) const SLA: Target = Target {
+        key: "sla",
+        what: "SLA",
+    };
+    pub(super) const FIRST_RESPONSE: Target = Target {
+        key: "first_response",
+        what: "first-response target",
+    };
+}
+
 impl Compiler<'_> {
     pub(super) fn actions(&mut self, src: &Source, a: &ActionsAst) -> Actions {
         let mut out = Actions {
@@ -24,7 +44,18 @@ impl Compiler<'_> {
                 .and_then(|t| self.ticket_type(src, t)),
             category: self.non_empty(src, a.category.as_ref(), "category"),
             area: self.non_empty(src, a.area.as_ref(), "area"),
-            sla: self.sla(src, a.sla_hours.as_ref(), a.sla_business_hours.as_ref()),
+            sla: self.target(
+                src,
+                Target::SLA,
+                a.sla_hours.as_ref(),
+                a.sla_business_hours.as_ref(),
+            ),
+            first_response: self.target(
+                src,
+                Target::FIRST_RESPONSE,
+                a.first_response_hours.as_ref(),
+                a.first_response_business_hours.as_ref(),
+            ),
             ack: a.ack.as_ref().and_then(|ack| self.ack(src, ack)),
             ..Actions::default()
         };
@@ -203,17 +234,25 @@ impl Compiler<'_> {
         false
     }
 
-    pub(super) fn sla(
+    /// A time target from its two keys (`sla_hours` / `sla_business_hours`,
+    /// or the first-response pair): at most one of them, 1 to a year.
+    pub(super) fn target(
         &mut self,
         src: &Source,
+        target: Target,
         hours: Option<&At<i64>>,
         business: Option<&At<i64>>,
     ) -> Option<Sla> {
         let (value, is_business) = match (hours, business) {
             (Some(_), Some(b)) => {
-                let message =
-                    "write either `sla_hours` or `sla_business_hours`, not both".to_string();
-                self.error(src, &b.span, message, None);
+                let message = format!(
+                    "write either `{}_hours` or `{}_business_hours`, not both",
+                    target.key, target.key
+                );
+                let hint = Some(
+                    "hours count nights and weekends; business hours only [business_hours]".into(),
+                );
+                self.error(src, &b.span, message, hint);
                 return None;
             }
             (Some(h), None) => (h, false),
@@ -221,7 +260,7 @@ impl Compiler<'_> {
             (None, None) => return None,
         };
         if !(1..=MAX_SLA_HOURS).contains(&value.value) {
-            let message = format!("{} hours is not a usable SLA", value.value);
+            let message = format!("{} hours is not a usable {}", value.value, target.what);
             let hint = Some(format!("write a number of hours from 1 to {MAX_SLA_HOURS}"));
             self.error(src, &value.span, message, hint);
             return None;

@@ -38,10 +38,20 @@ pub struct LoadContext {
 pub const BUILTIN_ACK: &str = "acknowledgement";
 
 const OVERRIDABLE: &[&str] = &[
-    "pipeline", "owner", "priority", "state", "type", "category", "area", "sla", "ack",
+    "pipeline",
+    "owner",
+    "priority",
+    "state",
+    "type",
+    "category",
+    "area",
+    "sla",
+    "first_response",
+    "ack",
 ];
 
-/// The longest SLA accepted: a year. Longer is a typo (days for hours).
+/// The longest target accepted (SLA or first response): a year. Longer is
+/// a typo (days for hours).
 pub(super) const MAX_SLA_HOURS: i64 = 24 * 366;
 
 /// Everything a rule set is made of, before it is wrapped in a `RuleSet`.

@@ -7,7 +7,8 @@
 //! 3. lists (tags, notifications, keys) collect from every matching rule;
 //! 4. a rule with `stop = true` ends the evaluation when it matches;
 //! 5. then the mailbox's `[defaults]` fill what is still empty, the ticket
-//!    type's SLA applies if no rule set one, and last the defaults' SLA.
+//!    type's deadlines (first response, resolution) apply where no rule set
+//!    them, and last the defaults' deadlines.
 //!
 //! Pure and total: no I/O, no panics, and the same code path produces the
 //! explanation, so `rules explain` always tells what `evaluate` did.
@@ -132,7 +133,7 @@ impl Acc {
             .then(|| v.clone())
     }
 
-    fn apply(&mut self, a: &Actions, origin: &str, ov: &Overrides, with_sla: bool) {
+    fn apply(&mut self, a: &Actions, origin: &str, ov: &Overrides, with_deadlines: bool) {
         if let Some(v) = self.text("pipeline", &a.pipeline, origin, ov) {
             self.decision.pipeline = Some(v);
         }
@@ -161,8 +162,8 @@ impl Acc {
                 self.decision.fields.insert(name.clone(), value.clone());
             }
         }
-        if with_sla && let Some(sla) = a.sla {
-            self.apply_sla(sla, origin, ov);
+        if with_deadlines {
+            self.apply_deadlines(a.first_response, a.sla, origin, ov);
         }
         self.apply_ack(a.ack.as_ref(), origin, ov);
         self.apply_lists(a, origin);
@@ -184,10 +185,26 @@ impl Acc {
         }
     }
 
-    fn apply_sla(&mut self, sla: Sla, origin: &str, ov: &Overrides) {
-        if self.claim("sla", || sla.to_string(), origin, ov) {
-            self.decision.sla_hours = Some(sla.hours);
-            self.decision.sla_business_hours = sla.business;
+    /// The first-response target (claim `first_response`) and the
+    /// resolution target (claim `sla`), each claimed on its own.
+    fn apply_deadlines(
+        &mut self,
+        first_response: Option<Sla>,
+        sla: Option<Sla>,
+        origin: &str,
+        ov: &Overrides,
+    ) {
+        if let Some(t) = first_response
+            && self.claim("first_response", || t.to_string(), origin, ov)
+        {
+            self.decision.first_response_hours = Some(t.hours);
+            self.decision.first_response_business_hours = t.business;
+        }
+        if let Some(t) = sla
+            && self.claim("sla", || t.to_string(), origin, ov)
+        {
+            self.decision.sla_hours = Some(t.hours);
+            self.decision.sla_business_hours = t.business;
         }
     }
 
@@ -454,24 +471,23 @@ pub fn run(set: &RuleSet, input: &RuleInput<'_>, explain: bool) -> (Decision, Op
     (decision, explanation)
 }
 
-/// Defaults and SLA after the rules (see the module docs for the order).
+/// Defaults and deadlines after the rules (see the module docs for the order).
 fn finish(set: &RuleSet, mailbox: &str, acc: &mut Acc) -> Vec<Change> {
     let none = Overrides::None;
     let defaults = set.defaults.get(mailbox);
     if let Some(d) = defaults {
         acc.apply(&d.actions, &d.origin, &none, false);
     }
-    let type_sla = acc
+    let ticket_type = acc
         .decision
         .ticket_type
         .as_ref()
-        .and_then(|t| set.types.get(t))
-        .and_then(|t| t.sla.map(|sla| (sla, t.origin.clone())));
-    if let Some((sla, origin)) = type_sla {
-        acc.apply_sla(sla, &origin, &none);
+        .and_then(|t| set.types.get(t));
+    if let Some(t) = ticket_type {
+        acc.apply_deadlines(t.first_response, t.sla, &t.origin, &none);
     }
-    if let Some((sla, d)) = defaults.and_then(|d| d.actions.sla.map(|s| (s, d))) {
-        acc.apply_sla(sla, &d.origin, &none);
+    if let Some(d) = defaults {
+        acc.apply_deadlines(d.actions.first_response, d.actions.sla, &d.origin, &none);
     }
     acc.changes.as_mut().map(std::mem::take).unwrap_or_default()
 }

@@ -237,16 +237,14 @@ impl Explanation {
         for (name, value) in &d.fields {
             row(&format!("fields.{name}"), Some(value.clone()));
         }
+        let target = |hours: Option<u32>, business: bool| {
+            hours.map(|hours| super::sla::Sla { hours, business }.to_string())
+        };
         row(
-            "sla",
-            d.sla_hours.map(|h| {
-                super::sla::Sla {
-                    hours: h,
-                    business: d.sla_business_hours,
-                }
-                .to_string()
-            }),
+            "first_response",
+            target(d.first_response_hours, d.first_response_business_hours),
         );
+        row("sla", target(d.sla_hours, d.sla_business_hours));
         for key in &d.keys {
             row(&format!("keys.{}", key.name), Some(key.value.clone()));
         }

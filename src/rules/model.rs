@@ -120,7 +120,9 @@ pub struct Actions {
     pub area: Option<String>,
     pub tags: Vec<String>,
     pub fields: Vec<(String, String)>,
+    /// Resolution target.
     pub sla: Option<Sla>,
+    pub first_response: Option<Sla>,
     pub ack: Option<Ack>,
     /// Addresses (people of the configuration are resolved to their
     /// address at load).
@@ -140,6 +142,7 @@ impl Actions {
             ("category", self.category.is_some()),
             ("area", self.area.is_some()),
             ("sla", self.sla.is_some()),
+            ("first_response", self.first_response.is_some()),
             ("ack", self.ack.is_some()),
         ]
         .into_iter()
@@ -188,12 +191,14 @@ pub struct Defaults {
     pub actions: Actions,
 }
 
-/// `[types."NAME"]`: the resolution target of a ticket type.
+/// `[types."NAME"]`: the deadlines of a ticket type.
 #[derive(Debug, Clone)]
 pub struct TypeDef {
     /// `type:FILE/NAME`.
     pub origin: String,
+    /// Resolution target.
     pub sla: Option<Sla>,
+    pub first_response: Option<Sla>,
 }
 
 /// `[fields.NAME]`: one of the team's own ticket fields.

@@ -70,6 +70,8 @@ pub struct ActionsAst {
     pub fields: Vec<(At<String>, At<String>)>,
     pub sla_hours: Option<At<i64>>,
     pub sla_business_hours: Option<At<i64>>,
+    pub first_response_hours: Option<At<i64>>,
+    pub first_response_business_hours: Option<At<i64>>,
     pub ack: Option<At<AckAst>>,
     pub notify: Vec<At<String>>,
 }
@@ -237,6 +239,8 @@ pub struct TypeAst {
     pub name: At<String>,
     pub sla_hours: Option<At<i64>>,
     pub sla_business_hours: Option<At<i64>>,
+    pub first_response_hours: Option<At<i64>>,
+    pub first_response_business_hours: Option<At<i64>>,
 }
 
 #[derive(Debug)]
@@ -266,6 +270,8 @@ pub struct BusinessHoursAst {
     pub days: Option<Vec<At<String>>>,
     pub start: Option<At<String>>,
     pub end: Option<At<String>>,
+    /// As written: ISO dates, checked when compiling.
+    pub holidays: Vec<At<String>>,
 }
 
 /// A test case: a short message and what the rules must decide for it.
@@ -321,6 +327,8 @@ pub const ACTION_KEYS: &[&str] = &[
     "fields",
     "sla_hours",
     "sla_business_hours",
+    "first_response_hours",
+    "first_response_business_hours",
     "ack",
     "notify",
 ];
@@ -375,6 +383,8 @@ pub const EXPECT_KEYS: &[&str] = &[
     "notify",
     "sla_hours",
     "sla_business_hours",
+    "first_response_hours",
+    "first_response_business_hours",
     "set_by",
 ];
 
@@ -751,6 +761,10 @@ fn read_action(reader: &mut Reader<'_>, key: &str, value: &Value<'_>, a: &mut Ac
         "notify" => a.notify = reader.strings(value, key).unwrap_or_default(),
         "sla_hours" => a.sla_hours = reader.integer(value, key),
         "sla_business_hours" => a.sla_business_hours = reader.integer(value, key),
+        "first_response_hours" => a.first_response_hours = reader.integer(value, key),
+        "first_response_business_hours" => {
+            a.first_response_business_hours = reader.integer(value, key)
+        }
         "ack" => {
             a.ack = match value.get_ref() {
                 DeValue::Boolean(false) => Some(At::new(AckAst::None, value.span())),
@@ -967,26 +981,35 @@ fn read_group(reader: &mut Reader<'_>, name: At<String>, table: &DeTable<'_>) ->
     group
 }
 
+const TYPE_KEYS: &[&str] = &[
+    "description",
+    "first_response_hours",
+    "first_response_business_hours",
+    "sla_hours",
+    "sla_business_hours",
+];
+
 fn read_type(reader: &mut Reader<'_>, name: At<String>, table: &DeTable<'_>) -> TypeAst {
     let mut ty = TypeAst {
         name,
         sla_hours: None,
         sla_business_hours: None,
+        first_response_hours: None,
+        first_response_business_hours: None,
     };
     for (key, value) in entries(table) {
-        match key.get_ref().as_ref() {
-            "sla_hours" => ty.sla_hours = reader.integer(value, "sla_hours"),
-            "sla_business_hours" => {
-                ty.sla_business_hours = reader.integer(value, "sla_business_hours")
+        let k = key.get_ref().as_ref();
+        match k {
+            "sla_hours" => ty.sla_hours = reader.integer(value, k),
+            "sla_business_hours" => ty.sla_business_hours = reader.integer(value, k),
+            "first_response_hours" => ty.first_response_hours = reader.integer(value, k),
+            "first_response_business_hours" => {
+                ty.first_response_business_hours = reader.integer(value, k)
             }
             "description" => {
                 reader.string(value, "description");
             }
-            _ => reader.unknown(
-                key,
-                "a ticket type",
-                &["sla_hours", "sla_business_hours", "description"],
-            ),
+            _ => reader.unknown(key, "a ticket type", TYPE_KEYS),
         }
     }
     ty
@@ -1044,16 +1067,40 @@ fn read_business_hours(
         days: None,
         start: None,
         end: None,
+        holidays: Vec::new(),
     };
     for (key, value) in entries(table) {
         match key.get_ref().as_ref() {
             "days" => bh.days = reader.strings(value, "days"),
             "start" => bh.start = reader.string(value, "start"),
             "end" => bh.end = reader.string(value, "end"),
-            _ => reader.unknown(key, "business_hours", &["days", "start", "end"]),
+            "holidays" => bh.holidays = read_dates(reader, value, "holidays"),
+            _ => reader.unknown(key, "business_hours", &["days", "start", "end", "holidays"]),
         }
     }
     bh
+}
+
+/// Dates as strings (`"2026-12-25"`) or TOML dates (`2026-12-25`), one or a
+/// list; whether each is a real date is checked when compiling.
+fn read_dates(reader: &mut Reader<'_>, value: &Value<'_>, key: &str) -> Vec<At<String>> {
+    let one = |reader: &mut Reader<'_>, v: &Value<'_>| match v.get_ref() {
+        DeValue::String(s) => Some(At::new(s.to_string(), v.span())),
+        DeValue::Datetime(d) => Some(At::new(d.to_string(), v.span())),
+        _ => {
+            reader.wrong_type(
+                v,
+                key,
+                "a list of dates",
+                &format!("{key} = [\"2026-12-08\", \"2026-12-25\"]"),
+            );
+            None
+        }
+    };
+    match value.get_ref() {
+        DeValue::Array(items) => items.iter().filter_map(|v| one(reader, v)).collect(),
+        _ => one(reader, value).into_iter().collect(),
+    }
 }
 
 fn read_test(reader: &mut Reader<'_>, table: &DeTable<'_>, at: usize) -> Option<TestAst> {

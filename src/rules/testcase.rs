@@ -278,8 +278,17 @@ fn compare(field: &str, want: &ExpectValue, route: &Route, labels: &Labels) -> O
         "ack" => compare_ack(want, route),
         "tags" => contains_all("tags", want, &route.tags),
         "notify" => contains_all("notify", want, &route.notify),
-        "sla_hours" => compare_sla("sla_hours", want, route, false),
-        "sla_business_hours" => compare_sla("sla_business_hours", want, route, true),
+        "sla_hours" | "sla_business_hours" => {
+            let got = (route.sla_hours, route.sla_business_hours);
+            compare_target(field, want, got, route.set_by.get("sla"))
+        }
+        "first_response_hours" | "first_response_business_hours" => {
+            let got = (
+                route.first_response_hours,
+                route.first_response_business_hours,
+            );
+            compare_target(field, want, got, route.set_by.get("first_response"))
+        }
         "keys" => compare_keys(want, route),
         "fields" => compare_map("fields", want, |name| route.fields.get(name).cloned()),
         "set_by" => compare_set_by(want, route),
@@ -336,22 +345,26 @@ fn contains_all(field: &str, want: &ExpectValue, got: &[String]) -> Option<Strin
     (!missing.is_empty()).then(|| format!("{field}: expected to include {missing:?}, got {got:?}"))
 }
 
-fn compare_sla(field: &str, want: &ExpectValue, route: &Route, business: bool) -> Option<String> {
+/// A time target: `sla_hours = 8` expects 8 plain hours, and
+/// `..._business_hours = 8` 8 business hours (the key says which kind).
+fn compare_target(
+    field: &str,
+    want: &ExpectValue,
+    (got_hours, got_business): (Option<u32>, bool),
+    set_by: Option<&String>,
+) -> Option<String> {
     let ExpectValue::Int(hours) = want else {
         return Some(format!("{field}: write the expected number of hours"));
     };
-    let ok = route.sla_hours.map(i64::from) == Some(*hours) && route.sla_business_hours == business;
+    let business = field.ends_with("_business_hours");
+    let ok = got_hours.map(i64::from) == Some(*hours) && got_business == business;
     (!ok).then(|| {
-        let got = match route.sla_hours {
-            Some(h) if route.sla_business_hours => format!("{h} business hours"),
+        let got = match got_hours {
+            Some(h) if got_business => format!("{h} business hours"),
             Some(h) => format!("{h} hours"),
-            None => "no SLA".into(),
+            None => "no target".into(),
         };
-        let by = route
-            .set_by
-            .get("sla")
-            .map(|o| format!(" (set by {o})"))
-            .unwrap_or_default();
+        let by = set_by.map(|o| format!(" (set by {o})")).unwrap_or_default();
         format!("{field}: expected {hours}, got {got}{by}")
     })
 }

@@ -655,3 +655,244 @@ tags = "fuera-de-soporte"
     assert_eq!(keys(&d), vec![("order", "75321")]);
     assert!(d.tags.is_empty());
 }
+
+#[test]
+fn first_response_and_resolution_are_claimed_separately() {
+    let s = set(r#"
+[types."Consulta"]
+first_response_business_hours = 4
+sla_business_hours = 18
+[types."Reclamo"]
+sla_business_hours = 9
+
+[defaults.soporte]
+type = "Consulta"
+first_response_hours = 24
+sla_hours = 72
+
+[[rule]]
+name = "reclamo"
+when.subject.contains = "reclamo"
+type = "Reclamo"
+
+[[rule]]
+name = "urgente"
+when.subject.contains = "urgente"
+first_response_business_hours = 1
+"#);
+    // The type gives the resolution target, the defaults the first response.
+    let d = decide(&s, "soporte", &mail("Reclamo", ""));
+    assert_eq!((d.sla_hours, d.sla_business_hours), (Some(9), true));
+    assert_eq!(
+        (d.first_response_hours, d.first_response_business_hours),
+        (Some(24), false)
+    );
+    assert_eq!(d.set_by["sla"], "type:10-test.toml/Reclamo");
+    assert_eq!(d.set_by["first_response"], "defaults:10-test.toml/soporte");
+    // A rule's own value wins over the type's; the type still sets the other.
+    let d = decide(&s, "soporte", &mail("Consulta urgente", ""));
+    assert_eq!(
+        (d.first_response_hours, d.first_response_business_hours),
+        (Some(1), true)
+    );
+    assert_eq!(d.set_by["first_response"], "rule:10-test.toml/urgente");
+    assert_eq!((d.sla_hours, d.sla_business_hours), (Some(18), true));
+    // The route carries both.
+    let mailbox = Mailbox {
+        address: "soporte@tupatrimonio.example".into(),
+        display_name: None,
+        pipeline: "Soporte".into(),
+        owner: None,
+        priority: crate::ticket::Priority::Medium,
+        acknowledge: false,
+    };
+    let route = decide(&s, "soporte", &mail("Hola", "")).complete("soporte", &mailbox);
+    assert_eq!(
+        (
+            route.first_response_hours,
+            route.first_response_business_hours
+        ),
+        (Some(4), true)
+    );
+    assert_eq!(
+        (route.sla_hours, route.sla_business_hours),
+        (Some(18), true)
+    );
+    // No rule, type or defaults: no targets.
+    let d = decide(&s, "finanzas", &mail("Hola", ""));
+    assert_eq!((d.first_response_hours, d.sla_hours), (None, None));
+}
+
+#[test]
+fn a_later_rule_overrides_a_first_response_only_when_it_says_so() {
+    let s = set(r#"
+[[rule]]
+name = "general"
+when.mailbox = "soporte"
+first_response_business_hours = 9
+
+[[rule]]
+name = "urgente"
+when.subject.contains = "urgente"
+first_response_business_hours = 2
+override = ["first_response"]
+"#);
+    let m = mail("Urgente", "");
+    let d = decide(&s, "soporte", &m);
+    assert_eq!(d.first_response_hours, Some(2));
+    let text = s.explain(&RuleInput::new("soporte", &m, None)).to_text();
+    assert!(text.contains("first_response"), "{text}");
+    assert!(text.contains("2 business hours"), "{text}");
+}
+
+#[test]
+fn deadline_keys_are_checked_wherever_they_are_written() {
+    let errs = errors(
+        r#"
+[types."Consulta"]
+first_response_hours = 4
+first_response_business_hours = 4
+
+[defaults.soporte]
+first_response_hours = 0
+
+[[rule]]
+name = "a"
+when.subject.contains = "x"
+first_response_business_hours = 9000
+first_reponse_hours = 2
+"#,
+    );
+    let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    let all = all.join("\n");
+    assert!(
+        all.contains("10-test.toml:4:33: error: write either `first_response_hours` or `first_response_business_hours`, not both"),
+        "{all}"
+    );
+    assert!(
+        all.contains("10-test.toml:7:24: error: 0 hours is not a usable first-response target"),
+        "{all}"
+    );
+    assert!(
+        all.contains("9000 hours is not a usable first-response target"),
+        "{all}"
+    );
+    assert!(
+        all.contains("unknown field `first_reponse_hours`")
+            && all.contains("did you mean `first_response_hours`?"),
+        "{all}"
+    );
+}
+
+#[test]
+fn holidays_are_iso_dates_and_bad_ones_are_located() {
+    let errs = errors(
+        r#"
+[business_hours]
+holidays = ["2026-12-08", "2026-13-01", "25/12/2026", 2026-12-25, 10]
+"#,
+    );
+    let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert_eq!(all.len(), 3, "{all:#?}");
+    assert!(
+        all[0].starts_with("rules/10-test.toml:3:27: error: `2026-13-01` is not a date"),
+        "{all:#?}"
+    );
+    assert!(
+        all[0].contains("hint: write holidays as YYYY-MM-DD dates"),
+        "{all:#?}"
+    );
+    assert!(
+        all[1].starts_with("rules/10-test.toml:3:41: error: `25/12/2026`"),
+        "{all:#?}"
+    );
+    assert!(
+        all[2].contains("`holidays` must be a list of dates"),
+        "{all:#?}"
+    );
+    // Listing a day twice loads, with a warning.
+    let s = set("[business_hours]\nholidays = [\"2026-12-08\", 2026-12-08]\n");
+    assert_eq!(s.warnings().len(), 1);
+    assert!(s.warnings()[0].message.contains("listed twice"));
+    assert_eq!(s.business_hours().holidays.len(), 1);
+}
+
+#[test]
+fn due_dates_use_the_rule_files_calendar() {
+    let s = set(r#"
+[business_hours]
+days = ["mon", "tue", "wed", "thu", "fri"]
+start = "09:00"
+end = "18:00"
+holidays = ["2026-12-08", "2026-12-25"]
+"#);
+    let tz = jiff::tz::TimeZone::get("America/Santiago").unwrap();
+    let at = |t: &str| t.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+    let hour = 3_600_000;
+    // Monday 7 December 17:00 (UTC-3), 2 business hours: 1 on Monday, the
+    // holiday, 1 on Wednesday 9 from 09:00.
+    let opened = at("2026-12-07T20:00:00Z");
+    let due = s.due_at_ms(opened, 2, true, &tz);
+    assert_eq!(due, at("2026-12-09T13:00:00Z"));
+    assert_eq!(s.due_at_ms(opened, 2, false, &tz), opened + 2 * hour);
+    assert_eq!(s.work_ms_between(opened, due, true, &tz), 2 * hour);
+    assert_eq!(s.work_ms_between(due, opened, true, &tz), 0);
+    assert_eq!(s.add_work_ms(opened, 2 * hour, true, &tz), due);
+    assert_eq!(s.add_work_ms(opened, hour, false, &tz), opened + hour);
+}
+
+#[test]
+fn embedded_tests_check_first_response_targets() {
+    let rules = r#"
+[types."Consulta"]
+first_response_business_hours = 4
+sla_business_hours = 18
+
+[[rule]]
+name = "consulta"
+when.subject.contains = "consulta"
+type = "Consulta"
+
+[[test]]
+name = "consulta"
+mailbox = "finanzas"
+subject = "Consulta"
+expect = { first_response_business_hours = 4, sla_business_hours = 18 }
+
+[[test]]
+name = "falla a proposito"
+mailbox = "finanzas"
+subject = "Consulta"
+expect = { first_response_hours = 4 }
+
+[[test]]
+name = "sin plazo"
+mailbox = "finanzas"
+subject = "Hola"
+expect = { first_response_business_hours = 4 }
+"#;
+    let s = set(rules);
+    let mut config = Config::with_defaults("sqlite::memory:".into());
+    config.mailboxes.insert(
+        "finanzas".into(),
+        Mailbox {
+            address: "finanzas@generafactoring.example".into(),
+            display_name: None,
+            pipeline: "Finanzas".into(),
+            owner: None,
+            priority: crate::ticket::Priority::Medium,
+            acknowledge: true,
+        },
+    );
+    let report = s.run_tests(&config);
+    let text = report.to_text();
+    assert_eq!((report.passed(), report.failed()), (1, 2), "{text}");
+    assert!(
+        text.contains("first_response_hours: expected 4, got 4 business hours (set by type:10-test.toml/Consulta)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("first_response_business_hours: expected 4, got no target"),
+        "{text}"
+    );
+}

@@ -2,11 +2,12 @@
 //! team's fields, priority and state labels, business hours and owner
 //! groups (whose members are the configuration's people).
 
+use super::actions::Target;
 use super::compile::{Compiler, hint_for};
 use super::error::Source;
 use super::group::{Group, Strategy};
 use super::model::{FieldDef, TypeDef};
-use super::sla::{BusinessHours, DAY_NAMES, parse_clock};
+use super::sla::{BusinessHours, DAY_NAMES, parse_clock, parse_date};
 use super::syntax::{At, FileAst};
 
 impl Compiler<'_> {
@@ -15,10 +16,22 @@ impl Compiler<'_> {
             if !self.first_definition(src, "type", &t.name) {
                 continue;
             }
-            let sla = self.sla(src, t.sla_hours.as_ref(), t.sla_business_hours.as_ref());
+            let sla = self.target(
+                src,
+                Target::SLA,
+                t.sla_hours.as_ref(),
+                t.sla_business_hours.as_ref(),
+            );
+            let first_response = self.target(
+                src,
+                Target::FIRST_RESPONSE,
+                t.first_response_hours.as_ref(),
+                t.first_response_business_hours.as_ref(),
+            );
             let def = TypeDef {
                 origin: format!("type:{}/{}", src.file_name, t.name.value),
                 sla,
+                first_response,
             };
             self.types.insert(t.name.value.clone(), def);
         }
@@ -113,6 +126,23 @@ impl Compiler<'_> {
                             .with_hint("write it as \"09:00\""),
                     ),
                 }
+            }
+        }
+        for h in &bh.holidays {
+            match parse_date(h.value.trim()) {
+                Some(date) => {
+                    if !hours.holidays.insert(date) {
+                        let message = format!("holiday {date} is listed twice");
+                        let hint = Some("remove one; was another date meant?".into());
+                        self.warn(src, h.span.start, message, hint);
+                    }
+                }
+                None => self.error(
+                    src,
+                    &h.span,
+                    format!("`{}` is not a date", h.value),
+                    Some("write holidays as YYYY-MM-DD dates: holidays = [\"2026-12-08\", \"2026-12-25\"]".into()),
+                ),
             }
         }
         if hours.start >= hours.end {
