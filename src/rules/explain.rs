@@ -160,7 +160,7 @@ impl Explanation {
             .filter(|c| !matches!(c.outcome, ChangeOutcome::Kept { .. }))
             .collect();
         if !filled.is_empty() {
-            out.push_str("\nAfter the rules (mailbox defaults, type SLA):\n");
+            out.push_str("\nAfter the rules (mailbox defaults, type deadlines):\n");
             for change in filled {
                 change_text(&mut out, change, "    ");
             }
