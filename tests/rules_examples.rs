@@ -138,3 +138,56 @@ pipline = \"Finanzas\"
     assert!(!ok);
     assert!(out.contains("unknown field `pipline`"), "{out}");
 }
+
+/// The example teams' deadlines, counted in their own calendars and time
+/// zones (the worked example of `rules/README.md`, "Deadlines").
+#[test]
+fn deadlines_follow_each_teams_calendar_and_holidays() {
+    let load = |name: &str| {
+        let config = config(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("examples")
+                .join(name),
+        );
+        let ctx = LoadContext::from_config(&config).unwrap();
+        let set = RuleSet::load(&rules_dir(&config), &ctx).unwrap();
+        let tz = jiff::tz::TimeZone::get(&config.deployment.time_zone).unwrap();
+        (set, tz)
+    };
+    let at = |local: &str, tz: &jiff::tz::TimeZone| {
+        let civil: jiff::civil::DateTime = local.parse().unwrap();
+        civil
+            .to_zoned(tz.clone())
+            .unwrap()
+            .timestamp()
+            .as_millisecond()
+    };
+    let hour = 3_600_000;
+
+    // PVI, Santiago: a complaint (2 and 9 business hours) on Christmas Eve.
+    let (pvi, santiago) = load("pvi");
+    let opened = at("2026-12-24T16:00", &santiago);
+    let first = pvi.due_at_ms(opened, 2, true, &santiago);
+    assert_eq!(first, at("2026-12-24T18:00", &santiago));
+    let due = pvi.due_at_ms(opened, 9, true, &santiago);
+    assert_eq!(due, at("2026-12-28T16:00", &santiago));
+    // Waiting on the contact from Monday 10:00 to Wednesday 15:00.
+    let paused = at("2026-12-28T10:00", &santiago);
+    let left = pvi.work_ms_between(paused, due, true, &santiago);
+    assert_eq!(left, 6 * hour);
+    let resumed = at("2026-12-30T15:00", &santiago);
+    assert_eq!(
+        pvi.add_work_ms(resumed, left, true, &santiago),
+        at("2026-12-31T12:00", &santiago)
+    );
+
+    // Genera Factoring, Lima: a rescue (18 business hours) on the Friday
+    // before Fiestas Patrias (Tuesday 28 and Wednesday 29 July).
+    let (genera, lima) = load("genera-factoring");
+    let opened = at("2026-07-24T17:00", &lima);
+    assert_eq!(
+        genera.due_at_ms(opened, 18, true, &lima),
+        at("2026-07-30T17:00", &lima)
+    );
+    assert_eq!(genera.business_hours().holidays.len(), 16);
+}
