@@ -2,7 +2,8 @@
 //! comment, reply, close. Each action is one store transaction with its
 //! history line and, when it mails the customer, its outbox row.
 
-use crate::config::Config;
+use crate::config::{Config, Response};
+use crate::deadline::{Calendar, on_state_change};
 use crate::outbound::compose::{self, Auto, AutoSubmitted, Envelope, MailParts, ticket_tag};
 use crate::outbound::plan::{Facts, Plan};
 use crate::outbound::templates::{self, Templates, Vars};
@@ -30,9 +31,46 @@ pub struct Agent<'a> {
     pub templates: Templates,
     /// Who is acting (recorded in the history as `agent:NAME`).
     pub name: String,
+    /// The working calendar the deadline clocks count in.
+    pub calendar: Calendar,
+    /// A fixed time for every action (tests); `None`: the real clock.
+    pub clock: Option<i64>,
 }
 
 impl Agent<'_> {
+    fn now(&self) -> i64 {
+        self.clock.unwrap_or_else(now_ms)
+    }
+
+    /// Writes one change, with what it does to the deadlines: a state
+    /// change may pause or resume the clocks, and `answer` says which kind
+    /// of answer to the client this is (it may meet the first-response
+    /// target, per `deadlines.first_response_met_by`).
+    async fn apply(
+        &self,
+        ticket: i64,
+        mut change: TicketUpdate,
+        answer: Option<Response>,
+    ) -> Result<(), AgentError> {
+        if let Some(to) = change.state {
+            let state = self
+                .store
+                .ticket_state(ticket)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("ticket {ticket}")))?;
+            change.clock = on_state_change(
+                &self.calendar,
+                &self.config.deadlines,
+                &state,
+                to,
+                change.now,
+            );
+        }
+        change.first_response =
+            answer.is_some_and(|a| self.config.deadlines.meets_first_response(a));
+        Ok(self.store.update_ticket(ticket, &change).await?)
+    }
+
     fn event(&self, kind: &str, detail: String) -> NewEvent {
         NewEvent {
             actor: format!("agent:{}", self.name),
@@ -57,12 +95,12 @@ impl Agent<'_> {
         };
         let change = TicketUpdate {
             owner: Some(owner.to_string()),
-            now: now_ms(),
+            now: self.now(),
             events,
             outgoing,
             ..TicketUpdate::default()
         };
-        Ok(self.store.update_ticket(ticket, &change).await?)
+        self.apply(ticket, change, None).await
     }
 
     fn owner_notification(
@@ -109,20 +147,21 @@ impl Agent<'_> {
         let before = self.store.ticket(ticket).await?.ticket.state;
         let change = TicketUpdate {
             state: Some(state),
-            now: now_ms(),
+            now: self.now(),
             events: vec![self.event("state", format!("{before} → {state}"))],
             ..TicketUpdate::default()
         };
-        Ok(self.store.update_ticket(ticket, &change).await?)
+        let answer = (state == State::Open).then_some(Response::Open);
+        self.apply(ticket, change, answer).await
     }
 
     pub async fn comment(&self, ticket: i64, text: &str) -> Result<(), AgentError> {
         let change = TicketUpdate {
-            now: now_ms(),
+            now: self.now(),
             events: vec![self.event("comment", text.to_string())],
             ..TicketUpdate::default()
         };
-        Ok(self.store.update_ticket(ticket, &change).await?)
+        self.apply(ticket, change, None).await
     }
 
     /// Mails the requester and participants, threaded under the latest
@@ -134,7 +173,7 @@ impl Agent<'_> {
         let message_id = mail.message_id.clone();
         let change = TicketUpdate {
             state: Some(State::WaitingOnContact),
-            now: now_ms(),
+            now: self.now(),
             events: vec![
                 self.event("reply", format!("to {}", mail.rcpt_to.join(", "))),
                 self.event("state", format!("{before} → {}", State::WaitingOnContact)),
@@ -142,7 +181,7 @@ impl Agent<'_> {
             outgoing: vec![mail],
             ..TicketUpdate::default()
         };
-        self.store.update_ticket(ticket, &change).await?;
+        self.apply(ticket, change, Some(Response::Reply)).await?;
         Ok(message_id)
     }
 
@@ -153,12 +192,12 @@ impl Agent<'_> {
         let mail = self.person_mail(&detail, "update", "Novedad en su caso:", body.to_string())?;
         let message_id = mail.message_id.clone();
         let change = TicketUpdate {
-            now: now_ms(),
+            now: self.now(),
             events: vec![self.event("update", format!("novedad to {}", mail.rcpt_to.join(", ")))],
             outgoing: vec![mail],
             ..TicketUpdate::default()
         };
-        self.store.update_ticket(ticket, &change).await?;
+        self.apply(ticket, change, Some(Response::Update)).await?;
         Ok(message_id)
     }
 
@@ -204,7 +243,7 @@ impl Agent<'_> {
         let change = TicketUpdate {
             state: Some(State::WaitingOnContact),
             request_items: items.clone(),
-            now: now_ms(),
+            now: self.now(),
             events: vec![
                 self.event("documents_requested", items.join("; ")),
                 self.event("state", format!("{before} → {}", State::WaitingOnContact)),
@@ -212,7 +251,7 @@ impl Agent<'_> {
             outgoing: vec![mail],
             ..TicketUpdate::default()
         };
-        self.store.update_ticket(ticket, &change).await?;
+        self.apply(ticket, change, Some(Response::Request)).await?;
         Ok(message_id)
     }
 
@@ -220,11 +259,11 @@ impl Agent<'_> {
     pub async fn received(&self, ticket: i64, item: &str) -> Result<(), AgentError> {
         let change = TicketUpdate {
             received_item: Some(item.to_string()),
-            now: now_ms(),
+            now: self.now(),
             events: vec![self.event("document_received", item.to_string())],
             ..TicketUpdate::default()
         };
-        Ok(self.store.update_ticket(ticket, &change).await?)
+        self.apply(ticket, change, None).await
     }
 
     /// Makes a ticket internal (hidden from the client: nothing is mailed
@@ -232,7 +271,7 @@ impl Agent<'_> {
     pub async fn set_internal(&self, ticket: i64, internal: bool) -> Result<(), AgentError> {
         let change = TicketUpdate {
             internal: Some(internal),
-            now: now_ms(),
+            now: self.now(),
             events: vec![
                 self.event(
                     "visibility",
@@ -246,7 +285,7 @@ impl Agent<'_> {
             ],
             ..TicketUpdate::default()
         };
-        Ok(self.store.update_ticket(ticket, &change).await?)
+        self.apply(ticket, change, None).await
     }
 
     /// Finishes a ticket with an outcome and tells the contact ("finalizar").
@@ -310,12 +349,12 @@ impl Agent<'_> {
         let change = TicketUpdate {
             state: Some(State::Done),
             outcome: Some(outcome),
-            now: now_ms(),
+            now: self.now(),
             events,
             outgoing,
             ..TicketUpdate::default()
         };
-        Ok(self.store.update_ticket(ticket, &change).await?)
+        self.apply(ticket, change, None).await
     }
 
     /// An agent's mail to the contact: subject `PREFIX <subject> [#T-N]`,

@@ -38,6 +38,8 @@ pub struct Config {
     pub rules: Rules,
     pub templates: Templates,
     pub daemon: Daemon,
+    /// Deadlines: how often they are checked, who hears about missed ones.
+    pub deadlines: DeadlinePolicy,
     /// IMAP accounts by name, each with the folders to watch.
     pub accounts: BTreeMap<String, Account>,
     /// Mailbox name → its settings. Names are what the rules and the CLI use.
@@ -350,6 +352,67 @@ impl Default for Daemon {
     }
 }
 
+/// Deadlines (`[deadlines]`): the targets themselves come from the rules
+/// (`sla_hours`, `first_response_hours`); this says how they are watched.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DeadlinePolicy {
+    /// How often the daemon looks for missed deadlines.
+    pub check_seconds: u64,
+    /// Waiting on the contact stops the clocks; they run again, with what
+    /// was left, when the contact answers.
+    pub pause_while_waiting: bool,
+    /// What meets the first-response target.
+    pub first_response_met_by: Vec<Response>,
+    /// Mail the owner when one of their tickets misses a deadline.
+    pub alert_owner: bool,
+    /// Addresses that get a mail for every missed deadline.
+    pub escalation: Vec<String>,
+    /// Per pipeline, instead of `escalation`.
+    pub escalation_by_pipeline: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for DeadlinePolicy {
+    fn default() -> Self {
+        Self {
+            check_seconds: 60,
+            pause_while_waiting: true,
+            first_response_met_by: vec![Response::Reply, Response::Update, Response::Request],
+            alert_owner: true,
+            escalation: Vec::new(),
+            escalation_by_pipeline: BTreeMap::new(),
+        }
+    }
+}
+
+impl DeadlinePolicy {
+    /// Who gets the escalation mail for a ticket of `pipeline`.
+    pub fn escalation_for(&self, pipeline: &str) -> &[String] {
+        self.escalation_by_pipeline
+            .get(pipeline)
+            .unwrap_or(&self.escalation)
+    }
+
+    pub fn meets_first_response(&self, what: Response) -> bool {
+        self.first_response_met_by.contains(&what)
+    }
+}
+
+/// Staff actions that answer the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Response {
+    /// `tickets reply`.
+    Reply,
+    /// `tickets update` (a "novedad").
+    Update,
+    /// `tickets request` (documents asked of the client).
+    Request,
+    /// `tickets state N open`: the request is being executed (seed 001's
+    /// "ejecutar").
+    Open,
+}
+
 /// Transport security of an IMAP connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -540,6 +603,7 @@ impl Config {
             rules: raw.rules.unwrap_or_default(),
             templates: raw.templates.unwrap_or_default(),
             daemon: raw.daemon.unwrap_or_default(),
+            deadlines: raw.deadlines.unwrap_or_default(),
             accounts: raw.accounts.unwrap_or_default(),
             mailboxes: raw.mailboxes.unwrap_or_default(),
         };
@@ -569,6 +633,7 @@ impl Config {
             rules: Rules::default(),
             templates: Templates::default(),
             daemon: Daemon::default(),
+            deadlines: DeadlinePolicy::default(),
             accounts: BTreeMap::new(),
             mailboxes: BTreeMap::new(),
         }
@@ -664,6 +729,32 @@ impl Config {
         }
         if self.database.max_connections == 0 {
             add("database.max_connections", "must be at least 1".to_string());
+        }
+        if self.deadlines.check_seconds == 0 {
+            add(
+                "deadlines.check_seconds",
+                "must be at least 1 (default 60)".to_string(),
+            );
+        }
+        let lists = std::iter::once((
+            "deadlines.escalation".to_string(),
+            &self.deadlines.escalation,
+        ))
+        .chain(
+            self.deadlines
+                .escalation_by_pipeline
+                .iter()
+                .map(|(p, l)| (format!("deadlines.escalation_by_pipeline.{p}"), l)),
+        );
+        for (key, list) in lists {
+            for address in list {
+                if !address.contains('@') || address.contains(char::is_whitespace) {
+                    add(
+                        &key,
+                        format!("'{address}' is not a mail address: write \"jefatura@example.cl\""),
+                    );
+                }
+            }
         }
         if self.limits.max_message_bytes < 1024 {
             add(
@@ -946,12 +1037,14 @@ struct RawSections {
     rules: Option<Rules>,
     templates: Option<Templates>,
     daemon: Option<Daemon>,
+    deadlines: Option<DeadlinePolicy>,
     accounts: Option<BTreeMap<String, Account>>,
     mailboxes: Option<BTreeMap<String, Mailbox>>,
 }
 
 const SECTIONS: &[&str] = &[
     "daemon",
+    "deadlines",
     "accounts",
     "deployment",
     "database",
@@ -1043,6 +1136,19 @@ fn read_sections(cfg: &config::Config, problems: &mut Vec<Problem>) -> RawSectio
             "lease_seconds",
             "unhealthy_after_seconds",
             "outbox_poll_seconds",
+        ],
+        problems,
+    );
+    raw.deadlines = section(
+        cfg,
+        "deadlines",
+        &[
+            "check_seconds",
+            "pause_while_waiting",
+            "first_response_met_by",
+            "alert_owner",
+            "escalation",
+            "escalation_by_pipeline",
         ],
         problems,
     );

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
+use crate::deadline::Watch;
 use crate::health::{self, Health};
 use crate::outbound::deliver::{self, Transport};
 use crate::rules::{LiveRules, LoadContext, Reload};
@@ -136,6 +137,7 @@ pub async fn run_once(config: Arc<Config>, store: Store) -> Result<OnceReport, D
         p.abort();
         eprint!("\r\x1b[K");
     }
+    check_deadlines(&config, &store).await;
     if let Some(t) = transport(&config)
         && let Err(e) = deliver::drain(&store, &t, now_ms()).await
     {
@@ -172,6 +174,12 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
     for worker in imap::workers(&config, &store, &health, &instance, &outbox, rules.as_ref()) {
         tasks.push(spawn_worker(worker, stop_rx.clone()));
     }
+    let deadline_task = tokio::spawn(deadline_worker(
+        config.clone(),
+        store.clone(),
+        outbox.clone(),
+        stop_rx.clone(),
+    ));
     let outbox_task = tokio::spawn(outbox_worker(
         config.clone(),
         store.clone(),
@@ -208,6 +216,7 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
         );
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), outbox_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), deadline_task).await;
     if let Some(h) = http {
         h.abort();
     }
@@ -262,6 +271,45 @@ async fn outbox_worker(
         tokio::select! {
             _ = wake.notified() => {}
             _ = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// One pass over the deadlines; a failure is logged and retried next pass
+/// (nothing is lost: a breach without an alert is found again).
+async fn check_deadlines(config: &Config, store: &Store) -> usize {
+    let watch = match Watch::new(config, store).await {
+        Ok(w) => w,
+        Err(error) => {
+            tracing::error!(%error, "Cannot check deadlines.");
+            return 0;
+        }
+    };
+    match watch.check(now_ms()).await {
+        Ok(report) => report.recorded,
+        Err(error) => {
+            tracing::warn!(%error, "Checking deadlines failed; will retry.");
+            0
+        }
+    }
+}
+
+/// Looks for missed deadlines every `deadlines.check_seconds`, and wakes the
+/// outbox when it queued alerts.
+async fn deadline_worker(
+    config: Arc<Config>,
+    store: Store,
+    outbox: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = Duration::from_secs(config.deadlines.check_seconds.max(1));
+    loop {
+        if check_deadlines(&config, &store).await > 0 {
+            outbox.notify_one();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
     }

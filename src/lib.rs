@@ -25,6 +25,7 @@ pub mod agent;
 pub mod classify;
 pub mod config;
 pub mod daemon;
+pub mod deadline;
 pub mod demo;
 pub mod health;
 pub mod outbound;

@@ -92,6 +92,18 @@ enum Command {
         #[arg(long)]
         bom: bool,
     },
+    /// Missed deadlines not yet met: an owner's, or everyone's (admins),
+    /// most overdue first.
+    Alerts {
+        /// Only the alerts of this owner's tickets.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Also the alerts already cleared (answered or done).
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Run the pipeline over bundled sample mail into a fresh SQLite file.
@@ -337,6 +349,22 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             by,
             bom,
         } => report(&config, &store, &from, &to, format, by.as_deref(), bom).await?,
+        Command::Alerts { owner, all, format } => {
+            let rows = store.alerts(owner.as_deref(), all).await?;
+            match format {
+                ShowFormat::Text => print_out(&view::alerts_text(
+                    &rows,
+                    &config.deployment.ticket_prefix,
+                    &time_zone(&config),
+                    now_ms(),
+                ))?,
+                ShowFormat::Json => print_out(&format!(
+                    "{:#}\n",
+                    view::alerts_json(&rows, &config.deployment.ticket_prefix)
+                ))?,
+            }
+            ExitCode::SUCCESS
+        }
         Command::Migrate => {
             println!("database is up to date ({})", store.backend_name());
             ExitCode::SUCCESS
@@ -489,14 +517,10 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
                 owner,
                 priority,
                 key,
+                overdue_at: overdue.then(now_ms),
                 limit: None,
             };
             let mut rows = store.list_tickets(&filter).await?;
-            if overdue {
-                let now = now_ms();
-                rows.retain(|t| t.state != "done" && t.due_at.is_some_and(|d| d < now));
-                rows.sort_by_key(|t| t.due_at);
-            }
             let out = match format {
                 ListFormat::Table => {
                     with_labels(config, &mut rows);
@@ -745,6 +769,8 @@ async fn agent_for<'a>(
         signer: pipeline.signer().clone(),
         templates: pipeline.templates().clone(),
         name,
+        calendar: pipeline.calendar(),
+        clock: None,
     })
 }
 

@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use crate::classify::{Automatic, classify};
 use crate::config::Config;
+use crate::deadline::{Calendar, on_state_change};
 use crate::outbound::compose::AutoSubmitted;
 use crate::outbound::plan::{Facts, Plan, PlannedMail};
 use crate::outbound::templates::{self, TemplateErrors, Templates};
@@ -163,13 +164,10 @@ impl<'a> Pipeline<'a> {
         Ok(route)
     }
 
-    /// When the ticket is due, from the route's SLA (calendar or business
-    /// hours in the deployment's time zone).
-    fn due_at(&self, route: &Route, now: i64) -> Option<i64> {
-        route.sla_hours.map(|h| {
-            self.rules
-                .due_at_ms(now, h, route.sla_business_hours, &self.tz)
-        })
+    /// The working calendar deadlines are counted in (the rules' business
+    /// hours, the deployment's time zone).
+    pub fn calendar(&self) -> Calendar {
+        Calendar::new(self.rules.clone(), self.tz.clone())
     }
 
     /// The mail templates (agents' closing messages and notifications use
@@ -185,11 +183,21 @@ impl<'a> Pipeline<'a> {
 
     /// Ingests one raw mail that arrived in `mailbox`.
     pub async fn ingest(&self, raw: &[u8], mailbox: &str) -> Result<Outcome, PipelineError> {
+        self.ingest_at(raw, mailbox, store::now_ms()).await
+    }
+
+    /// As [`Pipeline::ingest`], at a given time (Unix ms): deadlines are
+    /// counted from it, which is how tests control the clock.
+    pub async fn ingest_at(
+        &self,
+        raw: &[u8],
+        mailbox: &str,
+        now: i64,
+    ) -> Result<Outcome, PipelineError> {
         let mailbox_cfg = self
             .config
             .mailbox(mailbox)
             .map_err(PipelineError::UnknownMailbox)?;
-        let now = store::now_ms();
         let mail = match parse::parse(raw, self.config.limits.max_message_bytes) {
             Ok(mail) => mail,
             Err(e) => return self.quarantine(mailbox, &e.to_string(), raw, now).await,
@@ -468,6 +476,15 @@ impl<'a> Pipeline<'a> {
         } else {
             Vec::new()
         };
+        let clock = new_state.and_then(|to| {
+            on_state_change(
+                &self.calendar(),
+                &self.config.deadlines,
+                &found.state,
+                to,
+                now,
+            )
+        });
         let add = AppendMessage {
             ticket: found.ticket,
             mailbox,
@@ -480,6 +497,7 @@ impl<'a> Pipeline<'a> {
                 self.participants(mail)
             },
             new_state,
+            clock,
             now,
             events,
             outgoing,
@@ -508,9 +526,12 @@ impl<'a> Pipeline<'a> {
         link: Option<(Found, bool)>,
         now: i64,
     ) -> Result<Option<Outcome>, StoreError> {
-        let due_at = self.due_at(route, now);
+        let deadlines = self.calendar().deadlines(route, now);
+        // The acknowledgement promises the first answer when the rules set
+        // that target, else the resolution.
+        let promised = deadlines.first_response_due_at.or(deadlines.due_at);
         let (mut plan, mut events) =
-            self.plan_acknowledgement(mail, automatic, route, mailbox, due_at);
+            self.plan_acknowledgement(mail, automatic, route, mailbox, promised);
         self.plan_notifications(&mut plan, automatic, route, &mut events);
         let (needs_review, linked_ticket) = match &link {
             Some((found, review)) => {
@@ -545,7 +566,7 @@ impl<'a> Pipeline<'a> {
             participants: self.participants_with_notify(mail, &route.notify),
             needs_review,
             linked_ticket,
-            due_at,
+            deadlines,
             now,
             events,
             outgoing: &outgoing,

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::store::{OutboxRow, QuarantineRow, TicketDetail, TicketRow};
+use crate::store::{AlertRow, OutboxRow, QuarantineRow, TicketDetail, TicketRow};
 use crate::ticket::display_number;
 
 /// Formats Unix milliseconds as local time in `tz` (`2026-11-22 13:05`).
@@ -49,6 +49,7 @@ pub fn tickets_table(tickets: &[TicketRow], prefix: &str, tz: &jiff::tz::TimeZon
             "MAILS",
             "REQUESTER",
             "CREATED",
+            "DUE",
             "KEYS",
             "SUBJECT",
         ]
@@ -66,11 +67,24 @@ pub fn tickets_table(tickets: &[TicketRow], prefix: &str, tz: &jiff::tz::TimeZon
             t.message_count.to_string(),
             truncate(t.requester.as_deref().unwrap_or("-"), 32),
             local_time(t.created_at, tz),
+            effective_due(t)
+                .map(|d| local_time(d, tz))
+                .unwrap_or_else(|| "-".into()),
             truncate(&keys_text(t), 24),
             truncate(&t.subject, 60),
         ]);
     }
     align(&rows)
+}
+
+/// The deadline a ticket is judged by: an unanswered first response if it
+/// comes first, else the resolution (as `tickets list --overdue` sorts).
+pub fn effective_due(t: &TicketRow) -> Option<i64> {
+    match (t.first_response_at, t.first_response_due_at, t.due_at) {
+        (None, Some(first), Some(due)) => Some(first.min(due)),
+        (None, Some(first), None) => Some(first),
+        (_, _, due) => due,
+    }
 }
 
 fn align(rows: &[Vec<String>]) -> String {
@@ -124,6 +138,9 @@ pub fn tickets_json(tickets: &[TicketRow], prefix: &str) -> serde_json::Value {
                 "needs_review": t.needs_review,
                 "linked_ticket": t.linked_ticket.map(|n| display_number(prefix, n)),
                 "due_at": t.due_at.map(iso),
+                "first_response_due_at": t.first_response_due_at.map(iso),
+                "first_response_at": t.first_response_at.map(iso),
+                "paused_at": t.paused_at.map(iso),
                 "created_at": iso(t.created_at),
                 "updated_at": iso(t.updated_at),
                 "message_count": t.message_count,
@@ -174,6 +191,8 @@ fn csv_rows<'a>(
         "created_at",
         "updated_at",
         "message_count",
+        "first_response_due_at",
+        "first_response_at",
     ];
     let header: Vec<&str> = header.iter().chain(extra_header).copied().collect();
     out.push_str(&header.join(","));
@@ -203,6 +222,12 @@ fn csv_rows<'a>(
             local_time(t.created_at, tz),
             local_time(t.updated_at, tz),
             t.message_count.to_string(),
+            t.first_response_due_at
+                .map(|d| local_time(d, tz))
+                .unwrap_or_default(),
+            t.first_response_at
+                .map(|d| local_time(d, tz))
+                .unwrap_or_default(),
         ];
         fields.extend(extra);
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
@@ -389,6 +414,26 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
             .map(|d| local_time(d, tz))
             .unwrap_or_else(|| "-".into())
     );
+    if let Some(first) = t.first_response_due_at {
+        let answered = t
+            .first_response_at
+            .map(|a| format!("answered {}", local_time(a, tz)))
+            .unwrap_or_else(|| "not answered yet".into());
+        let _ = writeln!(
+            out,
+            "  first response due: {} ({answered})",
+            local_time(first, tz)
+        );
+    }
+    if let Some(paused) = t.paused_at
+        && t.state != "done"
+    {
+        let _ = writeln!(
+            out,
+            "  deadlines paused since {} (waiting on the contact)",
+            local_time(paused, tz)
+        );
+    }
     if t.needs_review {
         let _ = writeln!(out, "  NEEDS REVIEW");
     }
@@ -522,4 +567,61 @@ pub fn outbox_table(rows: &[OutboxRow], prefix: &str, tz: &jiff::tz::TimeZone) -
         ]);
     }
     align(&table)
+}
+
+/// `buzon alerts`: most overdue first.
+pub fn alerts_text(rows: &[AlertRow], prefix: &str, tz: &jiff::tz::TimeZone, now: i64) -> String {
+    if rows.is_empty() {
+        return "No alerts.\n".into();
+    }
+    let mut table: Vec<Vec<String>> = vec![
+        [
+            "TICKET", "MISSED", "DUE", "LATE", "OWNER", "PRIORITY", "STATE", "CLEARED", "SUBJECT",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    ];
+    for a in rows {
+        table.push(vec![
+            display_number(prefix, a.ticket),
+            crate::deadline::target_label(a.target).to_string(),
+            local_time(a.due_at, tz),
+            crate::deadline::late(a.cleared_at.unwrap_or(now) - a.due_at),
+            a.owner.clone().unwrap_or_else(|| "-".into()),
+            a.priority.clone(),
+            a.state.clone(),
+            match (&a.cleared_at, &a.cleared_by) {
+                (Some(at), by) => {
+                    format!("{} ({})", local_time(*at, tz), by.as_deref().unwrap_or("-"))
+                }
+                (None, _) => "-".into(),
+            },
+            truncate(&a.subject, 60),
+        ]);
+    }
+    align(&table)
+}
+
+/// `buzon alerts --format json`.
+pub fn alerts_json(rows: &[AlertRow], prefix: &str) -> serde_json::Value {
+    let list: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|a| {
+            json!({
+                "ticket": display_number(prefix, a.ticket),
+                "target": a.target,
+                "due_at": iso(a.due_at),
+                "breached_at": iso(a.breached_at),
+                "cleared_at": a.cleared_at.map(iso),
+                "cleared_by": a.cleared_by,
+                "owner": a.owner,
+                "pipeline": a.pipeline,
+                "priority": a.priority,
+                "state": a.state,
+                "subject": a.subject,
+            })
+        })
+        .collect();
+    json!({ "alerts": list })
 }

@@ -125,12 +125,24 @@ impl Plan {
         template: &str,
         events: &mut Vec<NewEvent>,
     ) {
+        self.notify_owner_as(config, owner, "notification", template, events);
+    }
+
+    /// As `notify_owner`, with the outbox kind of the mail (`alert`).
+    pub fn notify_owner_as(
+        &mut self,
+        config: &Config,
+        owner: &str,
+        kind: &'static str,
+        template: &str,
+        events: &mut Vec<NewEvent>,
+    ) {
         match config.owner_address(owner) {
             Ok((address, _)) if config.is_mailbox_address(address) => events.push(withheld(
                 format!("{template} notification to {owner} not sent: {address} is one of our shared mailboxes (it would come back as a new mail)"),
             )),
             Ok((address, name)) => self.mails.push(PlannedMail {
-                kind: "notification",
+                kind,
                 template: template.to_string(),
                 to: (address.to_string(), name.map(str::to_string)),
                 submitted: AutoSubmitted::Generated,
@@ -148,6 +160,19 @@ impl Plan {
         addresses: &[String],
         events: &mut Vec<NewEvent>,
     ) {
+        self.notify_addresses(config, addresses, "notification", templates::NOTIFY, events);
+    }
+
+    /// Plans a mail of `kind` from `template` to each address (staff lists:
+    /// the rules' extra recipients, the escalation list).
+    pub fn notify_addresses(
+        &mut self,
+        config: &Config,
+        addresses: &[String],
+        kind: &'static str,
+        template: &str,
+        events: &mut Vec<NewEvent>,
+    ) {
         for address in addresses {
             let duplicate = self
                 .mails
@@ -159,13 +184,13 @@ impl Plan {
             }
             if config.is_mailbox_address(address) {
                 events.push(withheld(format!(
-                    "notification to {address} not sent: it is one of our shared mailboxes (it would come back as a new mail)"
+                    "{kind} to {address} not sent: it is one of our shared mailboxes (it would come back as a new mail)"
                 )));
                 continue;
             }
             self.mails.push(PlannedMail {
-                kind: "notification",
-                template: templates::NOTIFY.to_string(),
+                kind,
+                template: template.to_string(),
                 to: (address.clone(), None),
                 submitted: AutoSubmitted::Generated,
             });
@@ -206,7 +231,7 @@ impl Plan {
                     references: &self.references,
                     auto: Some(Auto {
                         submitted: m.submitted,
-                        limit_per_hour: if m.kind == "notification" {
+                        limit_per_hour: if STAFF_KINDS.contains(&m.kind) {
                             self.notification_limit_per_hour
                         } else {
                             self.limit_per_hour
@@ -222,6 +247,9 @@ impl Plan {
             .collect()
     }
 }
+
+/// Mails to staff, under the higher `notification_limit_per_hour`.
+const STAFF_KINDS: &[&str] = &["notification", "alert", "escalation"];
 
 /// The owner's display name (`[people.NAME] name`), else their id.
 pub fn owner_name(config: &Config, owner: &str) -> String {

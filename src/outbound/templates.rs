@@ -33,6 +33,11 @@ pub const OWNER_ASSIGNED: &str = "owner_assigned";
 pub const OWNER_REPLY: &str = "owner_reply";
 /// To the additional recipients the rules name (`notify = [...]`).
 pub const NOTIFY: &str = "notify";
+/// To the owner: one of their tickets missed a deadline.
+pub const OVERDUE_ALERT: &str = "overdue_alert";
+/// To the escalation list (`[deadlines] escalation`): a ticket missed a
+/// deadline.
+pub const ESCALATION: &str = "escalation";
 
 /// What every template may use. Values absent for a given mail are empty
 /// strings, so `{% if owner %}` works and a typo is caught at load.
@@ -63,6 +68,10 @@ pub struct Vars {
     pub note: String,
     /// "finalizada con éxito" / "finalizada sin éxito".
     pub outcome: String,
+    /// Which deadline was missed: "primera respuesta" / "resolución".
+    pub target: String,
+    /// How late, when the alert was written ("2 h 15 min").
+    pub late: String,
 }
 
 /// Variable names and a sample value each, for load-time checks and hints.
@@ -80,6 +89,8 @@ const SAMPLE: &[(&str, &str)] = &[
     ("text", "Hola, adjunto el documento."),
     ("note", "Se reenvió el documento a la notaría."),
     ("outcome", "finalizada con éxito"),
+    ("target", "primera respuesta"),
+    ("late", "2 h 15 min"),
 ];
 
 /// A rendered mail text.
@@ -660,6 +671,45 @@ Saludos cordiales,
 
 --
 Este es un mensaje automático.
+",
+    ),
+    (
+        OVERDUE_ALERT,
+        "{{ tag }} Atrasado ({{ target }}): {{ subject }}",
+        "\
+Hola{% if owner %} {{ owner }}{% endif %}:
+
+El ticket {{ ticket }} «{{ subject }}» a su cargo está atrasado: el plazo de
+{{ target }} venció el {{ due }} (hace {{ late }}).
+
+  Cliente:   {% if name %}{{ name }} <{{ customer }}>{% else %}{{ customer }}{% endif %}
+  Pipeline:  {{ pipeline }}
+  Prioridad: {{ priority }}
+
+La alerta se elimina cuando el ticket se responde o se finaliza.
+
+--
+Aviso automático de {{ team }}. Vea sus alertas con `buzon alerts --owner`.
+",
+    ),
+    (
+        ESCALATION,
+        "{{ tag }} Escalamiento: ticket atrasado ({{ target }}): {{ subject }}",
+        "\
+Hola:
+
+El ticket {{ ticket }} «{{ subject }}» está atrasado: el plazo de {{ target }}
+venció el {{ due }} (hace {{ late }}).
+
+  Cliente:     {% if name %}{{ name }} <{{ customer }}>{% else %}{{ customer }}{% endif %}
+  Pipeline:    {{ pipeline }}
+  Responsable: {% if owner %}{{ owner }}{% else %}(sin asignar){% endif %}
+  Prioridad:   {{ priority }}
+
+Recibe este correo porque está en la lista de escalamiento de {{ pipeline }}.
+
+--
+Aviso automático de {{ team }}.
 ",
     ),
 ];

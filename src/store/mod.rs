@@ -10,6 +10,7 @@
 //! Invariant: everything one message changes (ticket, message, attachments,
 //! participants, keys, history, outbox rows) is written in one transaction.
 
+mod deadlines;
 mod model;
 mod sql;
 
@@ -321,6 +322,30 @@ impl Store {
     }
 
     /// Automatic mails queued to `address` since `since` (Unix ms).
+    /// Missed deadlines with no alert yet (see `deadline::check`).
+    pub async fn breaches(&self, now: i64, limit: i64) -> Result<Vec<Breach>> {
+        match &self.backend {
+            Backend::Sqlite(p) => deadlines::sqlite::breaches(p, now, limit).await,
+            Backend::Postgres(p) => deadlines::postgres::breaches(p, now, limit).await,
+        }
+    }
+
+    /// Records a breach with its mails; `false` if it was recorded before.
+    pub async fn record_breach(&self, new: &NewBreach) -> Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(p) => deadlines::sqlite::record_breach(p, new).await,
+            Backend::Postgres(p) => deadlines::postgres::record_breach(p, new).await,
+        }
+    }
+
+    /// Open alerts (all with `cleared`), of one owner or everyone's.
+    pub async fn alerts(&self, owner: Option<&str>, cleared: bool) -> Result<Vec<AlertRow>> {
+        match &self.backend {
+            Backend::Sqlite(p) => deadlines::sqlite::alerts(p, owner, cleared).await,
+            Backend::Postgres(p) => deadlines::postgres::alerts(p, owner, cleared).await,
+        }
+    }
+
     pub async fn auto_mail_count(&self, address: &str, since: i64) -> Result<i64> {
         dispatch!(self, auto_mail_count(address, since))
     }

@@ -54,7 +54,8 @@ pub struct NewTicket<'a> {
     /// flagged for review, linked to the one it referenced.
     pub needs_review: bool,
     pub linked_ticket: Option<i64>,
-    pub due_at: Option<i64>,
+    /// The first-response and resolution targets from the route.
+    pub deadlines: Deadlines,
     pub now: i64,
     /// History lines beyond "created" (routing, acknowledgement decisions).
     pub events: Vec<NewEvent>,
@@ -82,6 +83,8 @@ pub struct AppendMessage<'a> {
     pub participants: Vec<NewParticipant>,
     /// The ticket's new state, if the mail changes it.
     pub new_state: Option<crate::ticket::State>,
+    /// Whether the state change pauses or resumes the deadline clocks.
+    pub clock: Option<ClockChange>,
     pub now: i64,
     pub events: Vec<NewEvent>,
     pub outgoing: Vec<OutgoingMail>,
@@ -106,6 +109,94 @@ pub struct TicketState {
     pub pipeline: String,
     pub priority: String,
     pub mailbox: String,
+    pub deadlines: Deadlines,
+    pub first_response_at: Option<i64>,
+    pub paused_at: Option<i64>,
+}
+
+/// A ticket's two targets: when it must first be answered and when it must
+/// be done, each counted in calendar or business hours (the flag matters
+/// when a paused clock resumes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Deadlines {
+    pub due_at: Option<i64>,
+    pub due_business: bool,
+    pub first_response_due_at: Option<i64>,
+    pub first_response_business: bool,
+}
+
+/// How one state change moves the deadline clocks; computed by
+/// `deadline::clock` (which knows the calendar), written by the store in the
+/// same transaction as the change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockChange {
+    /// The clocks stop (waiting on the contact, or done).
+    Pause { at: i64 },
+    /// The clocks run again with these (moved) due times.
+    Resume {
+        due_at: Option<i64>,
+        first_response_due_at: Option<i64>,
+    },
+}
+
+/// Which promise a deadline is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    FirstResponse,
+    Resolution,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::FirstResponse => "first_response",
+            Target::Resolution => "resolution",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Target> {
+        match text {
+            "first_response" => Some(Target::FirstResponse),
+            "resolution" => Some(Target::Resolution),
+            _ => None,
+        }
+    }
+}
+
+/// A missed deadline the store found that has no alert yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Breach {
+    pub ticket: i64,
+    pub target: Target,
+    pub due_at: i64,
+}
+
+/// What recording one breach writes, in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewBreach {
+    pub breach: Breach,
+    pub now: i64,
+    pub events: Vec<NewEvent>,
+    /// The alert to the owner and the escalation mail.
+    pub outgoing: Vec<OutgoingMail>,
+}
+
+/// One alert: a missed deadline, open until its target is met.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertRow {
+    pub id: i64,
+    pub ticket: i64,
+    pub subject: String,
+    pub owner: Option<String>,
+    pub pipeline: String,
+    pub priority: String,
+    pub state: String,
+    pub target: Target,
+    pub due_at: i64,
+    pub breached_at: i64,
+    pub cleared_at: Option<i64>,
+    pub cleared_by: Option<String>,
 }
 
 /// An agent's change to a ticket: only the `Some` fields change.
@@ -120,6 +211,11 @@ pub struct TicketUpdate {
     pub request_items: Vec<String>,
     /// A checklist item the client delivered.
     pub received_item: Option<String>,
+    /// Whether the state change pauses or resumes the deadline clocks.
+    pub clock: Option<ClockChange>,
+    /// This change answers the client (meets the first-response target and
+    /// clears its alert). What counts is `deadlines.first_response_met_by`.
+    pub first_response: bool,
     pub now: i64,
     pub events: Vec<NewEvent>,
     pub outgoing: Vec<OutgoingMail>,
@@ -146,6 +242,8 @@ pub struct TicketFilter {
     pub owner: Option<String>,
     pub priority: Option<String>,
     pub key: Option<(String, String)>,
+    /// Only tickets overdue at this time (Unix ms), most overdue first.
+    pub overdue_at: Option<i64>,
     pub limit: Option<i64>,
 }
 
@@ -174,7 +272,12 @@ pub struct TicketRow {
     /// Internal tickets are never mailed to the client.
     pub internal: bool,
     pub linked_ticket: Option<i64>,
+    /// Resolution target.
     pub due_at: Option<i64>,
+    pub first_response_due_at: Option<i64>,
+    pub first_response_at: Option<i64>,
+    /// Since when the deadline clocks stand still (waiting on the contact).
+    pub paused_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
     pub message_count: i64,

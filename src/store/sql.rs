@@ -37,7 +37,7 @@ macro_rules! backend {
 
             type Db = $db;
 
-            async fn begin(pool: &Pool<Db>) -> Result<sqlx::Transaction<'static, Db>> {
+            pub(in crate::store) async fn begin(pool: &Pool<Db>) -> Result<sqlx::Transaction<'static, Db>> {
                 if $begin.is_empty() {
                     Ok(pool.begin().await?)
                 } else {
@@ -92,9 +92,10 @@ macro_rules! backend {
                 let ticket: i64 = sqlx::query(
                     "INSERT INTO tickets (subject, state, pipeline, owner, priority, ticket_type, \
                      category, area, tags, requester, requester_name, mailbox, due_at, \
-                     created_at, updated_at, needs_review, linked_ticket, fields) \
+                     created_at, updated_at, needs_review, linked_ticket, fields, \
+                     due_business, first_response_due_at, first_response_business) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, \
-                     $15, $16, $17) RETURNING id",
+                     $15, $16, $17, $18, $19, $20) RETURNING id",
                 )
                 .bind(&mail.subject)
                 .bind(route.state.as_str())
@@ -108,7 +109,7 @@ macro_rules! backend {
                 .bind(mail.from.as_ref().map(|a| a.address.clone()))
                 .bind(mail.from.as_ref().and_then(|a| a.name.clone()))
                 .bind(new.mailbox)
-                .bind(new.due_at)
+                .bind(new.deadlines.due_at)
                 .bind(new.now)
                 .bind(i64::from(new.needs_review))
                 .bind(new.linked_ticket)
@@ -116,6 +117,9 @@ macro_rules! backend {
                     serde_json::to_string(&route.fields)
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 )
+                .bind(i64::from(new.deadlines.due_business))
+                .bind(new.deadlines.first_response_due_at)
+                .bind(i64::from(new.deadlines.first_response_business))
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("id")?;
@@ -301,7 +305,7 @@ macro_rules! backend {
             /// Returns the history lines to write (with the others, in one
             /// statement): `mail_queued`, or why the limit on automatic mail
             /// held a recipient back.
-            async fn insert_outgoing(
+            pub(in crate::store) async fn insert_outgoing(
                 tx: &mut sqlx::Transaction<'static, Db>,
                 ticket: i64,
                 mail_out: &OutgoingMail,
@@ -398,6 +402,9 @@ macro_rules! backend {
                 .bind(state)
                 .execute(&mut *tx)
                 .await?;
+                if let Some(clock) = &add.clock {
+                    super::super::deadlines::$module::apply_clock(&mut tx, add.ticket, clock).await?;
+                }
                 let mut events = add.events.clone();
                 for mail_out in &add.outgoing {
                     events.extend(insert_outgoing(&mut tx, add.ticket, mail_out, add.now).await?);
@@ -432,6 +439,16 @@ macro_rules! backend {
                 if done.rows_affected() == 0 {
                     tx.rollback().await?;
                     return Err(StoreError::NotFound(format!("ticket {number}")));
+                }
+                if let Some(clock) = &change.clock {
+                    super::super::deadlines::$module::apply_clock(&mut tx, number, clock).await?;
+                }
+                if change.first_response {
+                    super::super::deadlines::$module::first_response(&mut tx, number, change.now).await?;
+                }
+                if closing {
+                    super::super::deadlines::$module::clear_alerts(&mut tx, number, None, "done", change.now)
+                        .await?;
                 }
                 if let Some(internal) = change.internal {
                     sqlx::query("UPDATE tickets SET internal = $2 WHERE id = $1")
@@ -498,8 +515,9 @@ macro_rules! backend {
 
             pub async fn ticket_state(pool: &Pool<Db>, number: i64) -> Result<Option<TicketState>> {
                 let row = sqlx::query(
-                    "SELECT state, closed_at, requester, subject, owner, pipeline, priority, mailbox \
-                     FROM tickets WHERE id = $1",
+                    "SELECT state, closed_at, requester, subject, owner, pipeline, priority, mailbox, \
+                     due_at, due_business, first_response_due_at, first_response_business, \
+                     first_response_at, paused_at FROM tickets WHERE id = $1",
                 )
                 .bind(number)
                 .fetch_optional(pool)
@@ -514,6 +532,16 @@ macro_rules! backend {
                         pipeline: r.try_get("pipeline")?,
                         priority: r.try_get("priority")?,
                         mailbox: r.try_get("mailbox")?,
+                        deadlines: super::super::Deadlines {
+                            due_at: r.try_get("due_at")?,
+                            due_business: r.try_get::<i64, _>("due_business")? != 0,
+                            first_response_due_at: r.try_get("first_response_due_at")?,
+                            first_response_business: r
+                                .try_get::<i64, _>("first_response_business")?
+                                != 0,
+                        },
+                        first_response_at: r.try_get("first_response_at")?,
+                        paused_at: r.try_get("paused_at")?,
                     }),
                     None => None,
                 })
@@ -664,7 +692,7 @@ macro_rules! backend {
 
             /// All history lines of a change in one statement (each
             /// statement is a round trip to the database).
-            async fn insert_events(
+            pub(in crate::store) async fn insert_events(
                 tx: &mut sqlx::Transaction<'static, Db>,
                 ticket: i64,
                 at: i64,
@@ -768,7 +796,8 @@ macro_rules! backend {
             const TICKET_COLUMNS: &str = "t.id, t.subject, t.state, t.outcome, t.pipeline, \
                 t.owner, t.priority, t.ticket_type, t.category, t.area, t.tags, t.requester, \
                 t.requester_name, t.mailbox, t.needs_review, t.linked_ticket, t.due_at, \
-                t.created_at, t.updated_at, t.fields, t.internal, \
+                t.created_at, t.updated_at, t.fields, t.internal, t.first_response_due_at, \
+                t.first_response_at, t.paused_at, \
                 (SELECT COUNT(*) FROM messages m WHERE m.ticket_id = t.id) AS message_count";
 
             pub async fn list_tickets(
@@ -785,7 +814,9 @@ macro_rules! backend {
                      AND ($4 IS NULL OR t.priority = $4) \
                      AND ($5 IS NULL OR EXISTS (SELECT 1 FROM ticket_keys k \
                           WHERE k.ticket_id = t.id AND k.name = $5 AND k.value = $6)) \
-                     ORDER BY t.id LIMIT $7"
+                     AND ($8 IS NULL OR (t.state <> 'done' AND {due} <= COALESCE(t.paused_at, $8))) \
+                     ORDER BY CASE WHEN $8 IS NULL THEN t.id ELSE {due} END, t.id LIMIT $7",
+                    due = super::super::deadlines::EFFECTIVE_DUE,
                 );
                 let (key_name, key_value) = match &filter.key {
                     Some((n, v)) => (Some(n.clone()), Some(v.clone())),
@@ -799,6 +830,7 @@ macro_rules! backend {
                     .bind(key_name)
                     .bind(key_value)
                     .bind(filter.limit.unwrap_or(i64::MAX))
+                    .bind(filter.overdue_at)
                     .fetch_all(pool)
                     .await?;
                 let mut out = Vec::with_capacity(rows.len());
@@ -884,6 +916,9 @@ macro_rules! backend {
                     internal: r.try_get::<i64, _>("internal")? != 0,
                     linked_ticket: r.try_get("linked_ticket")?,
                     due_at: r.try_get("due_at")?,
+                    first_response_due_at: r.try_get("first_response_due_at")?,
+                    first_response_at: r.try_get("first_response_at")?,
+                    paused_at: r.try_get("paused_at")?,
                     created_at: r.try_get("created_at")?,
                     updated_at: r.try_get("updated_at")?,
                     message_count: r.try_get("message_count")?,

@@ -1,0 +1,220 @@
+//! Deadlines: the first-response and resolution targets of each ticket, the
+//! clocks that pause while the contact has the ball, and the watch that turns
+//! a missed deadline into one alert.
+//!
+//! The targets come from the rules (`first_response_hours`, `sla_hours`, and
+//! their business-hours forms); [`clock`] turns them into due times and moves
+//! them when a clock pauses. [`Watch::check`] runs in the daemon every
+//! `deadlines.check_seconds` (and once in `run --once`): each missed deadline
+//! without an alert gets, in one transaction, the alert row, a history line,
+//! a mail to the owner and a mail to the escalation list. The alert's unique
+//! key makes that happen once per breach, across restarts and instances.
+
+pub mod clock;
+
+pub use clock::{Calendar, on_state_change};
+
+use crate::config::Config;
+use crate::outbound::plan::{Facts, Plan};
+use crate::outbound::templates::{self, Templates};
+use crate::parse::MailAddress;
+use crate::store::{Breach, NewBreach, NewEvent, Store, StoreError, Target, TicketDetail};
+use crate::thread::IdSigner;
+use crate::ticket::Priority;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeadlineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Templates(#[from] templates::TemplateErrors),
+}
+
+/// Breaches handled per query; a backlog (the daemon was off for a week)
+/// is worked through in rounds of this many.
+const ROUND: i64 = 200;
+
+/// What one check did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Breaches recorded now (alert, history, mails).
+    pub recorded: usize,
+    /// Breaches another writer recorded first (another instance).
+    pub already: usize,
+}
+
+/// Looks for missed deadlines and records each one once.
+pub struct Watch<'a> {
+    pub config: &'a Config,
+    pub store: &'a Store,
+    pub signer: IdSigner,
+    pub templates: Templates,
+}
+
+impl<'a> Watch<'a> {
+    /// A watch with the deployment's templates and Message-ID key.
+    pub async fn new(config: &'a Config, store: &'a Store) -> Result<Watch<'a>, DeadlineError> {
+        let key = store.message_id_key().await?;
+        Ok(Watch {
+            config,
+            store,
+            signer: IdSigner::new(key.as_bytes()),
+            templates: Templates::load(config.templates.dir.as_deref())?,
+        })
+    }
+
+    /// Records every deadline missed at `now` that has no alert yet.
+    pub async fn check(&self, now: i64) -> Result<CheckReport, DeadlineError> {
+        let mut report = CheckReport::default();
+        loop {
+            let breaches = self.store.breaches(now, ROUND).await?;
+            let round = breaches.len();
+            for breach in breaches {
+                if self.record(breach, now).await? {
+                    report.recorded += 1;
+                } else {
+                    report.already += 1;
+                }
+            }
+            // A breach another instance recorded meanwhile drops out of the
+            // next query, so this ends.
+            if i64::try_from(round).unwrap_or(i64::MAX) < ROUND {
+                return Ok(report);
+            }
+        }
+    }
+
+    async fn record(&self, breach: Breach, now: i64) -> Result<bool, DeadlineError> {
+        let detail = self.store.ticket(breach.ticket).await?;
+        let mut events = vec![NewEvent {
+            actor: "system".into(),
+            kind: "overdue".into(),
+            detail: format!(
+                "{} deadline missed (due {})",
+                target_label(breach.target),
+                templates::spanish_date(breach.due_at, &self.time_zone())
+            ),
+        }];
+        let plan = self.plan(&detail, &breach, now, &mut events);
+        let outgoing = plan.compose(
+            &self.config.deployment.ticket_prefix,
+            detail.ticket.number,
+            &self.signer,
+            &self.templates,
+        );
+        let recorded = self
+            .store
+            .record_breach(&NewBreach {
+                breach: breach.clone(),
+                now,
+                events,
+                outgoing,
+            })
+            .await?;
+        if recorded {
+            tracing::warn!(
+                ticket = breach.ticket,
+                target = breach.target.as_str(),
+                late_minutes = (now - breach.due_at) / 60_000,
+                "Deadline missed."
+            );
+        }
+        Ok(recorded)
+    }
+
+    /// The owner's alert and the escalation mails of one breach.
+    fn plan(
+        &self,
+        detail: &TicketDetail,
+        breach: &Breach,
+        now: i64,
+        events: &mut Vec<NewEvent>,
+    ) -> Plan {
+        let t = &detail.ticket;
+        let customer = t.requester.as_ref().map(|a| MailAddress {
+            address: a.clone(),
+            name: t.requester_name.clone(),
+        });
+        let mut plan = Plan::new(
+            self.config,
+            &t.mailbox,
+            &Facts {
+                subject: &t.subject,
+                customer: customer.as_ref(),
+                pipeline: &t.pipeline,
+                owner: t.owner.as_deref(),
+                priority: t.priority.parse().unwrap_or(Priority::Medium),
+                due_at: Some(breach.due_at),
+                text: "",
+            },
+        );
+        plan.vars.target = target_label(breach.target).into();
+        plan.vars.late = late(now - breach.due_at);
+        let policy = &self.config.deadlines;
+        match &t.owner {
+            Some(owner) if policy.alert_owner => plan.notify_owner_as(
+                self.config,
+                owner,
+                "alert",
+                templates::OVERDUE_ALERT,
+                events,
+            ),
+            Some(_) => {}
+            None => events.push(NewEvent {
+                actor: "system".into(),
+                kind: "mail_withheld".into(),
+                detail: "overdue alert not sent: the ticket has no owner".into(),
+            }),
+        }
+        plan.notify_addresses(
+            self.config,
+            policy.escalation_for(&t.pipeline),
+            "escalation",
+            templates::ESCALATION,
+            events,
+        );
+        plan
+    }
+
+    fn time_zone(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(&self.config.deployment.time_zone)
+            .unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+}
+
+/// The target's name as the teams say it (mail templates, history).
+pub fn target_label(target: Target) -> &'static str {
+    match target {
+        Target::FirstResponse => "primera respuesta",
+        Target::Resolution => "resolución",
+    }
+}
+
+/// How late, in words a person reads at a glance: "45 min", "2 h 15 min",
+/// "3 días 4 h".
+pub fn late(ms: i64) -> String {
+    let minutes = ms.max(0) / 60_000;
+    let (days, hours, mins) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    match (days, hours) {
+        (0, 0) => format!("{mins} min"),
+        (0, h) if mins == 0 => format!("{h} h"),
+        (0, h) => format!("{h} h {mins} min"),
+        (1, h) => format!("1 día {h} h"),
+        (d, h) => format!("{d} días {h} h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lateness_reads_naturally() {
+        assert_eq!(late(-5), "0 min");
+        assert_eq!(late(45 * 60_000), "45 min");
+        assert_eq!(late(120 * 60_000), "2 h");
+        assert_eq!(late(135 * 60_000), "2 h 15 min");
+        assert_eq!(late((24 + 3) * 3_600_000), "1 día 3 h");
+        assert_eq!(late((72 + 4) * 3_600_000 + 59_000), "3 días 4 h");
+    }
+}
