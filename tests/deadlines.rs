@@ -525,6 +525,22 @@ fn the_daemon_alerts_without_new_mail(backend: Backend) {
             "round {round}: one alert per missed deadline"
         );
     }
+    // What an agent sees: the ticket among the overdue ones, its deadlines.
+    let overdue: serde_json::Value =
+        serde_json::from_str(&d.ok(&["tickets", "list", "--overdue", "--format", "json"])).unwrap();
+    let numbers: Vec<&str> = overdue["tickets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["number"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers, vec!["T-1"]);
+    let shown = d.ok(&["tickets", "show", "T-1"]);
+    assert!(
+        shown.contains("first response due:") && shown.contains("not answered yet"),
+        "{shown}"
+    );
+    assert!(d.ok(&["alerts"]).contains("T-1"));
 }
 
 on_both_backends!(
