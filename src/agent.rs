@@ -5,7 +5,7 @@
 use crate::config::{Config, Response};
 use crate::deadline::{Calendar, on_state_change};
 use crate::outbound::compose::{self, Auto, AutoSubmitted, Envelope, MailParts, ticket_tag};
-use crate::outbound::plan::{Facts, Plan};
+use crate::outbound::plan::Plan;
 use crate::outbound::templates::{self, Templates, Vars};
 use crate::pipeline::domain_of;
 use crate::store::{NewEvent, Store, StoreError, TicketDetail, TicketUpdate, now_ms};
@@ -110,23 +110,13 @@ impl Agent<'_> {
         events: &mut Vec<NewEvent>,
     ) -> Vec<crate::store::OutgoingMail> {
         let t = &detail.ticket;
-        let customer = t.requester.as_ref().map(|a| crate::parse::MailAddress {
-            address: a.clone(),
-            name: t.requester_name.clone(),
-        });
         let last_in = detail.messages.iter().rev().find(|m| m.direction == "in");
-        let mut plan = Plan::new(
+        let mut plan = Plan::for_ticket(
             self.config,
-            &t.mailbox,
-            &Facts {
-                subject: &t.subject,
-                customer: customer.as_ref(),
-                pipeline: &t.pipeline,
-                owner: Some(owner),
-                priority: t.priority.parse().unwrap_or_default(),
-                due_at: t.due_at,
-                text: last_in.map(|m| m.body_text.as_str()).unwrap_or(""),
-            },
+            t,
+            Some(owner),
+            t.due_at,
+            last_in.map(|m| m.body_text.as_str()).unwrap_or(""),
         )
         .answering(last_in.and_then(|m| m.message_id.as_deref()), &[]);
         plan.notify_owner(self.config, owner, templates::OWNER_ASSIGNED, events);

@@ -67,8 +67,7 @@ fn santiago(local: &str) -> i64 {
         .as_millisecond()
 }
 
-fn mail(d: &Deployment, id: &str, subject: &str) -> Vec<u8> {
-    let _ = d;
+fn mail(id: &str, subject: &str) -> Vec<u8> {
     format!(
         "From: Ana Pérez <ana@cliente.example>\r\nTo: soporte@tupatrimonio.example\r\n\
          Subject: {subject}\r\nMessage-ID: <{id}@cliente.example>\r\n\
@@ -95,6 +94,11 @@ async fn create(pipeline: &Pipeline<'_>, raw: &[u8], at: i64) -> i64 {
         Outcome::Created { ticket, .. } => ticket,
         other => panic!("expected a new ticket, got {other:?}"),
     }
+}
+
+/// Ana asks for a copy of the deeds at `local` Santiago time.
+async fn copy_request(pipeline: &Pipeline<'_>, id: &str, local: &str) -> i64 {
+    create(pipeline, &mail(id, "Copia de escritura"), santiago(local)).await
 }
 
 fn agent<'a>(config: &'a Config, store: &'a Store, pipeline: &Pipeline<'_>, at: i64) -> Agent<'a> {
@@ -134,12 +138,7 @@ fn due_dates_skip_the_weekend_and_the_holiday(backend: Backend) {
         let store = open(&config).await;
         let pipeline = Pipeline::new(&config, &store).await.unwrap();
         // Friday 4 December, 16:00: two working hours left that day.
-        let ticket = create(
-            &pipeline,
-            &mail(&d, "due", "Copia de escritura"),
-            santiago("2026-12-04 16:00"),
-        )
-        .await;
+        let ticket = copy_request(&pipeline, "due", "2026-12-04 16:00").await;
         let t = store.ticket(ticket).await.unwrap().ticket;
         // First response, 4 h: 2 on Friday, 2 on Monday → Monday 11:00.
         assert_eq!(t.first_response_due_at, Some(santiago("2026-12-07 11:00")));
@@ -170,12 +169,7 @@ fn one_alert_and_one_escalation_per_breach_across_restarts(backend: Backend) {
     let ticket = rt.block_on(async {
         let store = open(&config).await;
         let pipeline = Pipeline::new(&config, &store).await.unwrap();
-        let ticket = create(
-            &pipeline,
-            &mail(&d, "breach", "Copia de escritura"),
-            santiago("2026-12-04 16:00"),
-        )
-        .await;
+        let ticket = copy_request(&pipeline, "breach", "2026-12-04 16:00").await;
         let watch = Watch::new(&config, &store).await.unwrap();
         // One minute before the first-response deadline: nothing.
         assert_eq!(
@@ -325,7 +319,7 @@ fn two_instances_alert_once(backend: Backend) {
         let pipeline = Pipeline::new(&config, &store).await.unwrap();
         let mut tickets = Vec::new();
         for i in 0..20 {
-            let raw = mail(&d, &format!("two-{i}"), &format!("Consulta {i}"));
+            let raw = mail(&format!("two-{i}"), &format!("Consulta {i}"));
             tickets.push(create(&pipeline, &raw, santiago("2026-12-04 16:00")).await);
         }
         tickets
@@ -386,7 +380,7 @@ fn waiting_on_the_contact_pauses_the_clock(backend: Backend) {
         let pipeline = Pipeline::new(&config, &store).await.unwrap();
         // Monday 14 December 10:00: resolution due 20 business hours later,
         // Tuesday 12:00... counted: 8 h Monday, 9 h Tuesday, 3 h Wednesday.
-        let ticket = create(&pipeline, &mail(&d, "pause", "Copia de escritura"), santiago("2026-12-14 10:00")).await;
+        let ticket = copy_request(&pipeline, "pause", "2026-12-14 10:00").await;
         assert_eq!(
             store.ticket(ticket).await.unwrap().ticket.due_at,
             Some(santiago("2026-12-16 12:00"))
@@ -445,12 +439,7 @@ fn waiting_on_the_contact_pauses_the_clock(backend: Backend) {
     runtime().block_on(async {
         let store = open(&config).await;
         let pipeline = Pipeline::new(&config, &store).await.unwrap();
-        let ticket = create(
-            &pipeline,
-            &mail(&d, "nopause", "Copia de escritura"),
-            santiago("2026-12-14 10:00"),
-        )
-        .await;
+        let ticket = copy_request(&pipeline, "nopause", "2026-12-14 10:00").await;
         let camila = agent(&config, &store, &pipeline, santiago("2026-12-14 11:00"));
         camila
             .reply(ticket, "¿Nos confirma el número de la propiedad?")
@@ -498,7 +487,7 @@ fn the_daemon_alerts_without_new_mail(backend: Backend) {
     runtime().block_on(async {
         let store = open(&config).await;
         let pipeline = Pipeline::new(&config, &store).await.unwrap();
-        create(&pipeline, &mail(&d, "daemon", "Copia de escritura"), opened).await;
+        create(&pipeline, &mail("daemon", "Copia de escritura"), opened).await;
     });
     for round in 0..2 {
         let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_buzon"))

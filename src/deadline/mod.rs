@@ -15,12 +15,10 @@ pub mod clock;
 pub use clock::{Calendar, on_state_change};
 
 use crate::config::Config;
-use crate::outbound::plan::{Facts, Plan};
+use crate::outbound::plan::Plan;
 use crate::outbound::templates::{self, Templates};
-use crate::parse::MailAddress;
 use crate::store::{Breach, NewBreach, NewEvent, Store, StoreError, Target, TicketDetail};
 use crate::thread::IdSigner;
-use crate::ticket::Priority;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeadlineError {
@@ -131,23 +129,8 @@ impl<'a> Watch<'a> {
         events: &mut Vec<NewEvent>,
     ) -> Plan {
         let t = &detail.ticket;
-        let customer = t.requester.as_ref().map(|a| MailAddress {
-            address: a.clone(),
-            name: t.requester_name.clone(),
-        });
-        let mut plan = Plan::new(
-            self.config,
-            &t.mailbox,
-            &Facts {
-                subject: &t.subject,
-                customer: customer.as_ref(),
-                pipeline: &t.pipeline,
-                owner: t.owner.as_deref(),
-                priority: t.priority.parse().unwrap_or(Priority::Medium),
-                due_at: Some(breach.due_at),
-                text: "",
-            },
-        );
+        let mut plan =
+            Plan::for_ticket(self.config, t, t.owner.as_deref(), Some(breach.due_at), "");
         plan.vars.target = target_label(breach.target).into();
         plan.vars.late = late(now - breach.due_at);
         let policy = &self.config.deadlines;

@@ -110,6 +110,34 @@ impl Plan {
         }
     }
 
+    /// A plan about an existing ticket (agents' notifications, alerts):
+    /// the facts come from the ticket row.
+    pub fn for_ticket(
+        config: &Config,
+        t: &crate::store::TicketRow,
+        owner: Option<&str>,
+        due_at: Option<i64>,
+        text: &str,
+    ) -> Plan {
+        let customer = t.requester.as_ref().map(|a| MailAddress {
+            address: a.clone(),
+            name: t.requester_name.clone(),
+        });
+        Plan::new(
+            config,
+            &t.mailbox,
+            &Facts {
+                subject: &t.subject,
+                customer: customer.as_ref(),
+                pipeline: &t.pipeline,
+                owner,
+                priority: t.priority.parse().unwrap_or_default(),
+                due_at,
+                text,
+            },
+        )
+    }
+
     /// Threads the mails under the customer's mail.
     pub fn answering(mut self, message_id: Option<&str>, references: &[String]) -> Plan {
         self.in_reply_to = message_id.map(str::to_string);
