@@ -496,14 +496,19 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
             overdue,
             format,
         } => {
+            let labels = buzon::pipeline::load_rules(config).ok();
             let state = state
-                .map(|s| s.parse::<State>().map(|s| s.as_str().to_string()))
-                .transpose()
-                .map_err(anyhow::Error::msg)?;
+                .map(|s| parse_labelled(&s, &State::ALL, labels.as_ref(), |r, v| r.state_label(v)))
+                .transpose()?
+                .map(|s| s.as_str().to_string());
             let priority = priority
-                .map(|p| p.parse::<Priority>().map(|p| p.as_str().to_string()))
-                .transpose()
-                .map_err(anyhow::Error::msg)?;
+                .map(|p| {
+                    parse_labelled(&p, &Priority::ALL, labels.as_ref(), |r, v| {
+                        r.priority_label(v)
+                    })
+                })
+                .transpose()?
+                .map(|p| p.as_str().to_string());
             let key = match key {
                 Some(k) => match k.split_once('=') {
                     Some((n, v)) => Some((n.trim().to_string(), v.trim().to_string())),
@@ -561,7 +566,10 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
             agent,
         } => {
             let n = ticket_number(prefix, &number)?;
-            let state: State = state.parse().map_err(anyhow::Error::msg)?;
+            let labels = buzon::pipeline::load_rules(config).ok();
+            let state = parse_labelled(&state, &State::ALL, labels.as_ref(), |r, v| {
+                r.state_label(v)
+            })?;
             agent_for(config, store, agent)
                 .await?
                 .set_state(n, state)
@@ -741,6 +749,40 @@ fn with_labels(config: &Config, rows: &mut [buzon::store::TicketRow]) {
             t.priority = rules.priority_label(priority).to_string();
         }
     }
+}
+
+/// A state or priority as the agent wrote it: the canonical name
+/// (`waiting_on_contact`) or the team's label from the rule files ("En
+/// ejecución"), in any case.
+fn parse_labelled<T>(
+    text: &str,
+    all: &[T],
+    rules: Option<&buzon::rules::RuleSet>,
+    label: impl Fn(&buzon::rules::RuleSet, T) -> &str,
+) -> Result<T>
+where
+    T: Copy + std::str::FromStr<Err = String>,
+{
+    let canonical = match text.parse::<T>() {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let wanted = text.trim().to_lowercase();
+    let labelled = rules.and_then(|r| {
+        all.iter()
+            .copied()
+            .find(|v| label(r, *v).to_lowercase() == wanted)
+    });
+    labelled.ok_or_else(|| match rules {
+        Some(r) => {
+            let names: Vec<String> = all
+                .iter()
+                .map(|v| format!("\"{}\"", label(r, *v)))
+                .collect();
+            anyhow::anyhow!("{canonical} (or the team's words: {})", names.join(", "))
+        }
+        None => anyhow::anyhow!(canonical),
+    })
 }
 
 /// The text of a mail an agent wrote in a file.

@@ -179,4 +179,36 @@ fn people_see_states_and_priorities_in_the_teams_words() {
     // Scripts keep the canonical names.
     let json = buzon(&config, &["tickets", "list", "--format", "json"]);
     assert!(json.contains("\"state\": \"new\""), "{json}");
+    // And agents may write the team's words back: "En ejecución" is open.
+    buzon(&config, &["tickets", "state", "SAC-1", "en ejecución"]);
+    let open = buzon(
+        &config,
+        &[
+            "tickets",
+            "list",
+            "--state",
+            "En ejecución",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(open.contains("\"state\": \"open\""), "{open}");
+    let none = buzon(
+        &config,
+        &["tickets", "list", "--state", "Nueva", "--format", "json"],
+    );
+    assert!(!none.contains("SAC-1"), "{none}");
+    let out = assert_cmd::Command::cargo_bin("buzon")
+        .unwrap()
+        .arg("--config")
+        .arg(&config)
+        .args(["tickets", "list", "--state", "Abierta"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"En ejecución\""),
+        "the error names the team's words: {err}"
+    );
 }
