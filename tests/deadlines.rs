@@ -101,6 +101,11 @@ async fn copy_request(pipeline: &Pipeline<'_>, id: &str, local: &str) -> i64 {
     create(pipeline, &mail(id, "Copia de escritura"), santiago(local)).await
 }
 
+/// How many breaches a check at `local` Santiago time records.
+async fn recorded(watch: &Watch<'_>, local: &str) -> usize {
+    watch.check(santiago(local)).await.unwrap().recorded
+}
+
 fn agent<'a>(config: &'a Config, store: &'a Store, pipeline: &Pipeline<'_>, at: i64) -> Agent<'a> {
     Agent {
         config,
@@ -172,31 +177,10 @@ fn one_alert_and_one_escalation_per_breach_across_restarts(backend: Backend) {
         let ticket = copy_request(&pipeline, "breach", "2026-12-04 16:00").await;
         let watch = Watch::new(&config, &store).await.unwrap();
         // One minute before the first-response deadline: nothing.
-        assert_eq!(
-            watch
-                .check(santiago("2026-12-07 10:59"))
-                .await
-                .unwrap()
-                .recorded,
-            0
-        );
-        assert_eq!(
-            watch
-                .check(santiago("2026-12-07 11:01"))
-                .await
-                .unwrap()
-                .recorded,
-            1
-        );
+        assert_eq!(recorded(&watch, "2026-12-07 10:59").await, 0);
+        assert_eq!(recorded(&watch, "2026-12-07 11:01").await, 1);
         // Checked again an hour later: the same breach is not news.
-        assert_eq!(
-            watch
-                .check(santiago("2026-12-07 12:00"))
-                .await
-                .unwrap()
-                .recorded,
-            0
-        );
+        assert_eq!(recorded(&watch, "2026-12-07 12:00").await, 0);
         let kinds = outbox_kinds(&store, ticket).await;
         assert_eq!(count(&kinds, "alert"), 1, "{kinds:?}");
         assert_eq!(count(&kinds, "escalation"), 1, "{kinds:?}");
@@ -207,31 +191,10 @@ fn one_alert_and_one_escalation_per_breach_across_restarts(backend: Backend) {
     rt.block_on(async {
         let store = open(&config).await;
         let watch = Watch::new(&config, &store).await.unwrap();
-        assert_eq!(
-            watch
-                .check(santiago("2026-12-07 13:00"))
-                .await
-                .unwrap()
-                .recorded,
-            0
-        );
+        assert_eq!(recorded(&watch, "2026-12-07 13:00").await, 0);
         // Wednesday 18:01: the resolution deadline is a second breach.
-        assert_eq!(
-            watch
-                .check(santiago("2026-12-09 18:01"))
-                .await
-                .unwrap()
-                .recorded,
-            1
-        );
-        assert_eq!(
-            watch
-                .check(santiago("2026-12-10 09:00"))
-                .await
-                .unwrap()
-                .recorded,
-            0
-        );
+        assert_eq!(recorded(&watch, "2026-12-09 18:01").await, 1);
+        assert_eq!(recorded(&watch, "2026-12-10 09:00").await, 0);
         let kinds = outbox_kinds(&store, ticket).await;
         assert_eq!(count(&kinds, "alert"), 2, "{kinds:?}");
         assert_eq!(count(&kinds, "escalation"), 2, "{kinds:?}");
@@ -299,14 +262,7 @@ fn one_alert_and_one_escalation_per_breach_across_restarts(backend: Backend) {
         assert_eq!(by, vec!["first response", "done"]);
         // Done: no more breaches, whatever the time.
         let watch = Watch::new(&config, &store).await.unwrap();
-        assert_eq!(
-            watch
-                .check(santiago("2026-12-31 12:00"))
-                .await
-                .unwrap()
-                .recorded,
-            0
-        );
+        assert_eq!(recorded(&watch, "2026-12-31 12:00").await, 0);
     });
 }
 
@@ -326,31 +282,15 @@ fn two_instances_alert_once(backend: Backend) {
     });
     // Two instances, each with its own connections, check at the same time.
     let at = santiago("2026-12-07 12:00");
+    let instance = |config: Arc<Config>| {
+        tokio::spawn(async move {
+            let store = open(&config).await;
+            let watch = Watch::new(&config, &store).await.unwrap();
+            watch.check(at).await.unwrap()
+        })
+    };
     let reports = rt.block_on(async {
-        let one = {
-            let config = config.clone();
-            tokio::spawn(async move {
-                let store = open(&config).await;
-                Watch::new(&config, &store)
-                    .await
-                    .unwrap()
-                    .check(at)
-                    .await
-                    .unwrap()
-            })
-        };
-        let two = {
-            let config = config.clone();
-            tokio::spawn(async move {
-                let store = open(&config).await;
-                Watch::new(&config, &store)
-                    .await
-                    .unwrap()
-                    .check(at)
-                    .await
-                    .unwrap()
-            })
-        };
+        let (one, two) = (instance(config.clone()), instance(config.clone()));
         (one.await.unwrap(), two.await.unwrap())
     });
     assert_eq!(
@@ -395,7 +335,7 @@ fn waiting_on_the_contact_pauses_the_clock(backend: Backend) {
         // The client takes until Thursday to answer: no breach meanwhile,
         // and the ticket is not listed as overdue.
         let watch = Watch::new(&config, &store).await.unwrap();
-        assert_eq!(watch.check(santiago("2026-12-17 09:00")).await.unwrap().recorded, 0);
+        assert_eq!(recorded(&watch, "2026-12-17 09:00").await, 0);
         let overdue = TicketFilter {
             overdue_at: Some(santiago("2026-12-17 09:00")),
             ..TicketFilter::default()
@@ -418,8 +358,8 @@ fn waiting_on_the_contact_pauses_the_clock(backend: Backend) {
         assert_eq!(t.paused_at, None);
         // 19 h from Thursday 10:00: 8 Thursday, 9 Friday, 2 Monday → 11:00.
         assert_eq!(t.due_at, Some(santiago("2026-12-21 11:00")));
-        assert_eq!(watch.check(santiago("2026-12-21 10:59")).await.unwrap().recorded, 0);
-        assert_eq!(watch.check(santiago("2026-12-21 11:01")).await.unwrap().recorded, 1);
+        assert_eq!(recorded(&watch, "2026-12-21 10:59").await, 0);
+        assert_eq!(recorded(&watch, "2026-12-21 11:01").await, 1);
         let overdue = TicketFilter {
             overdue_at: Some(santiago("2026-12-21 11:01")),
             ..TicketFilter::default()
@@ -447,14 +387,7 @@ fn waiting_on_the_contact_pauses_the_clock(backend: Backend) {
             .unwrap();
         assert_eq!(store.ticket(ticket).await.unwrap().ticket.paused_at, None);
         let watch = Watch::new(&config, &store).await.unwrap();
-        assert_eq!(
-            watch
-                .check(santiago("2026-12-16 12:01"))
-                .await
-                .unwrap()
-                .recorded,
-            1
-        );
+        assert_eq!(recorded(&watch, "2026-12-16 12:01").await, 1);
     });
 }
 
