@@ -177,6 +177,7 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
     let deadline_task = tokio::spawn(deadline_worker(
         config.clone(),
         store.clone(),
+        health.clone(),
         outbox.clone(),
         stop_rx.clone(),
     ));
@@ -300,13 +301,23 @@ async fn check_deadlines(config: &Config, store: &Store) -> usize {
 async fn deadline_worker(
     config: Arc<Config>,
     store: Store,
+    health: Arc<Health>,
     outbox: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
     let every = Duration::from_secs(config.deadlines.check_seconds.max(1));
     loop {
-        if check_deadlines(&config, &store).await > 0 {
+        let recorded = check_deadlines(&config, &store).await;
+        if recorded > 0 {
+            health
+                .deadlines_missed
+                .fetch_add(recorded as u64, Ordering::Relaxed);
             outbox.notify_one();
+        }
+        if let Ok(open) = store.alerts(None, false).await {
+            health
+                .alerts_open
+                .store(open.len() as i64, Ordering::Relaxed);
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

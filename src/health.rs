@@ -51,6 +51,10 @@ pub struct Health {
     pub outbox_sent: AtomicU64,
     pub outbox_failed: AtomicU64,
     pub outbox_depth: AtomicI64,
+    /// Missed deadlines recorded by this instance.
+    pub deadlines_missed: AtomicU64,
+    /// Alerts not cleared yet (all instances).
+    pub alerts_open: AtomicI64,
     /// Seconds until the soonest OAuth token expiry (-1: no token).
     pub oauth_expiry_seconds: AtomicI64,
 }
@@ -201,6 +205,17 @@ impl Health {
             out,
             "# HELP buzon_outbox_depth Outgoing mails waiting.\n# TYPE buzon_outbox_depth gauge\nbuzon_outbox_depth {}",
             self.outbox_depth.load(Ordering::Relaxed)
+        );
+        counter(
+            &mut out,
+            "buzon_deadlines_missed_total",
+            "Missed deadlines recorded (each one alert and escalation).",
+            self.deadlines_missed.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP buzon_alerts_open Alerts whose deadline is still not met.\n# TYPE buzon_alerts_open gauge\nbuzon_alerts_open {}",
+            self.alerts_open.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -36,11 +36,16 @@ sla_business_hours = 20
 "#;
 
 fn deployment(backend: Backend, deadlines: &str) -> Deployment {
+    deployment_listening(backend, deadlines, "")
+}
+
+/// A deployment whose daemon serves /metrics on `listen` ("" for none).
+fn deployment_listening(backend: Backend, deadlines: &str, listen: &str) -> Deployment {
     let extra = format!(
         "[rules]\ndir = \"rules\"\n\n\
          [people.camila]\naddress = \"camila@tupatrimonio.example\"\nname = \"Camila Rojas\"\n\n\
          [deadlines]\nescalation = [\"jefatura@tupatrimonio.example\"]\n{deadlines}\n\n\
-         [daemon]\nlisten = \"\"\n"
+         [daemon]\nlisten = \"{listen}\"\n"
     );
     let d = Deployment::with_extra(backend, &extra);
     let rules = d.dir.path().join("rules");
@@ -412,7 +417,8 @@ fn alerts_in(dir: &Path) -> usize {
 /// whose deadlines passed while nobody wrote gets one alert per missed
 /// deadline mailed; a restarted daemon does not mail them again.
 fn the_daemon_alerts_without_new_mail(backend: Backend) {
-    let d = deployment(backend, "check_seconds = 1");
+    let port = common::free_port();
+    let d = deployment_listening(backend, "check_seconds = 1", &format!("127.0.0.1:{port}"));
     let config = load(&d);
     // Opened eight days ago: both the first response (4 business hours) and
     // the resolution (20) are late, whatever today is.
@@ -439,6 +445,13 @@ fn the_daemon_alerts_without_new_mail(backend: Backend) {
         }
         // Give a doubled alert time to appear (three more checks).
         std::thread::sleep(Duration::from_secs(3));
+        let (_, metrics) = common::http_get(port, "/metrics");
+        assert!(metrics.contains("buzon_alerts_open 2"), "{metrics}");
+        let missed = if round == 0 { 2 } else { 0 };
+        assert!(
+            metrics.contains(&format!("buzon_deadlines_missed_total {missed}")),
+            "round {round}: {metrics}"
+        );
         let _ = daemon.kill();
         let _ = daemon.wait();
         assert_eq!(
