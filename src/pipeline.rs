@@ -243,10 +243,16 @@ impl<'a> Pipeline<'a> {
         let stored = match self.store_batch(&mails, mailbox, mailbox_cfg, now).await {
             Ok(stored) => stored,
             Err(e) if e.is_transient() => return failed(Vec::new(), e),
+            // A mail alone in its batch is not tried twice.
+            Err(e) if mails.len() == 1 => {
+                return self
+                    .ingest_one_by_one(slots, mailbox, mailbox_cfg, now, Some(e))
+                    .await;
+            }
             Err(e) => {
                 tracing::warn!(mailbox, mails = mails.len(), error = %e, "Batch not stored; storing its mails one by one.");
                 return self
-                    .ingest_one_by_one(slots, mailbox, mailbox_cfg, now)
+                    .ingest_one_by_one(slots, mailbox, mailbox_cfg, now, None)
                     .await;
             }
         };
@@ -332,13 +338,15 @@ impl<'a> Pipeline<'a> {
     /// The fallback when a batch's transaction failed: each mail in its own
     /// transaction. A mail the database refuses for what it contains is
     /// quarantined with the reason; any other failure stops here, leaving
-    /// that mail and the rest for the next attempt.
+    /// that mail and the rest for the next attempt. `known` is the failure
+    /// of the only mail of the batch, already tried.
     async fn ingest_one_by_one(
         &self,
         slots: Vec<Slot<'_>>,
         mailbox: &str,
         mailbox_cfg: &crate::config::Mailbox,
         now: i64,
+        mut known: Option<PipelineError>,
     ) -> BatchOutcome {
         let mut outcomes = Vec::with_capacity(slots.len());
         for slot in slots {
@@ -349,10 +357,14 @@ impl<'a> Pipeline<'a> {
                 }
                 Slot::Parsed(raw, mail) => (raw, mail),
             };
-            let outcome = match self
-                .store_batch(&[(raw, &mail)], mailbox, mailbox_cfg, now)
-                .await
-            {
+            let stored = match known.take() {
+                Some(e) => Err(e),
+                None => {
+                    self.store_batch(&[(raw, &mail)], mailbox, mailbox_cfg, now)
+                        .await
+                }
+            };
+            let outcome = match stored {
                 Ok(mut one) => one.pop(),
                 Err(e) if !e.is_about_the_mail() => return failed(outcomes, e),
                 Err(e) => {
