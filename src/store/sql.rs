@@ -282,19 +282,19 @@ macro_rules! backend {
                 .bind(now)
                 .execute(&mut **tx)
                 .await?;
-                for a in &mail.attachments {
-                    sqlx::query(
-                        "INSERT INTO attachments (message_id, name, content_type, size, sha256, content) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(message)
-                    .bind(&a.name)
-                    .bind(&a.content_type)
-                    .bind(a.size as i64)
-                    .bind(&a.sha256)
-                    .bind(&a.content)
-                    .execute(&mut **tx)
-                    .await?;
+                for chunk in mail.attachments.chunks(super::ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO attachments (message_id, name, content_type, size, sha256, content) ",
+                    );
+                    q.push_values(chunk, |mut row, a| {
+                        row.push_bind(message)
+                            .push_bind(&a.name)
+                            .push_bind(&a.content_type)
+                            .push_bind(a.size as i64)
+                            .push_bind(&a.sha256)
+                            .push_bind(&a.content);
+                    });
+                    q.build().execute(&mut **tx).await?;
                 }
                 Ok(Some(message))
             }
