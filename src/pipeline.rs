@@ -1,13 +1,14 @@
-//! One message through the pipeline:
-//! parse → classify → thread → route → one store transaction (which also
-//! dedupes: a message already stored becomes one more arrival).
+//! Messages through the pipeline:
+//! parse → classify → thread → route → store (which also dedupes: a message
+//! already stored becomes one more arrival), the mails of a batch in order
+//! in one store transaction.
 //!
-//! `ingest` is what every source calls (the CLI with a file or stdin, the
-//! IMAP intake). It either stores the mail on a ticket (new, or the one it
-//! continues), records it as one more arrival of a message already stored,
-//! or quarantines it with the reason; it only fails when nothing could be
-//! stored, and then the caller must keep the mail where it was (the mailbox
-//! is never touched first).
+//! `ingest_batch` is what the IMAP intake calls, `ingest` (a batch of one)
+//! what the CLI calls with a file or stdin. Each mail is stored on a ticket
+//! (new, or the one it continues), recorded as one more arrival of a
+//! message already stored, or quarantined with the reason; a mail fails
+//! only when nothing could be stored, and then the caller must keep it
+//! where it was (the mailbox is never touched first).
 
 use std::sync::Arc;
 

@@ -325,8 +325,9 @@ macro_rules! backend {
             /// written before the message whose insert dedupes, and nothing
             /// refers to it yet. A delete on this rare path costs nothing on
             /// the common one, where a savepoint around every new ticket
-            /// cost two statements (a fifth of the intake rate, measured);
-            /// the number is given back where the database can (SQLite).
+            /// cost two statements (a fifth to a third of the intake rate,
+            /// measured); the number is given back where the database can
+            /// (SQLite).
             async fn take_back_ticket(
                 tx: &mut <Db as sqlx::Database>::Connection,
                 ticket: i64,
