@@ -172,7 +172,6 @@ macro_rules! backend {
             ) -> Result<Option<i64>> {
                 let mail = new.mail;
                 let route = new.route;
-
                 let tags = serde_json::to_string(&route.tags)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 let ticket: i64 = sqlx::query(
