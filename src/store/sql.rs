@@ -108,23 +108,23 @@ macro_rules! backend {
 
             type Db = $db;
 
-            /// What queries run on: the pool (each statement takes a
-            /// connection) or one connection, inside a transaction.
-            pub trait Exec<'e>: sqlx::Executor<'e, Database = Db> {}
-            impl<'e, E: sqlx::Executor<'e, Database = Db>> Exec<'e> for E {}
-
-            /// A transaction or a connection in one (the write helpers run
-            /// inside an agent's transaction and inside a batch's alike).
-            pub trait Conn: std::ops::DerefMut<Target = <Db as sqlx::Database>::Connection> + Send {}
-            impl<T: std::ops::DerefMut<Target = <Db as sqlx::Database>::Connection> + Send> Conn for T {}
-
-            pub async fn begin(pool: &Pool<Db>) -> Result<sqlx::Transaction<'static, Db>> {
+            pub(in crate::store) async fn begin(pool: &Pool<Db>) -> Result<sqlx::Transaction<'static, Db>> {
                 if $begin.is_empty() {
                     Ok(pool.begin().await?)
                 } else {
                     Ok(pool.begin_with($begin).await?)
                 }
             }
+
+            /// What queries run on: the pool (each statement takes a
+            /// connection) or one connection, inside a transaction.
+            pub trait Exec<'e>: sqlx::Executor<'e, Database = Db> {}
+            impl<'e, E: sqlx::Executor<'e, Database = Db>> Exec<'e> for E {}
+
+            /// A transaction or a connection in one (the write helpers run
+            /// inside a transaction of their own and inside a batch's alike).
+            pub trait Conn: std::ops::DerefMut<Target = <Db as sqlx::Database>::Connection> + Send {}
+            impl<T: std::ops::DerefMut<Target = <Db as sqlx::Database>::Connection> + Send> Conn for T {}
 
             pub async fn find_message(
                 pool: impl Exec<'_>,
@@ -350,7 +350,7 @@ macro_rules! backend {
             /// statement): `mail_queued`, or why the limit on automatic mail
             /// held a recipient back.
             async fn insert_outgoing(
-                tx: &mut impl Conn,
+                tx: &mut sqlx::Transaction<'static, Db>,
                 ticket: i64,
                 mail_out: &OutgoingMail,
                 now: i64,
@@ -831,7 +831,7 @@ macro_rules! backend {
             /// All history lines of a change in one statement (each
             /// statement is a round trip to the database).
             async fn insert_events(
-                tx: &mut impl Conn,
+                tx: &mut sqlx::Transaction<'static, Db>,
                 ticket: i64,
                 at: i64,
                 events: &[super::super::NewEvent],
