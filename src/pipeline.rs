@@ -1,13 +1,14 @@
-//! One message through the pipeline:
-//! parse → classify → thread → route → one store transaction (which also
-//! dedupes: a message already stored becomes one more arrival).
+//! Messages through the pipeline:
+//! parse → classify → thread → route → store (which also dedupes: a message
+//! already stored becomes one more arrival), the mails of a batch in order
+//! in one store transaction.
 //!
-//! `ingest` is what every source calls (the CLI with a file or stdin, the
-//! IMAP intake). It either stores the mail on a ticket (new, or the one it
-//! continues), records it as one more arrival of a message already stored,
-//! or quarantines it with the reason; it only fails when nothing could be
-//! stored, and then the caller must keep the mail where it was (the mailbox
-//! is never touched first).
+//! `ingest_batch` is what the IMAP intake calls, `ingest` (a batch of one)
+//! what the CLI calls with a file or stdin. Each mail is stored on a ticket
+//! (new, or the one it continues), recorded as one more arrival of a
+//! message already stored, or quarantined with the reason; a mail fails
+//! only when nothing could be stored, and then the caller must keep it
+//! where it was (the mailbox is never touched first).
 
 use std::sync::Arc;
 
@@ -23,8 +24,8 @@ use crate::parse::{self, MailAddress, ParsedMail};
 use crate::route::{Key, Route};
 use crate::rules::{LoadContext, RuleInput, RuleSet};
 use crate::store::{
-    self, AppendMessage, AppendOutcome, CreateOutcome, NewEvent, NewParticipant, NewTicket,
-    OutgoingMail, Store, StoreError, TicketState,
+    self, AppendMessage, AppendOutcome, NewEvent, NewParticipant, NewTicket, OutgoingMail, Store,
+    StoreError, StoreTx, TicketState,
 };
 use crate::thread::{IdSigner, TagMatcher, referenced_ids};
 use crate::ticket::{Priority, State, display_number};
@@ -41,6 +42,21 @@ pub enum Outcome {
     Duplicate { ticket: i64, new_mailbox: bool },
     /// Kept in quarantine with the reason it could not be ticketed.
     Quarantined { id: i64, reason: String },
+}
+
+/// What became of a batch of mails: an outcome for each, in order, up to
+/// the first that could not be stored at all (`failed`); that one and the
+/// rest were not stored, and must stay where they are (in the mailbox).
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    pub outcomes: Vec<Outcome>,
+    pub failed: Option<PipelineError>,
+}
+
+/// A mail of a batch before the store: parsed, or already quarantined.
+enum Slot<'r> {
+    Parsed(&'r [u8], Box<ParsedMail>),
+    Done(Outcome),
 }
 
 /// Why a mail could not be stored at all (nothing was written).
@@ -62,6 +78,12 @@ impl PipelineError {
     /// Whether the same mail may be stored by trying again later.
     pub fn is_transient(&self) -> bool {
         matches!(self, PipelineError::Store(e) if e.is_transient())
+    }
+
+    /// Whether the database refused the mail for what it contains (see
+    /// `StoreError::is_about_the_data`), so that trying again cannot help.
+    fn is_about_the_mail(&self) -> bool {
+        matches!(self, PipelineError::Store(e) if e.is_about_the_data())
     }
 }
 
@@ -135,6 +157,7 @@ impl<'a> Pipeline<'a> {
     /// they left open, an owner picked from a group, the due date.
     async fn route(
         &self,
+        tx: &mut StoreTx,
         mailbox: &str,
         mailbox_cfg: &crate::config::Mailbox,
         mail: &ParsedMail,
@@ -149,7 +172,7 @@ impl<'a> Pipeline<'a> {
             let mut counts = Vec::new();
             let mut last: Option<(i64, String)> = None;
             for member in &group.members {
-                let (open, newest) = self.store.owner_load(member).await?;
+                let (open, newest) = tx.owner_load(member).await?;
                 counts.push((member.clone(), open));
                 if let Some(id) = newest
                     && last.as_ref().is_none_or(|(best, _)| id > *best)
@@ -181,7 +204,7 @@ impl<'a> Pipeline<'a> {
         &self.signer
     }
 
-    /// Ingests one raw mail that arrived in `mailbox`.
+    /// Ingests one raw mail that arrived in `mailbox` (a batch of one).
     pub async fn ingest(&self, raw: &[u8], mailbox: &str) -> Result<Outcome, PipelineError> {
         self.ingest_at(raw, mailbox, store::now_ms()).await
     }
@@ -194,28 +217,189 @@ impl<'a> Pipeline<'a> {
         mailbox: &str,
         now: i64,
     ) -> Result<Outcome, PipelineError> {
-        let mailbox_cfg = self
-            .config
-            .mailbox(mailbox)
-            .map_err(PipelineError::UnknownMailbox)?;
-        let mail = match parse::parse(raw, self.config.limits.max_message_bytes) {
-            Ok(mail) => mail,
-            Err(e) => return self.quarantine(mailbox, &e.to_string(), raw, now).await,
+        let mut batch = self.ingest_batch_at(&[raw], mailbox, now).await;
+        match (batch.failed, batch.outcomes.pop()) {
+            (Some(e), _) => Err(e),
+            (None, Some(outcome)) => Ok(outcome),
+            (None, None) => {
+                Err(StoreError::Corrupt("a batch of one mail gave no outcome".into()).into())
+            }
+        }
+    }
+
+    /// Ingests the mails of one IMAP batch that arrived in `mailbox`, in
+    /// order, in one store transaction (see `StoreTx`): a follow-up may
+    /// thread onto a ticket opened earlier in the same batch. When that
+    /// transaction fails, the batch is stored again mail by mail, so that
+    /// one mail the store refuses is quarantined and does not hold up the
+    /// others.
+    pub async fn ingest_batch(&self, raws: &[&[u8]], mailbox: &str) -> BatchOutcome {
+        self.ingest_batch_at(raws, mailbox, store::now_ms()).await
+    }
+
+    /// As [`Pipeline::ingest_batch`], at a given time (Unix ms).
+    pub async fn ingest_batch_at(&self, raws: &[&[u8]], mailbox: &str, now: i64) -> BatchOutcome {
+        let mailbox_cfg = match self.config.mailbox(mailbox) {
+            Ok(cfg) => cfg,
+            Err(e) => return failed(Vec::new(), PipelineError::UnknownMailbox(e)),
         };
-        // `instrument`, not `span.enter()`: an entered guard held across
-        // awaits corrupts the span stack when the task changes threads.
-        let span = tracing::info_span!(
-            "mail",
-            mailbox,
-            message_id = mail.message_id.as_deref().unwrap_or("")
-        );
-        self.ingest_parsed(raw, mailbox, mailbox_cfg, &mail, now)
-            .instrument(span)
-            .await
+        let slots = match self.parse_all(raws, mailbox, now).await {
+            Ok(slots) => slots,
+            Err(e) => return failed(Vec::new(), e),
+        };
+        let mails: Vec<(&[u8], &ParsedMail)> = slots
+            .iter()
+            .filter_map(|slot| match slot {
+                Slot::Parsed(raw, mail) => Some((*raw, &**mail)),
+                Slot::Done(_) => None,
+            })
+            .collect();
+        let stored = match self.store_batch(&mails, mailbox, mailbox_cfg, now).await {
+            Ok(stored) => stored,
+            Err(e) if e.is_transient() => return failed(Vec::new(), e),
+            // A mail alone in its batch is not tried twice.
+            Err(e) if mails.len() == 1 => {
+                return self
+                    .ingest_one_by_one(slots, mailbox, mailbox_cfg, now, Some(e))
+                    .await;
+            }
+            Err(e) => {
+                tracing::warn!(mailbox, mails = mails.len(), error = %e, "Batch not stored; storing its mails one by one.");
+                return self
+                    .ingest_one_by_one(slots, mailbox, mailbox_cfg, now, None)
+                    .await;
+            }
+        };
+        let mut stored = stored.into_iter();
+        let outcomes = slots
+            .into_iter()
+            .filter_map(|slot| match slot {
+                Slot::Parsed(..) => stored.next(),
+                Slot::Done(outcome) => Some(outcome),
+            })
+            .collect();
+        BatchOutcome {
+            outcomes,
+            failed: None,
+        }
+    }
+
+    /// Parses every mail of a batch; what cannot be parsed is quarantined
+    /// now, before the batch's transaction (which on SQLite holds the only
+    /// write lock) begins.
+    async fn parse_all<'r>(
+        &self,
+        raws: &[&'r [u8]],
+        mailbox: &str,
+        now: i64,
+    ) -> Result<Vec<Slot<'r>>, PipelineError> {
+        let mut slots = Vec::with_capacity(raws.len());
+        for raw in raws {
+            slots.push(
+                match parse::parse(raw, self.config.limits.max_message_bytes) {
+                    Ok(mail) => Slot::Parsed(raw, Box::new(mail)),
+                    Err(e) => Slot::Done(self.quarantine(mailbox, &e.to_string(), raw, now).await?),
+                },
+            );
+        }
+        Ok(slots)
+    }
+
+    /// Stores parsed mails in one transaction; their outcomes in order, once
+    /// it committed.
+    async fn store_batch(
+        &self,
+        mails: &[(&[u8], &ParsedMail)],
+        mailbox: &str,
+        mailbox_cfg: &crate::config::Mailbox,
+        now: i64,
+    ) -> Result<Vec<Outcome>, PipelineError> {
+        if mails.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.store.begin().await?;
+        let mut outcomes = Vec::with_capacity(mails.len());
+        for (raw, mail) in mails {
+            // `instrument`, not `span.enter()`: an entered guard held across
+            // awaits corrupts the span stack when the task changes threads.
+            let span = tracing::info_span!(
+                "mail",
+                mailbox,
+                message_id = mail.message_id.as_deref().unwrap_or("")
+            );
+            let outcome = self
+                .ingest_parsed(&mut tx, raw, mailbox, mailbox_cfg, mail, now)
+                .instrument(span)
+                .await?;
+            outcomes.push(outcome);
+        }
+        let queued = tx.commit().await?;
+        for (outcome, (_, mail)) in outcomes.iter_mut().zip(mails) {
+            if let Outcome::Created {
+                ticket,
+                acknowledged,
+            } = outcome
+            {
+                *acknowledged = queued
+                    .get(ticket)
+                    .is_some_and(|kinds| kinds.iter().any(|k| k == "acknowledgement"));
+            }
+            log_stored(outcome, mailbox, mail);
+        }
+        Ok(outcomes)
+    }
+
+    /// The fallback when a batch's transaction failed: each mail in its own
+    /// transaction. A mail the database refuses for what it contains is
+    /// quarantined with the reason; any other failure stops here, leaving
+    /// that mail and the rest for the next attempt. `known` is the failure
+    /// of the only mail of the batch, already tried.
+    async fn ingest_one_by_one(
+        &self,
+        slots: Vec<Slot<'_>>,
+        mailbox: &str,
+        mailbox_cfg: &crate::config::Mailbox,
+        now: i64,
+        mut known: Option<PipelineError>,
+    ) -> BatchOutcome {
+        let mut outcomes = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let (raw, mail) = match slot {
+                Slot::Done(outcome) => {
+                    outcomes.push(outcome);
+                    continue;
+                }
+                Slot::Parsed(raw, mail) => (raw, mail),
+            };
+            let stored = match known.take() {
+                Some(e) => Err(e),
+                None => {
+                    self.store_batch(&[(raw, &mail)], mailbox, mailbox_cfg, now)
+                        .await
+                }
+            };
+            let outcome = match stored {
+                Ok(mut one) => one.pop(),
+                Err(e) if !e.is_about_the_mail() => return failed(outcomes, e),
+                Err(e) => {
+                    let reason = format!("cannot be stored: {e}");
+                    match self.quarantine(mailbox, &reason, raw, now).await {
+                        Ok(outcome) => Some(outcome),
+                        Err(e) => return failed(outcomes, e),
+                    }
+                }
+            };
+            outcomes.extend(outcome);
+        }
+        BatchOutcome {
+            outcomes,
+            failed: None,
+        }
     }
 
     async fn ingest_parsed(
         &self,
+        tx: &mut StoreTx,
         raw: &[u8],
         mailbox: &str,
         mailbox_cfg: &crate::config::Mailbox,
@@ -229,24 +413,42 @@ impl<'a> Pipeline<'a> {
         // not.
         let automatic = classify(mail, &|a: &str| self.config.is_own_address(a));
         let route = self
-            .route(mailbox, mailbox_cfg, mail, automatic.as_ref())
+            .route(tx, mailbox, mailbox_cfg, mail, automatic.as_ref())
             .await?;
         let outcome = match self
-            .thread(mail, automatic.as_ref(), &route.keys, now)
+            .thread(tx, mail, automatic.as_ref(), &route.keys, now)
             .await?
         {
             Thread::Continue(found) => {
-                self.append(found, mailbox, raw, mail, automatic.as_ref(), now)
+                self.append(tx, found, mailbox, raw, mail, automatic.as_ref(), now)
                     .await?
             }
             Thread::Linked { found, review } => {
                 let link = Some((found, review));
-                self.create(mailbox, raw, mail, automatic.as_ref(), &route, link, now)
-                    .await?
+                self.create(
+                    tx,
+                    mailbox,
+                    raw,
+                    mail,
+                    automatic.as_ref(),
+                    &route,
+                    link,
+                    now,
+                )
+                .await?
             }
             Thread::New => {
-                self.create(mailbox, raw, mail, automatic.as_ref(), &route, None, now)
-                    .await?
+                self.create(
+                    tx,
+                    mailbox,
+                    raw,
+                    mail,
+                    automatic.as_ref(),
+                    &route,
+                    None,
+                    now,
+                )
+                .await?
             }
         };
         match outcome {
@@ -254,7 +456,7 @@ impl<'a> Pipeline<'a> {
             // The message was already stored (an earlier arrival, or
             // another writer just now): record this arrival on its ticket.
             None => Ok(self
-                .dedupe(mail, mailbox, now)
+                .dedupe(tx, mail, mailbox, now)
                 .await?
                 .ok_or_else(|| StoreError::Corrupt("duplicate message vanished".into()))?),
         }
@@ -283,22 +485,15 @@ impl<'a> Pipeline<'a> {
 
     async fn dedupe(
         &self,
+        tx: &mut StoreTx,
         mail: &ParsedMail,
         mailbox: &str,
         now: i64,
     ) -> Result<Option<Outcome>, StoreError> {
-        let Some(found) = self.store.find_message(&mail.dedupe_key()).await? else {
+        let Some(found) = tx.find_message(&mail.dedupe_key()).await? else {
             return Ok(None);
         };
-        let new_mailbox = self
-            .store
-            .record_arrival(found.message, mailbox, now)
-            .await?;
-        tracing::info!(
-            ticket = found.ticket,
-            new_mailbox,
-            "Message already stored."
-        );
+        let new_mailbox = tx.record_arrival(found.message, mailbox, now).await?;
         Ok(Some(Outcome::Duplicate {
             ticket: found.ticket,
             new_mailbox,
@@ -324,19 +519,20 @@ impl<'a> Pipeline<'a> {
     /// sender may join the ticket found.
     async fn thread(
         &self,
+        tx: &mut StoreTx,
         mail: &ParsedMail,
         automatic: Option<&Automatic>,
         keys: &[Key],
         now: i64,
     ) -> Result<Thread, StoreError> {
-        let Some(found) = self.find(mail, keys).await? else {
+        let Some(found) = self.find(tx, mail, keys).await? else {
             return Ok(Thread::New);
         };
         let sender = mail.from.as_ref().map(|f| f.address.as_str()).unwrap_or("");
         let is_reaction = automatic.is_some_and(|a| a.kind.is_reaction()) && found.via_our_message;
         let allowed = is_reaction
             || self.config.is_own_address(sender)
-            || self.store.is_participant(found.ticket, sender).await?;
+            || tx.is_participant(found.ticket, sender).await?;
         if !allowed {
             return Ok(Thread::Linked {
                 found,
@@ -356,20 +552,25 @@ impl<'a> Pipeline<'a> {
         Ok(Thread::Continue(found))
     }
 
-    async fn find(&self, mail: &ParsedMail, keys: &[Key]) -> Result<Option<Found>, StoreError> {
+    async fn find(
+        &self,
+        tx: &mut StoreTx,
+        mail: &ParsedMail,
+        keys: &[Key],
+    ) -> Result<Option<Found>, StoreError> {
         // A reference that claims to be ours but fails the signature check
         // is ignored: it was made up, or copied from another deployment.
         let ids: Vec<String> = referenced_ids(mail)
             .into_iter()
             .filter(|id| self.signer.verify(id) != Some(false))
             .collect();
-        if let Some(ticket) = self.store.ticket_for_message_ids(&ids).await? {
+        if let Some(ticket) = tx.ticket_for_message_ids(&ids).await? {
             let ours = ids.iter().any(|id| self.signer.verify(id) == Some(true));
-            return self.found(ticket, "In-Reply-To/References", ours).await;
+            return self.found(tx, ticket, "In-Reply-To/References", ours).await;
         }
         if let Some(ticket) = self.tags.find(&mail.subject)
             && let Some(found) = self
-                .found(ticket, "ticket tag in the subject", false)
+                .found(tx, ticket, "ticket tag in the subject", false)
                 .await?
         {
             return Ok(Some(found));
@@ -383,13 +584,12 @@ impl<'a> Pipeline<'a> {
             .thread_keys_by_domain
             .then(|| from.domain());
         for key in keys {
-            if let Some(ticket) = self
-                .store
+            if let Some(ticket) = tx
                 .open_ticket_for_key(&key.name, &key.value, &from.address, domain)
                 .await?
             {
                 let via = format!("key {}={}", key.name, key.value);
-                return self.found(ticket, &via, false).await;
+                return self.found(tx, ticket, &via, false).await;
             }
         }
         Ok(None)
@@ -397,11 +597,12 @@ impl<'a> Pipeline<'a> {
 
     async fn found(
         &self,
+        tx: &mut StoreTx,
         ticket: i64,
         via: &str,
         via_our_message: bool,
     ) -> Result<Option<Found>, StoreError> {
-        Ok(self.store.ticket_state(ticket).await?.map(|state| Found {
+        Ok(tx.ticket_state(ticket).await?.map(|state| Found {
             ticket,
             state,
             via: via.to_string(),
@@ -410,8 +611,10 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Adds a follow-up to its ticket. Returns `None` on a dedupe race.
+    #[allow(clippy::too_many_arguments)]
     async fn append(
         &self,
+        tx: &mut StoreTx,
         found: Found,
         mailbox: &str,
         raw: &[u8],
@@ -502,14 +705,11 @@ impl<'a> Pipeline<'a> {
             events,
             outgoing,
         };
-        Ok(match self.store.append_message(&add).await? {
-            AppendOutcome::Appended => {
-                tracing::info!(ticket = found.ticket, reopened, "Follow-up appended.");
-                Some(Outcome::Appended {
-                    ticket: found.ticket,
-                    reopened,
-                })
-            }
+        Ok(match tx.append_message(&add).await? {
+            AppendOutcome::Appended => Some(Outcome::Appended {
+                ticket: found.ticket,
+                reopened,
+            }),
             AppendOutcome::Duplicate => None,
         })
     }
@@ -518,6 +718,7 @@ impl<'a> Pipeline<'a> {
     #[allow(clippy::too_many_arguments)]
     async fn create(
         &self,
+        tx: &mut StoreTx,
         mailbox: &str,
         raw: &[u8],
         mail: &ParsedMail,
@@ -571,23 +772,15 @@ impl<'a> Pipeline<'a> {
             events,
             outgoing: &outgoing,
         };
-        Ok(match self.store.create_ticket(&new).await? {
-            CreateOutcome::Created { ticket, queued } => {
-                let acknowledged = queued.iter().any(|k| k == "acknowledgement");
-                tracing::info!(
-                    ticket,
-                    queued = queued.len(),
-                    acknowledged,
-                    needs_review,
-                    "Ticket created."
-                );
-                Some(Outcome::Created {
-                    ticket,
-                    acknowledged,
-                })
-            }
-            CreateOutcome::Duplicate => None,
-        })
+        // Whether the acknowledgement went out (or the limit on automatic
+        // mail held it back) is known at commit: see `store_batch`.
+        Ok(tx
+            .create_ticket(&new)
+            .await?
+            .map(|ticket| Outcome::Created {
+                ticket,
+                acknowledged: false,
+            }))
     }
 
     /// Everyone on a mail except our own addresses: they may write to the
@@ -809,6 +1002,39 @@ impl<'a> Pipeline<'a> {
             plan.notify_owner(self.config, owner, templates::OWNER_REPLY, events);
         }
         plan
+    }
+}
+
+fn failed(outcomes: Vec<Outcome>, e: PipelineError) -> BatchOutcome {
+    BatchOutcome {
+        outcomes,
+        failed: Some(e),
+    }
+}
+
+/// Logs a mail stored (after its transaction committed, so a batch that
+/// is stored again mail by mail does not log its tickets twice).
+fn log_stored(outcome: &Outcome, mailbox: &str, mail: &ParsedMail) {
+    let message_id = mail.message_id.as_deref().unwrap_or("");
+    match outcome {
+        Outcome::Created {
+            ticket,
+            acknowledged,
+        } => tracing::info!(mailbox, message_id, ticket, acknowledged, "Ticket created."),
+        Outcome::Appended { ticket, reopened } => {
+            tracing::info!(mailbox, message_id, ticket, reopened, "Follow-up appended.")
+        }
+        Outcome::Duplicate {
+            ticket,
+            new_mailbox,
+        } => tracing::info!(
+            mailbox,
+            message_id,
+            ticket,
+            new_mailbox,
+            "Message already stored."
+        ),
+        Outcome::Quarantined { .. } => {}
     }
 }
 

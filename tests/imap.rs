@@ -673,3 +673,135 @@ fn a_broken_rule_file_is_refused_and_the_daemon_keeps_the_old_rules() {
         "the hint names the right field: {log}"
     );
 }
+
+/// A customer's answer to their own mail, sent before we acknowledged it.
+fn follow_up_of(i: usize, tag: &str) -> Vec<u8> {
+    format!(
+        "From: Cliente {i} <cliente{i}@cliente.example>\r\n\
+         To: soporte@example.test\r\n\
+         Subject: RE: Consulta pedido N° {} ({tag})\r\n\
+         Message-ID: <{tag}-{i}-again@cliente.example>\r\n\
+         In-Reply-To: <{tag}-{i}@cliente.example>\r\n\
+         References: <{tag}-{i}@cliente.example>\r\n\
+         Date: Mon, 2 Nov 2026 10:05:00 -0300\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n\
+         Olvidé decirles: es urgente.\r\n",
+        70000 + i
+    )
+    .into_bytes()
+}
+
+/// One IMAP batch holds a first mail and its follow-up: the follow-up sees
+/// the ticket the batch's own (not yet committed) transaction opened.
+fn follow_up_in_the_same_batch_joins_the_ticket_opened_before_it(backend: Backend) {
+    let stack = MailStack::start();
+    rt().block_on(async {
+        let mut imap = stack.session("soporte").await;
+        for i in 0..3 {
+            imap.append("INBOX", &customer_mail(i, "f")).await;
+        }
+        imap.append("INBOX", &follow_up_of(1, "f")).await;
+        imap.append("INBOX", &customer_mail(3, "f")).await;
+        imap.logout().await;
+    });
+    let d = deployment(
+        backend,
+        &stack,
+        &[(
+            "soporte",
+            "soporte",
+            "none",
+            "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
+        )],
+    );
+    let out = d.ok(&["run", "--once"]);
+    assert!(
+        out.contains("soporte/INBOX: 5 stored, 0 already stored, 0 quarantined"),
+        "{out}"
+    );
+    let tickets = d.tickets_json();
+    let numbers: Vec<i64> = tickets.iter().map(|t| t["id"].as_i64().unwrap()).collect();
+    assert_eq!(numbers, [1, 2, 3, 4], "numbers stay dense: {tickets:?}");
+    let second = d.show_json("T-2");
+    let inbound: Vec<&str> = second["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "in")
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        inbound,
+        ["f-1@cliente.example", "f-1-again@cliente.example"],
+        "{second:#}"
+    );
+    // One acknowledgement per ticket, none for the follow-up.
+    assert_eq!(d.outbox_files().len(), 4);
+}
+
+#[test]
+fn follow_up_in_the_same_batch_joins_the_ticket_opened_before_it_sqlite() {
+    follow_up_in_the_same_batch_joins_the_ticket_opened_before_it(Backend::Sqlite);
+}
+
+#[test]
+fn follow_up_in_the_same_batch_joins_the_ticket_opened_before_it_postgres() {
+    follow_up_in_the_same_batch_joins_the_ticket_opened_before_it(Backend::Postgres);
+}
+
+/// PostgreSQL cannot hold a NUL character in text, which a mail's body may
+/// carry once decoded (quoted-printable `=00`): the batch's transaction fails, the batch is stored again mail by
+/// mail, that one mail is quarantined (and left unread) and every other
+/// mail of its batch becomes a ticket.
+#[test]
+fn a_mail_the_database_refuses_is_quarantined_and_the_rest_of_its_batch_stored() {
+    let stack = MailStack::start();
+    let nul = b"From: Cliente 9 <cliente9@cliente.example>\r\n\
+        To: soporte@example.test\r\n\
+        Subject: Adjunto mal copiado\r\n\
+        Message-ID: <nul-9@cliente.example>\r\n\
+        Content-Type: text/plain; charset=utf-8\r\n\
+        Content-Transfer-Encoding: quoted-printable\r\n\r\n\
+        Hola =00 les pego el texto.\r\n";
+    rt().block_on(async {
+        let mut imap = stack.session("soporte").await;
+        for i in 0..3 {
+            imap.append("INBOX", &customer_mail(i, "n")).await;
+        }
+        imap.append("INBOX", nul).await;
+        for i in 3..6 {
+            imap.append("INBOX", &customer_mail(i, "n")).await;
+        }
+        imap.logout().await;
+    });
+    let d = deployment(
+        Backend::Postgres,
+        &stack,
+        &[(
+            "soporte",
+            "soporte",
+            "none",
+            "[{ folder = \"INBOX\", mailbox = \"soporte\", disposition = \"seen\" }]",
+        )],
+    );
+    let out = d.ok(&["run", "--once"]);
+    assert!(
+        out.contains("soporte/INBOX: 6 stored, 0 already stored, 1 quarantined"),
+        "{out}"
+    );
+    assert_eq!(counts(&d), (6, 6));
+    let q = d.ok(&["quarantine", "list", "--format", "json"]);
+    assert!(q.contains("cannot be stored"), "{q}");
+    let unread: Vec<u32> = folder_list(&stack, "soporte", "INBOX")
+        .into_iter()
+        .filter(|(_, flags)| !flags.iter().any(|f| f.contains("Seen")))
+        .map(|(uid, _)| uid)
+        .collect();
+    assert_eq!(unread, [4], "only the refused mail stays unread");
+    // The checkpoint is past it: a second run stores nothing again.
+    let again = d.ok(&["run", "--once"]);
+    assert!(
+        again.contains("soporte/INBOX: 0 stored, 0 already stored, 0 quarantined"),
+        "{again}"
+    );
+}

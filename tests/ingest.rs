@@ -120,6 +120,11 @@ fn same_mail_twice_and_in_two_mailboxes_is_one_ticket(backend: Backend) {
     assert_eq!(boxes, ["servicioalcliente", "finanzas"]);
     // One acknowledgement, not three.
     assert_eq!(d.outbox_files().len(), 1);
+    // The duplicates' tickets were taken back; on SQLite their numbers too.
+    let next = ticket_numbers(&d.ingest("soporte", &fixture("ingest/attachments.eml")));
+    if backend == Backend::Sqlite {
+        assert_eq!(next, ["T-2"]);
+    }
 }
 
 fn mail_without_message_id_dedupes_by_content(backend: Backend) {

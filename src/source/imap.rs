@@ -456,47 +456,13 @@ impl FolderWorker {
             let batch_last = queue[end - 1];
             next = end;
             let bodies = self.fetch(session, &batch, limit).await?;
-            let mut stored_uids = Vec::new();
-            let mut bad_uids = Vec::new();
-            let mut result = Ok(());
-            for &(uid, size) in &batch {
-                let Some(raw) = bodies.get(&uid) else {
-                    // Expunged by someone else between listing and fetching.
-                    continue;
-                };
-                let span = tracing::info_span!("imap_mail", folder = %name, uid);
-                let outcome = if size as usize > limit {
-                    pipeline
-                        .quarantine_oversize(raw, size as usize, &self.folder.mailbox)
-                        .instrument(span)
-                        .await
-                } else {
-                    pipeline
-                        .ingest(raw, &self.folder.mailbox)
-                        .instrument(span)
-                        .await
-                };
-                match outcome {
-                    Ok(Outcome::Quarantined { .. }) => {
-                        stats.quarantined += 1;
-                        bad_uids.push(uid);
-                    }
-                    Ok(Outcome::Duplicate { .. }) => {
-                        stats.duplicates += 1;
-                        stored_uids.push(uid);
-                    }
-                    Ok(_) => {
-                        stats.stored += 1;
-                        stored_uids.push(uid);
-                    }
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                }
-            }
-            // Commit first (done above, per mail), then touch the mailbox,
-            // then remember how far we got.
+            let span = tracing::info_span!("imap_batch", folder = %name, first_uid = batch.first().map(|b| b.0), last_uid = batch_last);
+            let (stored_uids, bad_uids, result) = self
+                .ingest_fetched(pipeline, &batch, &bodies, &mut stats)
+                .instrument(span)
+                .await;
+            // Commit first (done above, one transaction for the batch), then
+            // touch the mailbox, then remember how far we got.
             self.dispose(session, &stored_uids, &bad_uids, can_move)
                 .await?;
             let done_upto = stored_uids
@@ -522,6 +488,83 @@ impl FolderWorker {
             }
         }
         Ok(stats)
+    }
+
+    /// Stores a fetched batch: mail too large to fetch whole is quarantined
+    /// with its header, the rest goes through the pipeline in one store
+    /// transaction. Returns the UIDs stored and quarantined, in order, up to
+    /// the first mail that could not be stored, and why it could not.
+    async fn ingest_fetched(
+        &self,
+        pipeline: &Pipeline<'_>,
+        batch: &[(u32, u32)],
+        bodies: &BTreeMap<u32, Vec<u8>>,
+        stats: &mut DrainStats,
+    ) -> (Vec<u32>, Vec<u32>, Result<(), PipelineError>) {
+        let mailbox = &self.folder.mailbox;
+        let limit = self.config.limits.max_message_bytes;
+        let mut done: Vec<(u32, Outcome)> = Vec::new();
+        let mut uids = Vec::new();
+        let mut raws = Vec::new();
+        let mut failed = None;
+        for &(uid, size) in batch {
+            let Some(raw) = bodies.get(&uid) else {
+                // Expunged by someone else between listing and fetching.
+                continue;
+            };
+            if size as usize <= limit {
+                uids.push(uid);
+                raws.push(raw.as_slice());
+                continue;
+            }
+            // Outside the batch's transaction, which on SQLite holds the
+            // only write lock.
+            match pipeline
+                .quarantine_oversize(raw, size as usize, mailbox)
+                .await
+            {
+                Ok(outcome) => done.push((uid, outcome)),
+                Err(e) => {
+                    failed = Some((uid, e));
+                    break;
+                }
+            }
+        }
+        if failed.is_none() && !raws.is_empty() {
+            let stored = pipeline.ingest_batch(&raws, mailbox).await;
+            let at = uids.get(stored.outcomes.len()).copied().unwrap_or(u32::MAX);
+            done.extend(uids.iter().copied().zip(stored.outcomes));
+            failed = stored.failed.map(|e| (at, e));
+        }
+        let mut stored_uids = Vec::new();
+        let mut bad_uids = Vec::new();
+        done.sort_by_key(|(uid, _)| *uid);
+        for (uid, outcome) in done {
+            // Nothing past a mail that could not be stored counts as done,
+            // or the checkpoint would skip it.
+            if failed.as_ref().is_some_and(|(at, _)| uid > *at) {
+                break;
+            }
+            match outcome {
+                Outcome::Quarantined { .. } => {
+                    stats.quarantined += 1;
+                    bad_uids.push(uid);
+                }
+                Outcome::Duplicate { .. } => {
+                    stats.duplicates += 1;
+                    stored_uids.push(uid);
+                }
+                _ => {
+                    stats.stored += 1;
+                    stored_uids.push(uid);
+                }
+            }
+        }
+        (
+            stored_uids,
+            bad_uids,
+            failed.map_or(Ok(()), |(_, e)| Err(e)),
+        )
     }
 
     fn count(&self, (ingested, quarantined): (u64, u64)) {

@@ -26,16 +26,17 @@ macro_rules! deadline_backend {
             use super::super::{AlertRow, Breach, ClockChange, NewBreach, Result, StoreError, Target};
 
             type Db = $db;
-            type Tx = sqlx::Transaction<'static, Db>;
+            /// A connection inside the caller's transaction.
+            type Conn = <Db as sqlx::Database>::Connection;
 
             /// Writes a paused or resumed clock with the change that caused it.
-            pub async fn apply_clock(tx: &mut Tx, ticket: i64, clock: &ClockChange) -> Result<()> {
+            pub async fn apply_clock(tx: &mut Conn, ticket: i64, clock: &ClockChange) -> Result<()> {
                 match *clock {
                     ClockChange::Pause { at } => {
                         sqlx::query("UPDATE tickets SET paused_at = COALESCE(paused_at, $2) WHERE id = $1")
                             .bind(ticket)
                             .bind(at)
-                            .execute(&mut **tx)
+                            .execute(&mut *tx)
                             .await?;
                     }
                     ClockChange::Resume {
@@ -49,7 +50,7 @@ macro_rules! deadline_backend {
                         .bind(ticket)
                         .bind(due_at)
                         .bind(first_response_due_at)
-                        .execute(&mut **tx)
+                        .execute(&mut *tx)
                         .await?;
                     }
                 }
@@ -58,21 +59,21 @@ macro_rules! deadline_backend {
 
             /// The client was answered: the first-response target is met
             /// (the first time only) and its alert clears.
-            pub async fn first_response(tx: &mut Tx, ticket: i64, now: i64) -> Result<()> {
+            pub async fn first_response(tx: &mut Conn, ticket: i64, now: i64) -> Result<()> {
                 sqlx::query(
                     "UPDATE tickets SET first_response_at = COALESCE(first_response_at, $2) \
                      WHERE id = $1",
                 )
                 .bind(ticket)
                 .bind(now)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
                 clear_alerts(tx, ticket, Some(Target::FirstResponse), "first response", now).await
             }
 
             /// Clears the open alerts of a ticket (of one target, or all).
             pub async fn clear_alerts(
-                tx: &mut Tx,
+                tx: &mut Conn,
                 ticket: i64,
                 target: Option<Target>,
                 by: &str,
@@ -86,7 +87,7 @@ macro_rules! deadline_backend {
                 .bind(target.map(Target::as_str))
                 .bind(now)
                 .bind(by)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
                 Ok(())
             }

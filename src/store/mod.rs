@@ -9,11 +9,14 @@
 //!
 //! Invariant: everything one message changes (ticket, message, attachments,
 //! participants, keys, history, outbox rows) is written in one transaction.
+//! The intake writes a whole IMAP batch in one transaction ([`StoreTx`]);
+//! a mail from the CLI is a batch of one.
 
 mod deadlines;
 mod model;
 mod sql;
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -58,6 +61,40 @@ impl StoreError {
                         | sqlx::Error::PoolClosed
                         | sqlx::Error::WorkerCrashed
                 ) || e.to_string().contains("database is locked")
+            }
+            _ => false,
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether the database refused the values written (a text it cannot
+    /// hold, a value too large, a constraint), rather than failing as a
+    /// whole: another mail may well be stored.
+    pub fn is_about_the_data(&self) -> bool {
+        let StoreError::Db(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Encode(_) => true,
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                if db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some()
+                {
+                    // SQLSTATE classes 22 (data exception), 23 (integrity
+                    // constraint) and 54 (program limit: a value too large
+                    // for an index).
+                    ["22", "23", "54"]
+                        .iter()
+                        .any(|class| code.starts_with(class))
+                } else {
+                    // SQLite's primary result code (low byte): TOOBIG,
+                    // CONSTRAINT, MISMATCH, RANGE.
+                    code.parse::<i64>()
+                        .is_ok_and(|c| matches!(c & 0xff, 18 | 19 | 20 | 25))
+                }
             }
             _ => false,
         }
@@ -154,7 +191,27 @@ impl Store {
     /// keys, history and outbox, all or nothing. Returns `Duplicate` when a
     /// concurrent writer stored the same message first.
     pub async fn create_ticket(&self, new: &NewTicket<'_>) -> Result<CreateOutcome> {
-        dispatch!(self, create_ticket(new))
+        let mut tx = self.begin().await?;
+        let Some(ticket) = tx.create_ticket(new).await? else {
+            return Ok(CreateOutcome::Duplicate);
+        };
+        let mut queued = tx.commit().await?;
+        Ok(CreateOutcome::Created {
+            ticket,
+            queued: queued.remove(&ticket).unwrap_or_default(),
+        })
+    }
+
+    /// A write transaction for several mails (see [`StoreTx`]).
+    pub async fn begin(&self) -> Result<StoreTx> {
+        let tx = match &self.backend {
+            Backend::Sqlite(pool) => TxBackend::Sqlite(sql::sqlite::begin(pool).await?),
+            Backend::Postgres(pool) => TxBackend::Postgres(sql::postgres::begin(pool).await?),
+        };
+        Ok(StoreTx {
+            tx,
+            pending: Pending::default(),
+        })
     }
 
     /// Keeps a mail that could not be ticketed. Storing the same bytes
@@ -193,7 +250,10 @@ impl Store {
 
     /// Appends a follow-up to an existing ticket, in one transaction.
     pub async fn append_message(&self, add: &AppendMessage<'_>) -> Result<AppendOutcome> {
-        dispatch!(self, append_message(add))
+        let mut tx = self.begin().await?;
+        let outcome = tx.append_message(add).await?;
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     /// An agent's change (owner, state, outcome) with its history and mails.
@@ -348,6 +408,130 @@ impl Store {
 
     pub async fn auto_mail_count(&self, address: &str, since: i64) -> Result<i64> {
         dispatch!(self, auto_mail_count(address, since))
+    }
+}
+
+enum TxBackend {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// One write transaction that several mails share: an IMAP batch is
+/// stored with one commit instead of one per mail (each statement is a hop
+/// to SQLite's worker thread or a round trip to PostgreSQL, and each commit
+/// a flush to disk). Lookups through it see what it wrote before the
+/// commit, so a follow-up threads onto a ticket opened earlier in the same
+/// batch. Dropped without `commit`, it rolls back.
+///
+/// On SQLite it holds the write lock from the start (`BEGIN IMMEDIATE`):
+/// nothing else may write through the pool while it is open.
+pub struct StoreTx {
+    tx: TxBackend,
+    /// The mails and history lines of the changes so far, written at commit.
+    pending: Pending,
+}
+
+/// Runs the same call on the transaction's connection, whichever backend.
+macro_rules! dispatch_tx {
+    ($self:expr, $f:ident ( $($arg:expr),* )) => {
+        match &mut $self.tx {
+            TxBackend::Sqlite(tx) => sql::sqlite::$f(&mut **tx, $($arg),*).await,
+            TxBackend::Postgres(tx) => sql::postgres::$f(&mut **tx, $($arg),*).await,
+        }
+    };
+}
+
+impl StoreTx {
+    /// Writes what the changes left pending, then commits. Returns the kinds
+    /// of the mails queued, per ticket (a mail held back by the limit on
+    /// automatic mail is not among them).
+    pub async fn commit(mut self) -> Result<BTreeMap<i64, Vec<String>>> {
+        let queued = dispatch_tx!(self, flush_pending(&self.pending))?;
+        match self.tx {
+            TxBackend::Sqlite(tx) => tx.commit().await?,
+            TxBackend::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(queued)
+    }
+
+    /// See [`Store::find_message`].
+    pub async fn find_message(&mut self, dedupe_key: &str) -> Result<Option<StoredMessageRef>> {
+        dispatch_tx!(self, find_message(dedupe_key))
+    }
+
+    /// See [`Store::record_arrival`].
+    pub async fn record_arrival(&mut self, message: i64, mailbox: &str, now: i64) -> Result<bool> {
+        dispatch_tx!(self, record_arrival(message, mailbox, now))
+    }
+
+    /// A new ticket with its first message; `None` when the message is
+    /// already stored (then nothing of it stays written). Its mails are
+    /// queued at commit.
+    pub async fn create_ticket(&mut self, new: &NewTicket<'_>) -> Result<Option<i64>> {
+        dispatch_tx!(self, create_ticket(new, &mut self.pending))
+    }
+
+    /// A follow-up on its ticket; its mails are queued at commit.
+    pub async fn append_message(&mut self, add: &AppendMessage<'_>) -> Result<AppendOutcome> {
+        dispatch_tx!(self, append_message(add, &mut self.pending))
+    }
+
+    pub async fn ticket_for_message_ids(&mut self, ids: &[String]) -> Result<Option<i64>> {
+        dispatch_tx!(self, ticket_for_message_ids(ids))
+    }
+
+    pub async fn ticket_state(&mut self, number: i64) -> Result<Option<TicketState>> {
+        dispatch_tx!(self, ticket_state(number))
+    }
+
+    pub async fn open_ticket_for_key(
+        &mut self,
+        name: &str,
+        value: &str,
+        requester: &str,
+        domain: Option<&str>,
+    ) -> Result<Option<i64>> {
+        dispatch_tx!(self, open_ticket_for_key(name, value, requester, domain))
+    }
+
+    pub async fn is_participant(&mut self, ticket: i64, address: &str) -> Result<bool> {
+        dispatch_tx!(self, is_participant(ticket, address))
+    }
+
+    /// See [`Store::owner_load`].
+    pub async fn owner_load(&mut self, owner: &str) -> Result<(i64, Option<i64>)> {
+        dispatch_tx!(self, owner_load(owner))
+    }
+}
+
+/// The history lines and mails of the changes made in a transaction, kept
+/// until it commits. Then the limit on automatic mail is counted once for
+/// all their recipients, and outbox rows, the log behind the limit, the
+/// outgoing messages and history lines get one multi-row insert each,
+/// instead of a handful of statements per mail. Nothing read during the
+/// transaction depends on them: a customer cannot answer an
+/// acknowledgement that has not been sent.
+#[derive(Debug, Default)]
+struct Pending {
+    changes: Vec<PendingChange>,
+}
+
+#[derive(Debug)]
+struct PendingChange {
+    ticket: i64,
+    now: i64,
+    events: Vec<NewEvent>,
+    outgoing: Vec<OutgoingMail>,
+}
+
+impl Pending {
+    fn push(&mut self, ticket: i64, now: i64, events: Vec<NewEvent>, outgoing: Vec<OutgoingMail>) {
+        self.changes.push(PendingChange {
+            ticket,
+            now,
+            events,
+            outgoing,
+        });
     }
 }
 
