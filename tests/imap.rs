@@ -9,7 +9,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::mailstack::{MailStack, customer_mail};
-use common::{Backend, Deployment};
+use common::{Backend, Deployment, http_get};
 
 /// An account section for the test deployment; `folders` is TOML.
 fn account(
@@ -516,17 +516,6 @@ fn logged_health_port(d: &Deployment) -> u16 {
         }
     }
     panic!("the daemon did not log its health endpoint");
-}
-
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (code, out.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
 }
 
 #[test]
