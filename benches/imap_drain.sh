@@ -66,13 +66,16 @@ drain() { # $1 label, $2 url
   config "$2" "$1" > "$work/$1.toml"
   local start end
   start=$(date +%s.%N)
-  BENCH_PASS=soporte-pass /usr/bin/time -f "%M" -o "$work/$1.rss" "$bin" --config "$work/$1.toml" run --once > "$work/$1.out"
+  BENCH_PASS=soporte-pass /usr/bin/time -f "%M %U %S" -o "$work/$1.rss" ${BUZON_BENCH_WRAP:-} "$bin" --config "$work/$1.toml" run --once > "$work/$1.out"
   end=$(date +%s.%N)
   python3 - "$1" "$n" "$start" "$end" "$(cat "$work/$1.rss")" "$(cat "$work/$1.out")" <<'PY'
 import sys
-label, n, start, end, rss, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+label, n, start, end, usage, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5].split(), sys.argv[6]
+rss, cpu = int(usage[0]), float(usage[1]) + float(usage[2])
 took = end - start
-print(f"buzon run --once ({label}): {n} mails in {took:.2f} s = {n / took:.0f} mails/s, peak RSS {rss / 1024:.1f} MB  [{out.strip()}]")
+# CPU time of buzon itself (user + sys) tells whether the drain waits on
+# the database or works: well under the wall time means it waits.
+print(f"buzon run --once ({label}): {n} mails in {took:.2f} s = {n / took:.0f} mails/s, peak RSS {rss / 1024:.1f} MB, buzon CPU {cpu:.2f} s  [{out.strip()}]")
 PY
 }
 
