@@ -7,10 +7,11 @@
 //! machine without it runs the test over the project's own fixtures only
 //! and says so.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use buzon::config::{Config, Mailbox};
 use buzon::parse::parse;
 use buzon::pipeline::{Outcome, Pipeline};
 use buzon::store::Store;
@@ -89,18 +90,10 @@ fn every_corpus_mail_is_ticketed_or_quarantined() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let mut config =
-        Config::with_defaults(format!("sqlite:{}", dir.path().join("corpus.db").display()));
-    config.mailboxes.insert(
-        "corpus".into(),
-        Mailbox {
-            address: "soporte@buzon.example".into(),
-            display_name: None,
-            pipeline: "Soporte".into(),
-            owner: None,
-            priority: Default::default(),
-            acknowledge: true,
-        },
+    let config = common::library_config(
+        &dir.path().join("corpus.db"),
+        "corpus",
+        "soporte@buzon.example",
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (created, duplicate, quarantined) = rt.block_on(async {

@@ -48,17 +48,12 @@ fn scenario(backend: Backend) -> (Deployment, Vec<String>) {
         numbers.extend(ticket_numbers(&d.ingest(mailbox, &path)));
     }
     assert_eq!(numbers.len(), 4, "{numbers:?}");
-    let body = d.dir.path().join("reply.txt");
-    std::fs::write(&body, "Hola Camila, la firma ya quedó habilitada.\n").unwrap();
-    let out = d.ok(&[
-        "tickets",
+    let out = d.agent_mail_ok(
         "reply",
         &numbers[0],
-        "--body-file",
-        body.to_str().unwrap(),
-        "--as",
+        "Hola Camila, la firma ya quedó habilitada.\n",
         "x",
-    ]);
+    );
     assert!(out.contains("reply queued"), "{out}");
     d.ok(&["tickets", "close", &numbers[1], "--outcome", "success"]);
     (d, numbers)

@@ -291,21 +291,8 @@ fn updates_and_document_requests_reach_the_client(backend: Backend) {
     let mail = customer_mail(&d, &t, 1, &format!("Cc: Socio <{cc}>\r\n"));
     let number = ticket_numbers(&d.ingest("soporte", &mail))[0].clone();
     stack.wait_for("customer", &customer(&t), 1, WAIT); // the acknowledgement
-    let body = d.dir.path().join("novedad.txt");
-    std::fs::write(
-        &body,
-        "Se fijó audiencia preparatoria para el 3 de diciembre.\n",
-    )
-    .unwrap();
-    let out = d.ok(&[
-        "tickets",
-        "update",
-        &number,
-        "--body-file",
-        body.to_str().unwrap(),
-        "--as",
-        "paula",
-    ]);
+    let novedad = "Se fijó audiencia preparatoria para el 3 de diciembre.\n";
+    let out = d.agent_mail_ok("update", &number, novedad, "paula");
     assert!(out.contains("update queued"), "{out}");
     let out = d.ok(&[
         "tickets",
@@ -381,13 +368,7 @@ fn updates_and_document_requests_reach_the_client(backend: Backend) {
     );
     // Internal: no mail to the client, the agent is told why.
     d.ok(&["tickets", "internal", &number, "--on"]);
-    let refused = d.run(&[
-        "tickets",
-        "update",
-        &number,
-        "--body-file",
-        body.to_str().unwrap(),
-    ]);
+    let refused = d.agent_mail("update", &number, novedad, "paula");
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("internal"));
     assert_eq!(stack.settled("customer", &customer(&t), QUIET).len(), 3);
@@ -798,7 +779,6 @@ fn template_files_replace_the_builtin_words_and_are_checked_at_load() {
 /// server needed to decide; the SMTP tests above prove the channel).
 #[test]
 fn corpus_automatic_mail_is_never_acknowledged() {
-    use buzon::config::{Config, Mailbox};
     use buzon::pipeline::{Outcome, Pipeline};
     use buzon::store::Store;
 
@@ -829,18 +809,10 @@ fn corpus_automatic_mail_is_never_acknowledged() {
         files.push(e.path());
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut config =
-        Config::with_defaults(format!("sqlite:{}", dir.path().join("auto.db").display()));
-    config.mailboxes.insert(
-        "soporte".into(),
-        Mailbox {
-            address: "soporte@example.test".into(),
-            display_name: None,
-            pipeline: "Soporte".into(),
-            owner: None,
-            priority: Default::default(),
-            acknowledge: true,
-        },
+    let config = common::library_config(
+        &dir.path().join("auto.db"),
+        "soporte",
+        "soporte@example.test",
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

@@ -288,21 +288,12 @@ fn agent_commands_change_the_ticket_and_mail_the_contact(backend: Backend) {
         "--as",
         "camila",
     ]);
-    let body = d.dir.path().join("reply.txt");
-    std::fs::write(
-        &body,
-        "Hola Felipe, necesitamos el RUT del segundo firmante.\n",
-    )
-    .unwrap();
-    let out = d.ok(&[
-        "tickets",
+    let out = d.agent_mail_ok(
         "reply",
         &number,
-        "--body-file",
-        body.to_str().unwrap(),
-        "--as",
+        "Hola Felipe, necesitamos el RUT del segundo firmante.\n",
         "camila",
-    ]);
+    );
     assert!(out.contains("reply queued"), "{out}");
     let shown = d.show_json(&number);
     assert_eq!(shown["ticket"]["owner"], "camila");

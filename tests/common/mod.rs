@@ -150,6 +150,26 @@ impl Deployment {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Writes `body` to a file and runs `buzon tickets VERB N --body-file
+    /// FILE --as AGENT` (reply, update): what an agent does.
+    pub fn agent_mail(&self, verb: &str, number: &str, body: &str, agent: &str) -> Output {
+        let file = self.dir.path().join(format!("{verb}-{number}.txt"));
+        std::fs::write(&file, body).unwrap();
+        let file = file.to_str().unwrap();
+        self.run(&["tickets", verb, number, "--body-file", file, "--as", agent])
+    }
+
+    /// As `agent_mail`, asserting success; returns stdout.
+    pub fn agent_mail_ok(&self, verb: &str, number: &str, body: &str, agent: &str) -> String {
+        let out = self.agent_mail(verb, number, body, agent);
+        assert!(
+            out.status.success(),
+            "buzon tickets {verb} {number} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn ingest(&self, mailbox: &str, file: &Path) -> String {
         self.ok(&["ingest", "--mailbox", mailbox, file.to_str().unwrap()])
     }
@@ -229,4 +249,22 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A configuration for driving the library directly: SQLite at `db`, one
+/// mailbox `name` with `address`, built-in templates, no rules.
+pub fn library_config(db: &Path, name: &str, address: &str) -> buzon::config::Config {
+    let mut config = buzon::config::Config::with_defaults(format!("sqlite:{}", db.display()));
+    config.mailboxes.insert(
+        name.into(),
+        buzon::config::Mailbox {
+            address: address.into(),
+            display_name: None,
+            pipeline: "Soporte".into(),
+            owner: None,
+            priority: Default::default(),
+            acknowledge: true,
+        },
+    );
+    config
 }
