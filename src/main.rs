@@ -17,8 +17,11 @@ use buzon::store::{Store, TicketFilter, now_ms};
 use buzon::ticket::{Outcome as TicketOutcome, Priority, State, display_number, parse_number};
 use buzon::view;
 
-/// sysexits.h EX_TEMPFAIL: an MTA piping mail into `buzon ingest` retries
-/// later instead of bouncing when the database is briefly unavailable.
+/// sysexits.h EX_TEMPFAIL: an MTA piping mail into `buzon ingest` keeps the
+/// mail and retries later instead of bouncing it to the customer. `ingest`
+/// exits with it whenever a mail was not stored: the database was away, or
+/// the configuration, rules or templates do not load (an admin's mistake
+/// must not turn customers' mail into bounces).
 const EX_TEMPFAIL: u8 = 75;
 
 #[derive(Parser)]
@@ -294,6 +297,11 @@ enum ShowFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    let failure = if matches!(cli.command, Command::Ingest { .. }) {
+        ExitCode::from(EX_TEMPFAIL)
+    } else {
+        ExitCode::FAILURE
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -301,14 +309,14 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("buzon: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return failure;
         }
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("buzon: {e:#}");
-            ExitCode::FAILURE
+            failure
         }
     }
 }
@@ -453,7 +461,7 @@ async fn ingest(
             }
             Err(e) => {
                 eprintln!("buzon: {name}: not stored: {e}");
-                worst = ExitCode::from(if e.is_transient() { EX_TEMPFAIL } else { 1 });
+                worst = ExitCode::from(EX_TEMPFAIL);
             }
         }
     }

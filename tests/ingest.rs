@@ -324,7 +324,42 @@ on_both_backends!(
     garbage_stays_quarantined_on_retry,
     stdin_ingest_and_list_filters,
     csv_export_round_trips,
+    broken_templates_defer_the_mail_instead_of_bouncing_it,
 );
+
+/// An MTA pipes mail into `buzon ingest`: when the templates (or rules, or
+/// configuration) are broken the mail must stay in the MTA's queue (exit
+/// 75, EX_TEMPFAIL), not bounce; once fixed, the retry stores it.
+fn broken_templates_defer_the_mail_instead_of_bouncing_it(backend: Backend) {
+    let d = Deployment::new(backend);
+    let templates = d.dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        templates.join("acknowledgement.txt"),
+        "Subject: {{ tag }} Recibido\n\nSu número es {{ tikcet }}.\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        format!("{text}\n[templates]\ndir = \"{}\"\n", templates.display()),
+    )
+    .unwrap();
+    let mail = fixture("ingest/utf8-qp.eml");
+    let out = d.run(&["ingest", "--mailbox", "soporte", mail.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("acknowledgement.txt:3"),
+        "{out:?}"
+    );
+    assert!(d.tickets_json().is_empty(), "nothing was stored");
+    std::fs::write(
+        templates.join("acknowledgement.txt"),
+        "Subject: {{ tag }} Recibido\n\nSu número es {{ ticket }}.\n",
+    )
+    .unwrap();
+    assert_eq!(ticket_numbers(&d.ingest("soporte", &mail)).len(), 1);
+}
 
 #[test]
 fn unknown_mailbox_is_refused_naming_the_configured_ones() {
