@@ -8,7 +8,7 @@ use crate::outbound::compose::{self, Auto, AutoSubmitted, Envelope, MailParts, t
 use crate::outbound::plan::Plan;
 use crate::outbound::templates::{self, Templates, Vars};
 use crate::pipeline::domain_of;
-use crate::store::{NewEvent, Store, StoreError, TicketDetail, TicketUpdate, now_ms};
+use crate::store::{NewEvent, Store, StoreError, Target, TicketDetail, TicketUpdate, now_ms};
 use crate::thread::{IdSigner, strip_reply_prefixes};
 use crate::ticket::{Outcome, State, display_number};
 
@@ -251,6 +251,18 @@ impl Agent<'_> {
             received_item: Some(item.to_string()),
             now: self.now(),
             events: vec![self.event("document_received", item.to_string())],
+            ..TicketUpdate::default()
+        };
+        self.apply(ticket, change, None).await
+    }
+
+    /// Moves a deadline by hand ("Fecha Límite"): `at` is the new due time.
+    pub async fn set_due(&self, ticket: i64, target: Target, at: i64) -> Result<(), AgentError> {
+        let when = crate::view::local_time(at, self.calendar.time_zone());
+        let change = TicketUpdate {
+            due: Some((target, at)),
+            now: self.now(),
+            events: vec![self.event("due", format!("{} due {when}", target.as_str()))],
             ..TicketUpdate::default()
         };
         self.apply(ticket, change, None).await

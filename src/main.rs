@@ -13,7 +13,7 @@ use buzon::agent::Agent;
 use buzon::config::{Config, DEFAULT_CONFIG_PATH, Sources};
 use buzon::outbound::deliver::{self, DrainReport, Transport};
 use buzon::pipeline::{Outcome, Pipeline};
-use buzon::store::{Store, TicketFilter, now_ms};
+use buzon::store::{Store, Target, TicketFilter, now_ms};
 use buzon::ticket::{Outcome as TicketOutcome, Priority, State, display_number, parse_number};
 use buzon::view;
 
@@ -205,6 +205,17 @@ enum TicketsCommand {
         items: Vec<String>,
         #[arg(long)]
         note: Option<String>,
+        #[arg(long = "as")]
+        agent: Option<String>,
+    },
+    /// Move a deadline by hand (the resolution's, or with --first-response
+    /// the first answer's): "2026-12-10 18:00" or "2026-12-10" (end of that
+    /// day), in deployment.time_zone.
+    Due {
+        number: String,
+        when: String,
+        #[arg(long)]
+        first_response: bool,
         #[arg(long = "as")]
         agent: Option<String>,
     },
@@ -657,6 +668,30 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
             );
             flush_after(config, store).await;
         }
+        TicketsCommand::Due {
+            number,
+            when,
+            first_response,
+            agent,
+        } => {
+            let n = ticket_number(prefix, &number)?;
+            let at = local_instant(&when, &tz)?;
+            let target = if first_response {
+                Target::FirstResponse
+            } else {
+                Target::Resolution
+            };
+            agent_for(config, store, agent)
+                .await?
+                .set_due(n, target, at)
+                .await?;
+            println!(
+                "{}: {} due {}",
+                display_number(prefix, n),
+                target.as_str(),
+                view::local_time(at, &tz)
+            );
+        }
         TicketsCommand::Received {
             number,
             item,
@@ -791,6 +826,31 @@ where
         }
         None => anyhow::anyhow!(canonical),
     })
+}
+
+/// "2026-12-10 18:00" (or "2026-12-10T18:00", or a date alone: the end of
+/// that day) in the deployment's time zone, as Unix ms.
+fn local_instant(text: &str, tz: &jiff::tz::TimeZone) -> Result<i64> {
+    let text = text.trim();
+    let civil = match text.parse::<jiff::civil::DateTime>() {
+        Ok(dt) => dt,
+        Err(_) => text
+            .replace(' ', "T")
+            .parse::<jiff::civil::DateTime>()
+            .or_else(|_| {
+                text.parse::<jiff::civil::Date>()
+                    .map(|d| d.to_datetime(jiff::civil::Time::constant(23, 59, 0, 0)))
+            })
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "'{text}' is not a date: write \"2026-12-10 18:00\" or \"2026-12-10\" (local time)"
+                )
+            })?,
+    };
+    let zoned = civil
+        .to_zoned(tz.clone())
+        .map_err(|e| anyhow::anyhow!("'{text}' does not exist in that time zone: {e}"))?;
+    Ok(zoned.timestamp().as_millisecond())
 }
 
 /// The text of a mail an agent wrote in a file.

@@ -396,6 +396,43 @@ fn waiting_on_the_contact_pauses_the_clock(backend: Backend) {
     });
 }
 
+/// Seed 001's "Fecha Límite" set by hand: the alert of the old date clears,
+/// the new date is a new promise with its own alert if missed.
+fn a_deadline_moved_by_hand_is_a_new_promise(backend: Backend) {
+    let d = deployment(backend, "");
+    let config = load(&d);
+    let rt = runtime();
+    rt.block_on(async {
+        let store = open(&config).await;
+        let pipeline = Pipeline::new(&config, &store).await.unwrap();
+        copy_request(&pipeline, "moved", "2026-12-04 16:00").await;
+        let watch = Watch::new(&config, &store).await.unwrap();
+        assert_eq!(recorded(&watch, "2026-12-07 11:01").await, 1);
+    });
+    let out = d.ok(&[
+        "tickets",
+        "due",
+        "T-1",
+        "--first-response",
+        "2026-12-09 12:00",
+    ]);
+    assert!(out.contains("first_response due 2026-12-09 12:00"), "{out}");
+    let bad = d.run(&["tickets", "due", "T-1", "el martes"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("2026-12-10 18:00"));
+    rt.block_on(async {
+        let store = open(&config).await;
+        let t = store.ticket(1).await.unwrap().ticket;
+        assert_eq!(t.first_response_due_at, Some(santiago("2026-12-09 12:00")));
+        let alerts = store.alerts(None, true).await.unwrap();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].cleared_by.as_deref(), Some("due date moved"));
+        let watch = Watch::new(&config, &store).await.unwrap();
+        assert_eq!(recorded(&watch, "2026-12-09 11:59").await, 0);
+        assert_eq!(recorded(&watch, "2026-12-09 12:01").await, 1);
+    });
+}
+
 fn alerts_in(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|entries| {
@@ -484,4 +521,5 @@ on_both_backends!(
     two_instances_alert_once,
     waiting_on_the_contact_pauses_the_clock,
     the_daemon_alerts_without_new_mail,
+    a_deadline_moved_by_hand_is_a_new_promise,
 );

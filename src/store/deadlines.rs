@@ -71,6 +71,24 @@ macro_rules! deadline_backend {
                 clear_alerts(tx, ticket, Some(Target::FirstResponse), "first response", now).await
             }
 
+            /// Moves one deadline by hand; the alert of the old one clears
+            /// (a new breach of the new date gets its own alert).
+            pub async fn move_due(
+                tx: &mut Conn,
+                ticket: i64,
+                target: Target,
+                at: i64,
+                now: i64,
+            ) -> Result<()> {
+                // Two static texts rather than a column name in a string.
+                let sql = match target {
+                    Target::FirstResponse => "UPDATE tickets SET first_response_due_at = $2 WHERE id = $1",
+                    Target::Resolution => "UPDATE tickets SET due_at = $2 WHERE id = $1",
+                };
+                sqlx::query(sql).bind(ticket).bind(at).execute(&mut *tx).await?;
+                clear_alerts(tx, ticket, Some(target), "due date moved", now).await
+            }
+
             /// Clears the open alerts of a ticket (of one target, or all).
             pub async fn clear_alerts(
                 tx: &mut Conn,

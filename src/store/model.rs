@@ -216,6 +216,9 @@ pub struct TicketUpdate {
     /// This change answers the client (meets the first-response target and
     /// clears its alert). What counts is `deadlines.first_response_met_by`.
     pub first_response: bool,
+    /// A deadline moved by hand (the seed's "Fecha Límite"): a new promise,
+    /// so the alert of the old one clears.
+    pub due: Option<(Target, i64)>,
     pub now: i64,
     pub events: Vec<NewEvent>,
     pub outgoing: Vec<OutgoingMail>,

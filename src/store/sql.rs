@@ -601,6 +601,10 @@ macro_rules! backend {
                 if change.first_response {
                     super::super::deadlines::$module::first_response(&mut *tx, number, change.now).await?;
                 }
+                if let Some((target, at)) = change.due {
+                    super::super::deadlines::$module::move_due(&mut *tx, number, target, at, change.now)
+                        .await?;
+                }
                 if closing {
                     super::super::deadlines::$module::clear_alerts(&mut *tx, number, None, "done", change.now)
                         .await?;
