@@ -794,3 +794,111 @@ fn a_mail_the_database_refuses_is_quarantined_and_the_rest_of_its_batch_stored()
         "{again}"
     );
 }
+
+/// Mints an HS256 JWT the way an identity provider would (claims `sub`,
+/// `email`, `iat`, `exp` = now + LIFETIME seconds, negative = already
+/// expired), prints it, and keeps a copy in OUT so the test can check that
+/// no log or error ever holds it.
+const MINT_TOKEN: &str = r#"import base64, hashlib, hmac, json, sys, time
+key_file, email, lifetime, out = sys.argv[1:5]
+key = base64.b64decode(open(key_file).read())
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+now = int(time.time())
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b64(json.dumps({"sub": email, "email": email, "iat": now - 5, "exp": now + int(lifetime)}).encode())
+sig = b64(hmac.new(key, (head + "." + body).encode(), hashlib.sha256).digest())
+token = head + "." + body + "." + sig
+open(out, "w").write(token)
+print(token)
+"#;
+
+/// XOAUTH2 against a Dovecot that checks the JWT itself (oauth2 passdb,
+/// `introspection_mode = local`): a token from `token_command` logs in and
+/// the mail becomes a ticket; an expired token is refused with a clear error,
+/// the mail stays unread in the folder and nothing is stored; the token
+/// shows up in no output at `BUZON_LOG=debug`.
+#[test]
+fn xoauth2_login_with_a_token_from_a_command() {
+    let stack = MailStack::start_with_oauth2();
+    load(&stack, "finanzas", "INBOX", 0..2, "oa"); // passwords still work
+    let d = deployment(Backend::Sqlite, &stack, &[]);
+    let script = d.dir.path().join("mint-token.py");
+    std::fs::write(&script, MINT_TOKEN).unwrap();
+    let minted = d.dir.path().join("last-token");
+    let account = |lifetime: i64| {
+        format!(
+            "[accounts.finanzas]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+             username = \"finanzas@example.test\"\nauth = \"xoauth2\"\n\
+             token_command = \"python3 '{}' '{}' finanzas@example.test {lifetime} '{}'\"\n\
+             poll_seconds = 1\nfolders = [{{ folder = \"INBOX\", mailbox = \"finanzas\" }}]\n",
+            stack.port("IMAP_PORT"),
+            script.display(),
+            stack.oauth2_key_file().display(),
+            minted.display()
+        )
+    };
+    let base = std::fs::read_to_string(&d.config).unwrap();
+    let run_with = |lifetime: i64| {
+        std::fs::write(&d.config, format!("{base}{}", account(lifetime))).unwrap();
+        let out = d
+            .cmd()
+            .env("BUZON_LOG", "debug")
+            .args(["run", "--once"])
+            .output()
+            .unwrap();
+        let token = std::fs::read_to_string(&minted).unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Neither the token nor any part of its signature leaks.
+        let sig = token.rsplit('.').next().unwrap();
+        assert!(
+            !text.contains(&token) && !text.contains(sig),
+            "the token leaked:\n{text}"
+        );
+        (out.status, text)
+    };
+
+    let (status, out) = run_with(300);
+    assert!(status.success(), "{out}");
+    assert!(out.contains("finanzas/INBOX: 2 stored"), "{out}");
+    assert_eq!(counts(&d), (2, 2));
+    assert!(
+        stack
+            .dovecot_log()
+            .contains("Login: user=<finanzas@example.test>, method=XOAUTH2"),
+        "{}",
+        stack.dovecot_log()
+    );
+
+    // The provider hands out an expired token: refused, nothing stored.
+    load(&stack, "finanzas", "INBOX", 2..3, "oa");
+    let (status, out) = run_with(-60);
+    assert!(!status.success(), "{out}");
+    assert!(
+        out.contains("login as finanzas@example.test failed"),
+        "the error names the account and the login: {out}"
+    );
+    assert!(
+        stack
+            .dovecot_log()
+            .contains("Local validation failed: Token has expired"),
+        "Dovecot refused it for being expired: {}",
+        stack.dovecot_log()
+    );
+    assert_eq!(counts(&d), (2, 2), "nothing stored");
+    let listed = folder_list(&stack, "finanzas", "INBOX");
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(
+        !listed[2].1.iter().any(|f| f.contains("Seen")),
+        "the new mail stays unread: {listed:?}"
+    );
+
+    // A fresh token again: the waiting mail is picked up.
+    let (status, out) = run_with(300);
+    assert!(status.success(), "{out}");
+    assert!(out.contains("finanzas/INBOX: 1 stored"), "{out}");
+    assert_eq!(counts(&d), (3, 3));
+}

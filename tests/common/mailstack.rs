@@ -23,6 +23,18 @@ fn harness(script: &str) -> PathBuf {
 
 impl MailStack {
     pub fn start() -> MailStack {
+        Self::start_opts(false)
+    }
+
+    /// Like [`MailStack::start`], and Dovecot also offers AUTHENTICATE
+    /// XOAUTH2 / OAUTHBEARER: an oauth2 passdb validates JWTs locally
+    /// (HS256 with the key in [`MailStack::oauth2_key_file`]; claims `sub`,
+    /// `exp` and `email` = the login name). Passwords keep working.
+    pub fn start_with_oauth2() -> MailStack {
+        Self::start_opts(true)
+    }
+
+    fn start_opts(oauth2: bool) -> MailStack {
         // Inside the run dir of tests/run.sh when there is one, so that a
         // stack leaked by a killed test is still stopped at the end.
         let (tmp, parent) = match std::env::var("BUZON_TEST_RUN_DIR") {
@@ -38,6 +50,7 @@ impl MailStack {
             .arg(harness("mail-start.sh"))
             .arg(&dir)
             .env("MAILTEST_SMTP", "none")
+            .env("MAILTEST_OAUTH2", if oauth2 { "1" } else { "0" })
             .output()
             .unwrap();
         assert!(
@@ -69,6 +82,18 @@ impl MailStack {
 
     pub fn ca(&self) -> String {
         self.env["MAILTEST_CA"].clone()
+    }
+
+    /// The base64 HS256 key that Dovecot checks tokens with (only with
+    /// [`MailStack::start_with_oauth2`]).
+    pub fn oauth2_key_file(&self) -> PathBuf {
+        PathBuf::from(&self.env["OAUTH2_KEY_FILE"])
+    }
+
+    /// Dovecot's log so far (auth failures give their reason there when
+    /// OAuth2 is on).
+    pub fn dovecot_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log/dovecot.log")).unwrap_or_default()
     }
 
     /// Stops Dovecot (the master and its children), keeping its data.
