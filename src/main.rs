@@ -332,9 +332,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// Library logs that carry secrets, silenced whatever `BUZON_LOG` says:
+/// async-imap traces every line it sends (LOGIN passwords, the XOAUTH2
+/// token), lettre's debug lines show the SMTP AUTH exchange.
+const SECRET_BEARING_LOGS: &[&str] = &[
+    "async_imap::imap_stream=off",
+    "lettre::transport::smtp::client=info",
+];
+
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BUZON_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("BUZON_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    for directive in SECRET_BEARING_LOGS {
+        if let Ok(d) = directive.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

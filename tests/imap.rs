@@ -815,8 +815,10 @@ print(token)
 /// XOAUTH2 against a Dovecot that checks the JWT itself (oauth2 passdb,
 /// `introspection_mode = local`): a token from `token_command` logs in and
 /// the mail becomes a ticket; an expired token is refused with a clear error,
-/// the mail stays unread in the folder and nothing is stored; the token
-/// shows up in no output at `BUZON_LOG=debug`.
+/// the mail stays unread in the folder and nothing is stored, without
+/// retrying a login that will be refused again; the token shows up in no
+/// output, not even at `BUZON_LOG=trace` (where the IMAP library would log
+/// every line it sends).
 #[test]
 fn xoauth2_login_with_a_token_from_a_command() {
     let stack = MailStack::start_with_oauth2();
@@ -842,7 +844,7 @@ fn xoauth2_login_with_a_token_from_a_command() {
         std::fs::write(&d.config, format!("{base}{}", account(lifetime))).unwrap();
         let out = d
             .cmd()
-            .env("BUZON_LOG", "debug")
+            .env("BUZON_LOG", "trace")
             .args(["run", "--once"])
             .output()
             .unwrap();
@@ -852,11 +854,16 @@ fn xoauth2_login_with_a_token_from_a_command() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        // Neither the token nor any part of its signature leaks.
+        // Neither the token nor any part of its signature leaks, nor the
+        // base64 SASL response that carries it ("user=finanzas@...\x01auth").
         let sig = token.rsplit('.').next().unwrap();
         assert!(
             !text.contains(&token) && !text.contains(sig),
             "the token leaked:\n{text}"
+        );
+        assert!(
+            !text.contains("dXNlcj1maW5hbnphc0BleGFtcGxlLnRlc3QBYXV0"),
+            "the SASL response leaked:\n{text}"
         );
         (out.status, text)
     };
@@ -878,8 +885,14 @@ fn xoauth2_login_with_a_token_from_a_command() {
     let (status, out) = run_with(-60);
     assert!(!status.success(), "{out}");
     assert!(
-        out.contains("login as finanzas@example.test failed"),
-        "the error names the account and the login: {out}"
+        out.contains("login as finanzas@example.test failed")
+            && out.contains("the server answered: [AUTHENTICATIONFAILED]"),
+        "the error names the account and says what the server said: {out}"
+    );
+    assert_eq!(
+        stack.dovecot_log().matches("Token has expired").count(),
+        1,
+        "a refused login is not retried by --once"
     );
     assert!(
         stack
@@ -896,9 +909,11 @@ fn xoauth2_login_with_a_token_from_a_command() {
         "the new mail stays unread: {listed:?}"
     );
 
-    // A fresh token again: the waiting mail is picked up.
+    // A fresh token again: the waiting mail is picked up, at once (the
+    // runs before gave the folder's lease back).
     let (status, out) = run_with(300);
     assert!(status.success(), "{out}");
+    assert!(!out.contains("standing by"), "{out}");
     assert!(out.contains("finanzas/INBOX: 1 stored"), "{out}");
     assert_eq!(counts(&d), (3, 3));
 }

@@ -199,8 +199,10 @@ impl FolderWorker {
                 .session(&mut pipeline, &mut shutdown, once, &mut total)
                 .await
             {
-                Ok(SessionEnd::Shutdown) => break,
-                Ok(SessionEnd::Drained) => return Ok(total),
+                // Drained (`--once`): give the folder back, so the next cron
+                // run or another instance need not wait for the lease to
+                // expire.
+                Ok(SessionEnd::Shutdown) | Ok(SessionEnd::Drained) => break,
                 Ok(SessionEnd::LostLease) => continue,
                 Err(e) => {
                     failures += 1;
@@ -209,7 +211,10 @@ impl FolderWorker {
                     } else {
                         tracing::debug!(folder = %name, error = %e, "Folder still failing.");
                     }
-                    if once && failures >= 5 {
+                    // A refused login will be refused again: `--once` says
+                    // so at once instead of retrying for a quarter minute.
+                    if once && (failures >= 5 || matches!(e, ImapError::Login { .. })) {
+                        self.give_back_lease().await;
                         return Err(e);
                     }
                     if sleep_or_shutdown(&mut shutdown, backoff.next()).await {
@@ -219,11 +224,15 @@ impl FolderWorker {
                 }
             }
         }
+        self.give_back_lease().await;
+        Ok(total)
+    }
+
+    async fn give_back_lease(&self) {
         let _ = self
             .store
-            .release_lease(&format!("imap:{name}"), &self.instance)
+            .release_lease(&format!("imap:{}", self.name()), &self.instance)
             .await;
-        Ok(total)
     }
 
     /// One connection: drain, then wait for more (IDLE or poll), repeat.
@@ -355,18 +364,18 @@ impl FolderWorker {
         let secret = self.secret().await?;
         let login_err = |(e, _): (async_imap::error::Error, Client<Stream>)| ImapError::Login {
             user: a.username.clone(),
-            reason: e.to_string(),
+            reason: refusal(&e),
         };
         match a.auth {
             ImapAuth::Login => client.login(&a.username, &secret).await.map_err(login_err),
             ImapAuth::Plain => client
-                .authenticate("PLAIN", Plain(format!("\0{}\0{}", a.username, secret)))
+                .authenticate("PLAIN", Once::new(format!("\0{}\0{}", a.username, secret)))
                 .await
                 .map_err(login_err),
             ImapAuth::Xoauth2 => client
                 .authenticate(
                     "XOAUTH2",
-                    Plain(format!(
+                    Once::new(format!(
                         "user={}\x01auth=Bearer {}\x01\x01",
                         a.username, secret
                     )),
@@ -766,13 +775,43 @@ async fn sleep_or_shutdown(shutdown: &mut watch::Receiver<bool>, d: Duration) ->
 }
 
 /// SASL response for AUTHENTICATE PLAIN / XOAUTH2 (one step).
-struct Plain(String);
+/// A SASL initial response sent once. A server that refuses it answers
+/// with a challenge (XOAUTH2: a JSON error) and expects an empty line; the
+/// secret is never sent a second time.
+struct Once(Option<String>);
 
-impl async_imap::Authenticator for Plain {
+impl Once {
+    fn new(response: String) -> Once {
+        Once(Some(response))
+    }
+}
+
+impl async_imap::Authenticator for Once {
     type Response = String;
     fn process(&mut self, _challenge: &[u8]) -> String {
-        self.0.clone()
+        self.0.take().unwrap_or_default()
     }
+}
+
+/// Why the server refused a login, in its own words ("[AUTHENTICATIONFAILED]
+/// Authentication failed.") rather than the library's debug form.
+fn refusal(e: &async_imap::error::Error) -> String {
+    match e {
+        async_imap::error::Error::No(info) | async_imap::error::Error::Bad(info) => {
+            format!("the server answered: {}", server_words(info))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// async-imap reports a NO as `code: None, info: Some("<text>")`; the text
+/// is what an admin needs.
+fn server_words(info: &str) -> &str {
+    const START: &str = "info: Some(\"";
+    info.find(START)
+        .map(|at| &info[at + START.len()..])
+        .and_then(|rest| rest.rfind("\")").map(|end| &rest[..end]))
+        .unwrap_or(info)
 }
 
 /// Exponential backoff with jitter, 1 s doubling to 5 min.
@@ -830,6 +869,16 @@ pub fn workers(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_refused_login_reads_in_the_servers_words() {
+        let raw = r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#;
+        assert_eq!(
+            server_words(raw),
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        );
+        assert_eq!(server_words("something else"), "something else");
+    }
+
     use super::*;
 
     #[test]
