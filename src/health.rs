@@ -39,6 +39,9 @@ pub struct FolderHealth {
     pub lag: i64,
     pub ingested: u64,
     pub quarantined: u64,
+    /// When the OAuth token of the last login expires (Unix ms), when the
+    /// token says (a JWT's `exp`).
+    pub token_expires_at: Option<i64>,
 }
 
 /// Shared by every worker; cheap to update.
@@ -55,15 +58,11 @@ pub struct Health {
     pub deadlines_missed: AtomicU64,
     /// Alerts not cleared yet (all instances).
     pub alerts_open: AtomicI64,
-    /// Seconds until the soonest OAuth token expiry (-1: no token).
-    pub oauth_expiry_seconds: AtomicI64,
 }
 
 impl Health {
     pub fn new() -> Health {
-        let h = Health::default();
-        h.oauth_expiry_seconds.store(-1, Ordering::Relaxed);
-        h
+        Health::default()
     }
 
     fn with<F: FnOnce(&mut FolderHealth)>(&self, folder: &str, f: F) {
@@ -78,6 +77,7 @@ impl Health {
             lag: 0,
             ingested: 0,
             quarantined: 0,
+            token_expires_at: None,
         });
         f(entry);
     }
@@ -97,6 +97,11 @@ impl Health {
     }
 
     /// Records a failure; returns whether the folder was not failing before.
+    /// Records when the OAuth token a folder logged in with expires.
+    pub fn set_token_expiry(&self, folder: &str, expires_at: Option<i64>) {
+        self.with(folder, |h| h.token_expires_at = expires_at);
+    }
+
     pub fn set_failed(&self, folder: &str, error: &str, now: i64) -> bool {
         let mut first = false;
         self.with(folder, |h| {
@@ -217,12 +222,13 @@ impl Health {
             "# HELP buzon_alerts_open Alerts whose deadline is still not met.\n# TYPE buzon_alerts_open gauge\nbuzon_alerts_open {}",
             self.alerts_open.load(Ordering::Relaxed)
         );
+        let folders = self.snapshot();
+        let soonest = folders.values().filter_map(|h| h.token_expires_at).min();
         let _ = writeln!(
             out,
-            "# HELP buzon_oauth_token_expiry_seconds Seconds until the soonest OAuth token expires (-1: none).\n# TYPE buzon_oauth_token_expiry_seconds gauge\nbuzon_oauth_token_expiry_seconds {}",
-            self.oauth_expiry_seconds.load(Ordering::Relaxed)
+            "# HELP buzon_oauth_token_expiry_seconds Seconds until the soonest OAuth token expires (-1: none known).\n# TYPE buzon_oauth_token_expiry_seconds gauge\nbuzon_oauth_token_expiry_seconds {}",
+            soonest.map(|at| (at - now) / 1000).unwrap_or(-1)
         );
-        let folders = self.snapshot();
         let _ = writeln!(
             out,
             "# HELP buzon_folder_lag Mails in the folder not yet stored.\n# TYPE buzon_folder_lag gauge"
@@ -321,6 +327,16 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_soonest_token_expiry_is_reported() {
+        let h = Health::new();
+        assert!(h.metrics(0).contains("buzon_oauth_token_expiry_seconds -1"));
+        h.set_token_expiry("a/INBOX", Some(3_600_000));
+        h.set_token_expiry("b/INBOX", Some(600_000));
+        h.set_token_expiry("c/INBOX", None);
+        assert!(h.metrics(0).contains("buzon_oauth_token_expiry_seconds 600\n"));
+    }
 
     #[test]
     fn unhealthy_only_after_the_threshold() {

@@ -372,16 +372,20 @@ impl FolderWorker {
                 .authenticate("PLAIN", Once::new(format!("\0{}\0{}", a.username, secret)))
                 .await
                 .map_err(login_err),
-            ImapAuth::Xoauth2 => client
-                .authenticate(
-                    "XOAUTH2",
-                    Once::new(format!(
-                        "user={}\x01auth=Bearer {}\x01\x01",
-                        a.username, secret
-                    )),
-                )
-                .await
-                .map_err(login_err),
+            ImapAuth::Xoauth2 => {
+                self.health
+                    .set_token_expiry(&self.name(), jwt_expiry_ms(&secret));
+                client
+                    .authenticate(
+                        "XOAUTH2",
+                        Once::new(format!(
+                            "user={}\x01auth=Bearer {}\x01\x01",
+                            a.username, secret
+                        )),
+                    )
+                    .await
+                    .map_err(login_err)
+            }
         }
     }
 
@@ -804,6 +808,20 @@ fn refusal(e: &async_imap::error::Error) -> String {
     }
 }
 
+/// When an OAuth token expires (Unix ms), if it is a JWT with an `exp`
+/// claim (Microsoft's and Google's access tokens are; an opaque token simply
+/// has no known expiry). Only the claims are read, nothing is verified: the
+/// figure is for `/metrics`, the server decides.
+fn jwt_expiry_ms(token: &str) -> Option<i64> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("exp")?.as_i64()?.checked_mul(1000)
+}
+
 /// async-imap reports a NO as `code: None, info: Some("<text>")`; the text
 /// is what an admin needs.
 fn server_words(info: &str) -> &str {
@@ -869,6 +887,15 @@ pub fn workers(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_jwt_tells_when_it_expires() {
+        // {"alg":"HS256"} . {"sub":"x","exp":1790000000} . signature
+        let token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4IiwiZXhwIjoxNzkwMDAwMDAwfQ.c2ln";
+        assert_eq!(jwt_expiry_ms(token), Some(1_790_000_000_000));
+        assert_eq!(jwt_expiry_ms("opaque-token"), None);
+        assert_eq!(jwt_expiry_ms("a.!!!.c"), None);
+    }
+
     #[test]
     fn a_refused_login_reads_in_the_servers_words() {
         let raw = r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#;
