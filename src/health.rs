@@ -335,7 +335,10 @@ mod tests {
         h.set_token_expiry("a/INBOX", Some(3_600_000));
         h.set_token_expiry("b/INBOX", Some(600_000));
         h.set_token_expiry("c/INBOX", None);
-        assert!(h.metrics(0).contains("buzon_oauth_token_expiry_seconds 600\n"));
+        assert!(
+            h.metrics(0)
+                .contains("buzon_oauth_token_expiry_seconds 600\n")
+        );
     }
 
     #[test]
