@@ -36,6 +36,21 @@ fn account(
     )
 }
 
+/// The account of `soporte` (and `finanzas`) watching its INBOX, in plain
+/// text on loopback, into the buzon mailbox of the same name.
+const SOPORTE_INBOX: (&str, &str, &str, &str) = (
+    "soporte",
+    "soporte",
+    "none",
+    "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
+);
+const FINANZAS_INBOX: (&str, &str, &str, &str) = (
+    "finanzas",
+    "finanzas",
+    "none",
+    "[{ folder = \"INBOX\", mailbox = \"finanzas\" }]",
+);
+
 fn deployment(
     backend: Backend,
     stack: &MailStack,
@@ -193,24 +208,7 @@ fn backlog_in_two_folders_drains_once_and_only_once() {
     let stack = MailStack::start();
     load(&stack, "soporte", "INBOX", 0..300, "a");
     load(&stack, "finanzas", "INBOX", 300..500, "b");
-    let d = deployment(
-        Backend::Sqlite,
-        &stack,
-        &[
-            (
-                "soporte",
-                "soporte",
-                "none",
-                "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
-            ),
-            (
-                "finanzas",
-                "finanzas",
-                "none",
-                "[{ folder = \"INBOX\", mailbox = \"finanzas\" }]",
-            ),
-        ],
-    );
+    let d = deployment(Backend::Sqlite, &stack, &[SOPORTE_INBOX, FINANZAS_INBOX]);
     let out = d.ok(&["run", "--once"]);
     assert!(out.contains("soporte/INBOX: 300 stored"), "{out}");
     assert!(out.contains("finanzas/INBOX: 200 stored"), "{out}");
@@ -231,16 +229,7 @@ fn backlog_in_two_folders_drains_once_and_only_once() {
 #[test]
 fn idle_turns_a_new_mail_into_a_ticket_quickly() {
     let stack = MailStack::start();
-    let d = deployment(
-        Backend::Sqlite,
-        &stack,
-        &[(
-            "soporte",
-            "soporte",
-            "none",
-            "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
-        )],
-    );
+    let d = deployment(Backend::Sqlite, &stack, &[SOPORTE_INBOX]);
     let child = spawn_run(&d, false);
     std::thread::sleep(Duration::from_millis(1500)); // connected and idling
     let start = Instant::now();
@@ -258,16 +247,7 @@ fn idle_turns_a_new_mail_into_a_ticket_quickly() {
 fn dovecot_restart_mid_drain_loses_and_doubles_nothing() {
     let stack = MailStack::start();
     load(&stack, "soporte", "INBOX", 0..400, "r");
-    let d = deployment(
-        Backend::Sqlite,
-        &stack,
-        &[(
-            "soporte",
-            "soporte",
-            "none",
-            "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
-        )],
-    );
+    let d = deployment(Backend::Sqlite, &stack, &[SOPORTE_INBOX]);
     let child = spawn_run(&d, false);
     wait_for_tickets(&d, 20, Duration::from_secs(20));
     stack.stop_dovecot();
@@ -449,24 +429,7 @@ fn two_instances_on_postgres_share_the_folders_exactly_once() {
     let stack = MailStack::start();
     load(&stack, "soporte", "INBOX", 0..250, "p");
     load(&stack, "finanzas", "INBOX", 250..400, "q");
-    let d = deployment(
-        Backend::Postgres,
-        &stack,
-        &[
-            (
-                "soporte",
-                "soporte",
-                "none",
-                "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
-            ),
-            (
-                "finanzas",
-                "finanzas",
-                "none",
-                "[{ folder = \"INBOX\", mailbox = \"finanzas\" }]",
-            ),
-        ],
-    );
+    let d = deployment(Backend::Postgres, &stack, &[SOPORTE_INBOX, FINANZAS_INBOX]);
     let a = spawn_run(&d, false);
     let b = spawn_run(&d, false);
     wait_for_tickets(&d, 400, Duration::from_secs(60));
@@ -522,16 +485,7 @@ fn logged_health_port(d: &Deployment) -> u16 {
 fn health_and_metrics_report_folders_and_turn_503_when_one_fails() {
     let stack = MailStack::start();
     load(&stack, "soporte", "INBOX", 0..7, "h");
-    let d = deployment(
-        Backend::Sqlite,
-        &stack,
-        &[(
-            "soporte",
-            "soporte",
-            "none",
-            "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
-        )],
-    );
+    let d = deployment(Backend::Sqlite, &stack, &[SOPORTE_INBOX]);
     let mut text = std::fs::read_to_string(&d.config).unwrap();
     // Port 0: the daemon picks a free port and logs it (a port picked by
     // the test could be taken by another test's server meanwhile).
@@ -579,16 +533,7 @@ fn health_and_metrics_report_folders_and_turn_503_when_one_fails() {
 fn sigterm_mid_drain_exits_promptly_and_loses_nothing() {
     let stack = MailStack::start();
     load(&stack, "soporte", "INBOX", 0..300, "term");
-    let d = deployment(
-        Backend::Sqlite,
-        &stack,
-        &[(
-            "soporte",
-            "soporte",
-            "none",
-            "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
-        )],
-    );
+    let d = deployment(Backend::Sqlite, &stack, &[SOPORTE_INBOX]);
     let mut child = spawn_run(&d, false);
     wait_for_tickets(&d, 10, Duration::from_secs(20));
     let start = Instant::now();
@@ -608,16 +553,7 @@ fn sigterm_mid_drain_exits_promptly_and_loses_nothing() {
 #[test]
 fn a_broken_rule_file_is_refused_and_the_daemon_keeps_the_old_rules() {
     let stack = MailStack::start();
-    let d = deployment(
-        Backend::Sqlite,
-        &stack,
-        &[(
-            "soporte",
-            "soporte",
-            "none",
-            "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
-        )],
-    );
+    let d = deployment(Backend::Sqlite, &stack, &[SOPORTE_INBOX]);
     let rules = d.dir.path().join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(
@@ -693,16 +629,7 @@ fn follow_up_in_the_same_batch_joins_the_ticket_opened_before_it(backend: Backen
         imap.append("INBOX", &customer_mail(3, "f")).await;
         imap.logout().await;
     });
-    let d = deployment(
-        backend,
-        &stack,
-        &[(
-            "soporte",
-            "soporte",
-            "none",
-            "[{ folder = \"INBOX\", mailbox = \"soporte\" }]",
-        )],
-    );
+    let d = deployment(backend, &stack, &[SOPORTE_INBOX]);
     let out = d.ok(&["run", "--once"]);
     assert!(
         out.contains("soporte/INBOX: 5 stored, 0 already stored, 0 quarantined"),
