@@ -222,8 +222,7 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
 }
 
 /// Transport security of the SMTP connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SmtpTls {
     /// TLS from the first byte (port 465).
     Implicit,
@@ -399,8 +398,7 @@ impl DeadlinePolicy {
 }
 
 /// Staff actions that answer the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Response {
     /// `tickets reply`.
     Reply,
@@ -414,8 +412,7 @@ pub enum Response {
 }
 
 /// Transport security of an IMAP connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ImapTls {
     /// TLS from the first byte (port 993).
     #[default]
@@ -427,8 +424,7 @@ pub enum ImapTls {
 }
 
 /// How to authenticate to the IMAP server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ImapAuth {
     /// LOGIN command (or AUTHENTICATE PLAIN when `plain`).
     #[default]
@@ -439,8 +435,7 @@ pub enum ImapAuth {
 }
 
 /// What to do with a mail in the server's folder once it is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Disposition {
     /// Mark it `\Seen`.
     #[default]
@@ -450,6 +445,32 @@ pub enum Disposition {
     /// Leave it as it is (buzon remembers the last UID it stored).
     Leave,
 }
+
+/// Reads a setting's enum from its lowercase name; anything else is an
+/// error that lists what may be written (serde's own message names the
+/// Rust type, which means nothing to an admin).
+macro_rules! named_values {
+    ($ty:ident { $($variant:ident = $name:literal),+ $(,)? }) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                match text.trim().to_ascii_lowercase().as_str() {
+                    $($name => Ok($ty::$variant),)+
+                    _ => Err(serde::de::Error::custom(format!(
+                        "unknown value '{text}': write one of {}",
+                        [$(concat!("\"", $name, "\"")),+].join(", ")
+                    ))),
+                }
+            }
+        }
+    };
+}
+
+named_values!(SmtpTls { Implicit = "implicit", Starttls = "starttls", None = "none" });
+named_values!(ImapTls { Implicit = "implicit", Starttls = "starttls", None = "none" });
+named_values!(ImapAuth { Login = "login", Plain = "plain", Xoauth2 = "xoauth2" });
+named_values!(Disposition { Seen = "seen", Move = "move", Leave = "leave" });
+named_values!(Response { Reply = "reply", Update = "update", Request = "request", Open = "open" });
 
 /// One IMAP account with the folders buzon watches in it.
 #[derive(Debug, Clone, Deserialize)]

@@ -378,7 +378,11 @@ fn unknown_mailbox_is_refused_naming_the_configured_ones() {
 
 #[test]
 fn config_problems_are_reported_together() {
-    let d = Deployment::with_extra(Backend::Sqlite, "[limitz]\nx = 1\n");
+    let d = Deployment::with_extra(
+        Backend::Sqlite,
+        "[limitz]\nx = 1\n\n[deadlines]\nfirst_response_met_by = [\"replied\"]\n\n\
+         [smtp]\nhost = \"localhost\"\ntls = \"startls\"\n",
+    );
     let out = d
         .cmd()
         .env("BUZON_DEPLOYMENT__TIME_ZONE", "Mars/Olympus")
@@ -389,6 +393,16 @@ fn config_problems_are_reported_together() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("limitz"), "{err}");
     assert!(err.contains("deployment.time_zone"), "{err}");
+    // A misspelt value names what may be written, not a Rust type.
+    assert!(
+        err.contains("unknown value 'replied': write one of \"reply\", \"update\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("unknown value 'startls': write one of \"implicit\", \"starttls\""),
+        "{err}"
+    );
+    assert!(!err.contains("enum"), "{err}");
 }
 
 #[test]
