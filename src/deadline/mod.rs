@@ -39,6 +39,8 @@ pub struct CheckReport {
     pub recorded: usize,
     /// Breaches another writer recorded first (another instance).
     pub already: usize,
+    /// Breaches that could not be recorded (logged; tried again next time).
+    pub failed: usize,
 }
 
 /// Looks for missed deadlines and records each one once.
@@ -61,22 +63,32 @@ impl<'a> Watch<'a> {
         })
     }
 
-    /// Records every deadline missed at `now` that has no alert yet.
+    /// Records every deadline missed at `now` that has no alert yet. One
+    /// breach that cannot be recorded is logged and left for the next check;
+    /// it does not hold up the others.
     pub async fn check(&self, now: i64) -> Result<CheckReport, DeadlineError> {
         let mut report = CheckReport::default();
         loop {
             let breaches = self.store.breaches(now, ROUND).await?;
             let round = breaches.len();
+            let mut progress = false;
             for breach in breaches {
-                if self.record(breach, now).await? {
-                    report.recorded += 1;
-                } else {
-                    report.already += 1;
+                let (ticket, target) = (breach.ticket, breach.target);
+                match self.record(breach, now).await {
+                    Ok(true) => report.recorded += 1,
+                    Ok(false) => report.already += 1,
+                    Err(DeadlineError::Store(e)) if e.is_transient() => return Err(e.into()),
+                    Err(error) => {
+                        report.failed += 1;
+                        tracing::error!(ticket, target = target.as_str(), %error, "Cannot record a missed deadline; will try again.");
+                        continue;
+                    }
                 }
+                progress = true;
             }
-            // A breach another instance recorded meanwhile drops out of the
-            // next query, so this ends.
-            if i64::try_from(round).unwrap_or(i64::MAX) < ROUND {
+            // Recorded breaches (ours or another instance's) drop out of the
+            // next query; a round without progress would only repeat itself.
+            if i64::try_from(round).unwrap_or(i64::MAX) < ROUND || !progress {
                 return Ok(report);
             }
         }
