@@ -5,10 +5,12 @@
 //! Definitions (also in the README, "Reports"):
 //! - the range is local dates in the deployment's time zone, `to`
 //!   inclusive: [start of `from`, start of the day after `to`);
-//! - first response: from creation to the first agent reply (automatic
-//!   mail does not count); tickets without one are "no response yet";
+//! - first response: from creation to the first answer to the client
+//!   (`tickets reply`, and what `deadlines.first_response_met_by` adds;
+//!   automatic mail does not count); tickets without one are "no response";
 //! - resolution: `closed_at - created_at` of done tickets;
 //! - overdue: `due_at` before now, or before `closed_at` for done tickets;
+//!   or the first answer later than `first_response_due_at` (or missing);
 //! - median and 90th percentile interpolate between the closest ranks
 //!   (spreadsheets' `PERCENTILE.INC`), so the numbers can be checked there.
 
@@ -159,7 +161,11 @@ pub fn metrics(row: &ReportRow, now: i64) -> Metrics {
     Metrics {
         first_response_minutes,
         resolution_hours,
-        overdue: t.due_at.is_some_and(|due| due < deadline_check),
+        // Late on either promise: the resolution, or a first answer that
+        // came (or has not come) after its deadline.
+        overdue: t.due_at.is_some_and(|due| due < deadline_check)
+            || t.first_response_due_at
+                .is_some_and(|due| due < row.first_response_at.unwrap_or(deadline_check)),
     }
 }
 
@@ -322,6 +328,21 @@ mod tests {
             closed_at: None,
             first_response_at: None,
         }
+    }
+
+    #[test]
+    fn a_late_or_missing_first_answer_is_overdue() {
+        let mut answered_in_time = row(1, "open", 0);
+        answered_in_time.ticket.first_response_due_at = Some(2 * HOUR);
+        answered_in_time.first_response_at = Some(HOUR);
+        assert!(!metrics(&answered_in_time, 10 * HOUR).overdue);
+        let mut answered_late = answered_in_time.clone();
+        answered_late.first_response_at = Some(3 * HOUR);
+        assert!(metrics(&answered_late, 10 * HOUR).overdue);
+        let mut unanswered = row(2, "new", 0);
+        unanswered.ticket.first_response_due_at = Some(2 * HOUR);
+        assert!(!metrics(&unanswered, HOUR).overdue, "not yet due");
+        assert!(metrics(&unanswered, 3 * HOUR).overdue);
     }
 
     #[test]

@@ -1020,9 +1020,11 @@ macro_rules! backend {
             }
 
             /// `buzon report`: tickets created in [from, to) (Unix ms) with
-            /// the time of their first agent reply. Only outbox rows of kind
-            /// `reply` count: acknowledgements and notifications are
-            /// automatic, not a response.
+            /// the time they were first answered: the ticket's
+            /// `first_response_at` (what `deadlines.first_response_met_by`
+            /// counts), else, for tickets from before that column, their
+            /// first agent reply (outbox kind `reply`). Acknowledgements and
+            /// notifications are automatic, not a response.
             pub async fn report_rows(
                 pool: &Pool<Db>,
                 from: i64,
@@ -1033,7 +1035,7 @@ macro_rules! backend {
                      (SELECT MIN(m.created_at) FROM messages m \
                       JOIN outbox o ON o.message_id = m.message_id \
                       WHERE m.ticket_id = t.id AND m.direction = 'out' AND o.kind = 'reply') \
-                     AS first_response_at \
+                     AS first_reply_at \
                      FROM tickets t WHERE t.created_at >= $1 AND t.created_at < $2 ORDER BY t.id"
                 );
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -1043,11 +1045,13 @@ macro_rules! backend {
                     .await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in &rows {
+                    let ticket = ticket_row(pool, r).await?;
+                    let first_reply_at: Option<i64> = r.try_get("first_reply_at")?;
                     out.push(super::super::ReportRow {
-                        ticket: ticket_row(pool, r).await?,
+                        first_response_at: ticket.first_response_at.or(first_reply_at),
+                        ticket,
                         channel: r.try_get("channel")?,
                         closed_at: r.try_get("closed_at")?,
-                        first_response_at: r.try_get("first_response_at")?,
                     });
                 }
                 Ok(out)
