@@ -265,7 +265,6 @@ pub fn report_csv(
             let extra = vec![
                 r.channel.clone(),
                 time(r.closed_at),
-                time(r.first_response_at),
                 num(m.first_response_minutes),
                 num(m.resolution_hours),
                 if m.overdue { "yes" } else { "no" }.to_string(),
@@ -275,7 +274,6 @@ pub fn report_csv(
         &[
             "channel",
             "closed_at",
-            "first_response_at",
             "first_response_minutes",
             "resolution_hours",
             "overdue",

@@ -130,9 +130,13 @@ fn json_counts_states_responses_and_resolutions(backend: Backend) {
 /// Reads a CSV file the way a spreadsheet import would, with python3's csv
 /// module, and returns the rows as JSON objects.
 fn python_csv_rows(path: &std::path::Path) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    // A column name twice would make a spreadsheet (and DictReader) keep
+    // only one of the two: refuse it.
     let script = "import csv, json, sys\n\
                   with open(sys.argv[1], encoding='utf-8-sig', newline='') as f:\n\
-                  \x20   print(json.dumps(list(csv.DictReader(f)), ensure_ascii=False))\n";
+                  \x20   r = csv.DictReader(f)\n\
+                  \x20   assert len(r.fieldnames) == len(set(r.fieldnames)), r.fieldnames\n\
+                  \x20   print(json.dumps(list(r), ensure_ascii=False))\n";
     let out = Command::new("python3")
         .arg("-c")
         .arg(script)

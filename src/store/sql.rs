@@ -1045,10 +1045,11 @@ macro_rules! backend {
                     .await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in &rows {
-                    let ticket = ticket_row(pool, r).await?;
+                    let mut ticket = ticket_row(pool, r).await?;
                     let first_reply_at: Option<i64> = r.try_get("first_reply_at")?;
+                    ticket.first_response_at = ticket.first_response_at.or(first_reply_at);
                     out.push(super::super::ReportRow {
-                        first_response_at: ticket.first_response_at.or(first_reply_at),
+                        first_response_at: ticket.first_response_at,
                         ticket,
                         channel: r.try_get("channel")?,
                         closed_at: r.try_get("closed_at")?,
