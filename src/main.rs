@@ -382,10 +382,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             bom,
         } => report(&config, &store, &from, &to, format, by.as_deref(), bom).await?,
         Command::Alerts { owner, all, format } => {
-            let rows = store.alerts(owner.as_deref(), all).await?;
+            let mut rows = store.alerts(owner.as_deref(), all).await?;
             match format {
                 ShowFormat::Text => print_out(&view::alerts_text(
-                    &rows,
+                    alerts_with_labels(&config, &mut rows),
                     &config.deployment.ticket_prefix,
                     &time_zone(&config),
                     now_ms(),
@@ -798,13 +798,31 @@ fn with_labels(config: &Config, rows: &mut [buzon::store::TicketRow]) {
         return;
     };
     for t in rows {
-        if let Ok(state) = t.state.parse::<State>() {
-            t.state = rules.state_label(state).to_string();
-        }
-        if let Ok(priority) = t.priority.parse::<Priority>() {
-            t.priority = rules.priority_label(priority).to_string();
+        relabel(&rules, &mut t.state, &mut t.priority);
+    }
+}
+
+/// A canonical state and priority replaced by the rule files' labels.
+fn relabel(rules: &buzon::rules::RuleSet, state: &mut String, priority: &mut String) {
+    if let Ok(s) = state.parse::<State>() {
+        *state = rules.state_label(s).to_string();
+    }
+    if let Ok(p) = priority.parse::<Priority>() {
+        *priority = rules.priority_label(p).to_string();
+    }
+}
+
+/// The alerts with states and priorities in the team's words, for people.
+fn alerts_with_labels<'r>(
+    config: &Config,
+    rows: &'r mut [buzon::store::AlertRow],
+) -> &'r [buzon::store::AlertRow] {
+    if let Ok(rules) = buzon::pipeline::load_rules(config) {
+        for a in rows.iter_mut() {
+            relabel(&rules, &mut a.state, &mut a.priority);
         }
     }
+    rows
 }
 
 /// A state or priority as the agent wrote it: the canonical name
