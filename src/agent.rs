@@ -298,29 +298,14 @@ impl Agent<'_> {
         note: Option<&str>,
     ) -> Result<(), AgentError> {
         let detail = self.store.ticket(ticket).await?;
-        let number = display_number(&self.config.deployment.ticket_prefix, ticket);
-        let t = &detail.ticket;
         let vars = Vars {
-            tag: ticket_tag(&number),
-            ticket: number,
-            subject: strip_reply_prefixes(&t.subject).to_string(),
-            name: t.requester_name.clone().unwrap_or_default(),
-            customer: t.requester.clone().unwrap_or_default(),
-            pipeline: t.pipeline.clone(),
-            owner: t
-                .owner
-                .as_deref()
-                .map(|o| crate::outbound::plan::owner_name(self.config, o))
-                .unwrap_or_default(),
-            priority: templates::priority_label(t.priority.parse().unwrap_or_default()).into(),
-            team: self.config.deployment.name.clone(),
             note: note.unwrap_or("").to_string(),
             outcome: match outcome {
                 Outcome::Success => "finalizada con éxito",
                 Outcome::Failure => "finalizada sin éxito",
             }
             .into(),
-            ..Vars::default()
+            ..self.ticket_vars(&detail)
         };
         let mut events = vec![self.event(
             "closed",
@@ -357,6 +342,62 @@ impl Agent<'_> {
             ..TicketUpdate::default()
         };
         self.apply(ticket, change, None).await
+    }
+
+    /// What a template may say about a ticket (the closing message, an
+    /// agent's reply written from a template).
+    fn ticket_vars(&self, detail: &TicketDetail) -> Vars {
+        let t = &detail.ticket;
+        let number = display_number(&self.config.deployment.ticket_prefix, t.number);
+        let tz = self.calendar.time_zone();
+        Vars {
+            tag: ticket_tag(&number),
+            ticket: number,
+            subject: strip_reply_prefixes(&t.subject).to_string(),
+            name: t.requester_name.clone().unwrap_or_default(),
+            customer: t.requester.clone().unwrap_or_default(),
+            pipeline: t.pipeline.clone(),
+            owner: t
+                .owner
+                .as_deref()
+                .map(|o| crate::outbound::plan::owner_name(self.config, o))
+                .unwrap_or_default(),
+            priority: templates::priority_label(t.priority.parse().unwrap_or_default()).into(),
+            due: t
+                .due_at
+                .map(|d| templates::spanish_date(d, tz))
+                .unwrap_or_default(),
+            team: self.config.deployment.name.clone(),
+            ..Vars::default()
+        }
+    }
+
+    /// The body of a reply or update written from a template (seed 000's
+    /// "plantillas"): its text part, filled in for this ticket. The
+    /// template's `Subject:` line is not used; the mail keeps the ticket's
+    /// subject so the answer stays in the thread.
+    pub async fn template_body(
+        &self,
+        ticket: i64,
+        name: &str,
+        note: Option<&str>,
+    ) -> Result<String, AgentError> {
+        if !self.templates.contains(name) {
+            let known: Vec<String> = self.templates.names().into_iter().collect();
+            return Err(AgentError::Invalid(format!(
+                "no template '{name}': write one of {} (files NAME.txt in templates.dir)",
+                known.join(", ")
+            )));
+        }
+        let detail = self.store.ticket(ticket).await?;
+        let vars = Vars {
+            note: note.unwrap_or("").to_string(),
+            ..self.ticket_vars(&detail)
+        };
+        self.templates
+            .render(name, &vars)
+            .map(|r| r.text)
+            .map_err(|e| AgentError::Invalid(e.to_string()))
     }
 
     /// An agent's mail to the contact: subject `PREFIX <subject> [#T-N]`,

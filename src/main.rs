@@ -123,6 +123,25 @@ enum Command {
     },
 }
 
+/// What an agent writes: a file, or a template filled in for the ticket.
+#[derive(clap::Args)]
+struct BodyArgs {
+    /// The text, from a file.
+    #[arg(
+        long,
+        conflicts_with = "template",
+        required_unless_present = "template"
+    )]
+    body_file: Option<PathBuf>,
+    /// A template of templates.dir (NAME.txt), filled in for the ticket;
+    /// its Subject line is not used (the reply keeps the ticket's subject).
+    #[arg(long)]
+    template: Option<String>,
+    /// With --template: the text of {{ note }}.
+    #[arg(long, requires = "template")]
+    note: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum TicketsCommand {
     List {
@@ -174,8 +193,8 @@ enum TicketsCommand {
     /// Mail the requester and participants, threaded, through the outbox.
     Reply {
         number: String,
-        #[arg(long)]
-        body_file: PathBuf,
+        #[command(flatten)]
+        body: BodyArgs,
         #[arg(long = "as")]
         agent: Option<String>,
     },
@@ -192,8 +211,8 @@ enum TicketsCommand {
     /// Mail a case update ("novedad") to the client and the additional recipients.
     Update {
         number: String,
-        #[arg(long)]
-        body_file: PathBuf,
+        #[command(flatten)]
+        body: BodyArgs,
         #[arg(long = "as")]
         agent: Option<String>,
     },
@@ -622,15 +641,13 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
         }
         TicketsCommand::Reply {
             number,
-            body_file,
+            body,
             agent,
         } => {
             let n = ticket_number(prefix, &number)?;
-            let body = read_body(&body_file)?;
-            let id = agent_for(config, store, agent)
-                .await?
-                .reply(n, &body)
-                .await?;
+            let agent = agent_for(config, store, agent).await?;
+            let body = agent_body(&agent, n, body).await?;
+            let id = agent.reply(n, &body).await?;
             println!("{}: reply queued <{id}>", display_number(prefix, n));
             flush_after(config, store).await;
         }
@@ -651,15 +668,13 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
         }
         TicketsCommand::Update {
             number,
-            body_file,
+            body,
             agent,
         } => {
             let n = ticket_number(prefix, &number)?;
-            let body = read_body(&body_file)?;
-            let id = agent_for(config, store, agent)
-                .await?
-                .update(n, &body)
-                .await?;
+            let agent = agent_for(config, store, agent).await?;
+            let body = agent_body(&agent, n, body).await?;
+            let id = agent.update(n, &body).await?;
             println!("{}: update queued <{id}>", display_number(prefix, n));
             flush_after(config, store).await;
         }
@@ -884,9 +899,17 @@ fn local_instant(text: &str, tz: &jiff::tz::TimeZone) -> Result<i64> {
     Ok(zoned.timestamp().as_millisecond())
 }
 
-/// The text of a mail an agent wrote in a file.
-fn read_body(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+/// The text of an agent's mail: from a file, or a template filled in for
+/// the ticket.
+async fn agent_body(agent: &Agent<'_>, ticket: i64, args: BodyArgs) -> Result<String> {
+    match (args.body_file, args.template) {
+        (Some(path), _) => std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display())),
+        (None, Some(name)) => Ok(agent
+            .template_body(ticket, &name, args.note.as_deref())
+            .await?),
+        (None, None) => bail!("write the text with --body-file FILE or --template NAME"),
+    }
 }
 
 fn ticket_number(prefix: &str, text: &str) -> Result<i64> {

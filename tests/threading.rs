@@ -353,7 +353,82 @@ fn agent_commands_change_the_ticket_and_mail_the_contact(backend: Backend) {
     assert!(done.contains(&number));
 }
 
+/// Seed 000's "plantillas": an agent answers with a template of the
+/// team's, filled in for the ticket; the answer keeps the ticket's subject
+/// (and thread), not the template's Subject line.
+fn an_agent_replies_with_a_team_template(backend: Backend) {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tupatrimonio/templates");
+    let d = Deployment::with_extra(
+        backend,
+        &format!("[templates]\ndir = \"{}\"\n", example.display()),
+    );
+    let (number, _, _) = open_ticket(&d);
+    let out = d.ok(&[
+        "tickets",
+        "reply",
+        &number,
+        "--template",
+        "observado-consultar",
+        "--note",
+        "la fecha del documento es posterior a la de firma",
+        "--as",
+        "camila",
+    ]);
+    assert!(out.contains("reply queued"), "{out}");
+    let files = d.outbox_files();
+    let reply =
+        buzon::parse::parse(&std::fs::read(files.last().unwrap()).unwrap(), 1 << 20).unwrap();
+    assert!(
+        reply
+            .subject
+            .starts_with("Re: Documento observado por Notaría"),
+        "{}",
+        reply.subject
+    );
+    assert!(
+        reply.subject.ends_with(&format!("[#{number}]")),
+        "{}",
+        reply.subject
+    );
+    assert!(reply.text.contains("Hola Felipe Araya:"), "{}", reply.text);
+    assert!(
+        reply.text.contains(&format!("solicitud {number}")),
+        "{}",
+        reply.text
+    );
+    assert!(
+        reply
+            .text
+            .contains("Observación: la fecha del documento es posterior"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(state_of(&d, &number), "waiting_on_contact");
+    // A template that does not exist is named with the ones that do.
+    let bad = d.run(&["tickets", "reply", &number, "--template", "observado"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("no template 'observado'") && err.contains("observado-consultar"),
+        "{err}"
+    );
+    // A file and a template at once is refused before anything is sent.
+    let both = d.run(&[
+        "tickets",
+        "reply",
+        &number,
+        "--template",
+        "closing",
+        "--body-file",
+        "x.txt",
+    ]);
+    assert!(!both.status.success());
+    assert_eq!(d.outbox_files().len(), files.len());
+}
+
 on_both_backends!(
+    an_agent_replies_with_a_team_template,
     reply_to_acknowledgement_joins_with_or_without_in_reply_to,
     stranger_with_real_tag_and_reference_gets_a_separate_ticket,
     forged_message_id_of_ours_does_not_thread,
