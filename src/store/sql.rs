@@ -97,7 +97,7 @@ macro_rules! backend {
 
             use super::super::{
                 AppendMessage, AppendOutcome, AttachmentView, DocumentRequest, EventView,
-                MessageView, NewParticipant, NewTicket, OutboxRow, OutgoingMail, Participant,
+                MessageView, NewTicket, OutboxRow, OutgoingMail, Participant,
                 QuarantineRow, Result, StoreError, StoredMessageRef, TicketDetail, TicketFilter,
                 TicketRow, TicketState, TicketUpdate,
             };
@@ -209,15 +209,17 @@ macro_rules! backend {
                 .await?
                 .try_get("id")?;
 
-                let Some(message) =
-                    insert_inbound(&mut tx, ticket, new.mailbox, new.raw, mail, new.automatic, new.now)
-                        .await?
-                else {
+                let inserted = insert_inbound(
+                    &mut tx, ticket, new.mailbox, new.raw, mail, new.automatic, new.now, pending,
+                )
+                .await?;
+                if inserted.is_none() {
                     take_back_ticket(&mut *tx, ticket).await?;
                     return Ok(None);
-                };
-                let _ = message;
-                insert_participants(&mut tx, ticket, &new.participants).await?;
+                }
+                pending
+                    .participants
+                    .extend(new.participants.iter().map(|p| (ticket, p.clone())));
 
                 for key in &route.keys {
                     sqlx::query(
@@ -235,8 +237,10 @@ macro_rules! backend {
                 Ok(Some(ticket))
             }
 
-            /// The inbound message with its mailbox arrival and attachments;
-            /// `None` when the message is already stored (dedupe key taken).
+            /// The inbound message with its attachments, its mailbox arrival
+            /// left in `pending`; `None` when the message is already stored
+            /// (dedupe key taken).
+            #[allow(clippy::too_many_arguments)]
             async fn insert_inbound(
                 tx: &mut impl Conn,
                 ticket: i64,
@@ -245,6 +249,7 @@ macro_rules! backend {
                 mail: &ParsedMail,
                 automatic: Option<&crate::classify::Automatic>,
                 now: i64,
+                pending: &mut Pending,
             ) -> Result<Option<i64>> {
                 let message: Option<i64> = sqlx::query(
                     "INSERT INTO messages (ticket_id, direction, dedupe_key, message_id, \
@@ -277,14 +282,7 @@ macro_rules! backend {
                 let Some(message) = message else {
                     return Ok(None);
                 };
-                sqlx::query(
-                    "INSERT INTO message_mailboxes (message_id, mailbox, arrived_at) VALUES ($1, $2, $3)",
-                )
-                .bind(message)
-                .bind(mailbox)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
+                pending.arrivals.push((message, mailbox.to_string(), now));
                 for chunk in mail.attachments.chunks(super::ROWS_PER_STATEMENT) {
                     let mut q = sqlx::QueryBuilder::<Db>::new(
                         "INSERT INTO attachments (message_id, name, content_type, size, sha256, content) ",
@@ -302,25 +300,37 @@ macro_rules! backend {
                 Ok(Some(message))
             }
 
-            async fn insert_participants(
-                tx: &mut impl Conn,
-                ticket: i64,
-                people: &[NewParticipant],
+            /// The participants and mailbox arrivals waiting in `pending`,
+            /// a multi-row statement each (per `ROWS_PER_STATEMENT`).
+            pub async fn write_rows(
+                tx: &mut <Db as sqlx::Database>::Connection,
+                pending: &mut Pending,
             ) -> Result<()> {
-                if people.is_empty() {
-                    return Ok(());
+                for chunk in pending.participants.chunks(super::ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO participants (ticket_id, address, name, role) ",
+                    );
+                    q.push_values(chunk, |mut row, (ticket, p)| {
+                        row.push_bind(*ticket)
+                            .push_bind(&p.address)
+                            .push_bind(&p.name)
+                            .push_bind(&p.role);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    q.build().execute(&mut *tx).await?;
                 }
-                let mut q = sqlx::QueryBuilder::<Db>::new(
-                    "INSERT INTO participants (ticket_id, address, name, role) ",
-                );
-                q.push_values(people, |mut row, p| {
-                    row.push_bind(ticket)
-                        .push_bind(&p.address)
-                        .push_bind(&p.name)
-                        .push_bind(&p.role);
-                });
-                q.push(" ON CONFLICT DO NOTHING");
-                q.build().execute(&mut **tx).await?;
+                for chunk in pending.arrivals.chunks(super::ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new(
+                        "INSERT INTO message_mailboxes (message_id, mailbox, arrived_at) ",
+                    );
+                    q.push_values(chunk, |mut row, (message, mailbox, at)| {
+                        row.push_bind(*message).push_bind(mailbox).push_bind(*at);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    q.build().execute(&mut *tx).await?;
+                }
+                pending.participants.clear();
+                pending.arrivals.clear();
                 Ok(())
             }
 
@@ -546,12 +556,15 @@ macro_rules! backend {
                 // is written, so there is nothing to take back.
                 let inserted = insert_inbound(
                     &mut tx, add.ticket, add.mailbox, add.raw, add.mail, add.automatic, add.now,
+                    pending,
                 )
                 .await?;
                 if inserted.is_none() {
                     return Ok(AppendOutcome::Duplicate);
                 }
-                insert_participants(&mut tx, add.ticket, &add.participants).await?;
+                pending
+                    .participants
+                    .extend(add.participants.iter().map(|p| (add.ticket, p.clone())));
                 let state = add.new_state.map(|s| s.as_str());
                 sqlx::query(
                     "UPDATE tickets SET updated_at = $2, state = COALESCE($3, state), \
