@@ -617,7 +617,10 @@ fn follow_up_of(i: usize, tag: &str) -> Vec<u8> {
 }
 
 /// One IMAP batch holds a first mail and its follow-up: the follow-up sees
-/// the ticket the batch's own (not yet committed) transaction opened.
+/// the ticket the batch's own (not yet committed) transaction opened, and
+/// its sender among that ticket's participants (written only when asked
+/// for). A second copy of the first mail in the same batch is one more
+/// arrival of it, not a new mailbox.
 fn follow_up_in_the_same_batch_joins_the_ticket_opened_before_it(backend: Backend) {
     let stack = MailStack::start();
     rt().block_on(async {
@@ -627,13 +630,19 @@ fn follow_up_in_the_same_batch_joins_the_ticket_opened_before_it(backend: Backen
         }
         imap.append("INBOX", &follow_up_of(1, "f")).await;
         imap.append("INBOX", &customer_mail(3, "f")).await;
+        imap.append("INBOX", &customer_mail(0, "f")).await;
         imap.logout().await;
     });
     let d = deployment(backend, &stack, &[SOPORTE_INBOX]);
     let out = d.ok(&["run", "--once"]);
     assert!(
-        out.contains("soporte/INBOX: 5 stored, 0 already stored, 0 quarantined"),
+        out.contains("soporte/INBOX: 5 stored, 1 already stored, 0 quarantined"),
         "{out}"
+    );
+    let first = d.show_json("T-1");
+    assert_eq!(
+        first["messages"][0]["mailboxes"],
+        serde_json::json!(["soporte"])
     );
     let tickets = d.tickets_json();
     let numbers: Vec<i64> = tickets.iter().map(|t| t["id"].as_i64().unwrap()).collect();
