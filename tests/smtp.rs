@@ -77,17 +77,7 @@ fn outbox(d: &Deployment, status: Option<&str>) -> Vec<serde_json::Value> {
 }
 
 fn events(d: &Deployment, number: &str) -> Vec<(String, String)> {
-    d.show_json(number)["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["kind"].as_str().unwrap().to_string(),
-                e["detail"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    d.events(number, "detail")
 }
 
 fn acknowledgement_arrives_once_threaded_with_loop_headers(backend: Backend) {

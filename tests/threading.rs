@@ -298,17 +298,7 @@ fn agent_commands_change_the_ticket_and_mail_the_contact(backend: Backend) {
     let shown = d.show_json(&number);
     assert_eq!(shown["ticket"]["owner"], "camila");
     assert_eq!(shown["ticket"]["state"], "waiting_on_contact");
-    let events: Vec<(String, String)> = shown["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                e["kind"].as_str().unwrap().into(),
-                e["actor"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let events = d.events(&number, "actor");
     assert!(
         events.contains(&("assigned".into(), "agent:supervisora".into())),
         "{events:?}"

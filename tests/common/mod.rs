@@ -180,6 +180,22 @@ impl Deployment {
         v["tickets"].as_array().unwrap().clone()
     }
 
+    /// A ticket's history as (kind, `field`) pairs, `field` being
+    /// "detail" or "actor".
+    pub fn events(&self, number: &str, field: &str) -> Vec<(String, String)> {
+        self.show_json(number)["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap().to_string(),
+                    e[field].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
     pub fn show_json(&self, number: &str) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["tickets", "show", number, "--format", "json"])).unwrap()
     }
