@@ -449,6 +449,22 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
             let _ = writeln!(out, "    [{mark}] {}  ({when})", r.item);
         }
     }
+    for a in &d.alerts {
+        let status = match (&a.cleared_at, &a.cleared_by) {
+            (Some(at), by) => format!(
+                "cleared {} ({})",
+                local_time(*at, tz),
+                by.as_deref().unwrap_or("-")
+            ),
+            (None, _) => "OPEN".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  alert: {} missed, due {}: {status}",
+            crate::deadline::target_label(a.target),
+            local_time(a.due_at, tz)
+        );
+    }
     if !d.participants.is_empty() {
         let people: Vec<String> = d
             .participants

@@ -427,6 +427,8 @@ fn a_deadline_moved_by_hand_is_a_new_promise(backend: Backend) {
         let alerts = store.alerts(None, true).await.unwrap();
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].cleared_by.as_deref(), Some("due date moved"));
+        let shown = store.ticket(1).await.unwrap();
+        assert_eq!(shown.alerts.len(), 1, "the ticket lists its alerts");
         let watch = Watch::new(&config, &store).await.unwrap();
         assert_eq!(recorded(&watch, "2026-12-09 11:59").await, 0);
         assert_eq!(recorded(&watch, "2026-12-09 12:01").await, 1);
@@ -508,6 +510,10 @@ fn the_daemon_alerts_without_new_mail(backend: Backend) {
         .collect();
     assert_eq!(numbers, vec!["T-1"]);
     let shown = d.ok(&["tickets", "show", "T-1"]);
+    assert!(
+        shown.contains("alert: primera respuesta missed") && shown.contains(": OPEN"),
+        "{shown}"
+    );
     assert!(
         shown.contains("first response due:") && shown.contains("not answered yet"),
         "{shown}"

@@ -175,10 +175,11 @@ macro_rules! deadline_backend {
             }
 
             /// Alerts, most overdue first: open ones, or all with `cleared`;
-            /// of one owner's tickets, or everyone's.
+            /// of one owner's tickets (or one ticket's), or everyone's.
             pub async fn alerts(
                 pool: &Pool<Db>,
                 owner: Option<&str>,
+                ticket: Option<i64>,
                 cleared: bool,
             ) -> Result<Vec<AlertRow>> {
                 let rows = sqlx::query(
@@ -186,10 +187,12 @@ macro_rules! deadline_backend {
                      a.cleared_by, t.subject, t.owner, t.pipeline, t.priority, t.state \
                      FROM alerts a JOIN tickets t ON t.id = a.ticket_id \
                      WHERE ($1 IS NULL OR t.owner = $1) AND ($2 = 1 OR a.cleared_at IS NULL) \
+                     AND ($3 IS NULL OR a.ticket_id = $3) \
                      ORDER BY a.due_at, a.id",
                 )
                 .bind(owner)
                 .bind(i64::from(cleared))
+                .bind(ticket)
                 .fetch_all(pool)
                 .await?;
                 rows.iter()

@@ -344,7 +344,9 @@ impl Store {
     }
 
     pub async fn ticket(&self, number: i64) -> Result<TicketDetail> {
-        dispatch!(self, ticket_detail(number))
+        let mut detail = dispatch!(self, ticket_detail(number))?;
+        detail.alerts = self.alerts_where(None, Some(number), true).await?;
+        Ok(detail)
     }
 
     /// Claims up to `limit` outbox rows that are due, leasing them until
@@ -400,9 +402,18 @@ impl Store {
 
     /// Open alerts (all with `cleared`), of one owner or everyone's.
     pub async fn alerts(&self, owner: Option<&str>, cleared: bool) -> Result<Vec<AlertRow>> {
+        self.alerts_where(owner, None, cleared).await
+    }
+
+    async fn alerts_where(
+        &self,
+        owner: Option<&str>,
+        ticket: Option<i64>,
+        cleared: bool,
+    ) -> Result<Vec<AlertRow>> {
         match &self.backend {
-            Backend::Sqlite(p) => deadlines::sqlite::alerts(p, owner, cleared).await,
-            Backend::Postgres(p) => deadlines::postgres::alerts(p, owner, cleared).await,
+            Backend::Sqlite(p) => deadlines::sqlite::alerts(p, owner, ticket, cleared).await,
+            Backend::Postgres(p) => deadlines::postgres::alerts(p, owner, ticket, cleared).await,
         }
     }
 

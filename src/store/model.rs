@@ -329,6 +329,8 @@ pub struct TicketDetail {
     pub participants: Vec<Participant>,
     pub messages: Vec<MessageView>,
     pub events: Vec<EventView>,
+    /// Missed deadlines, open and cleared.
+    pub alerts: Vec<AlertRow>,
 }
 
 /// One document asked of the client.

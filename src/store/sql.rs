@@ -1212,6 +1212,7 @@ macro_rules! backend {
                     participants,
                     messages,
                     events,
+                    alerts: Vec::new(),
                 })
             }
 
