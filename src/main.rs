@@ -144,6 +144,7 @@ struct BodyArgs {
 
 #[derive(Subcommand)]
 enum TicketsCommand {
+    /// List tickets; the filters combine.
     List {
         #[arg(long)]
         state: Option<String>,
@@ -162,6 +163,7 @@ enum TicketsCommand {
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
     },
+    /// One ticket: fields, deadlines, alerts, documents, messages, history.
     Show {
         /// Ticket number (`1042` or `T-1042`).
         number: String,
@@ -176,10 +178,12 @@ enum TicketsCommand {
         #[arg(long = "as")]
         agent: Option<String>,
     },
-    /// Move the ticket to a state (new, open, waiting_on_contact, waiting_on_us).
+    /// Move the ticket to a state (new, open, waiting_on_contact, waiting_on_us,
+    /// or the team's word for one).
     State {
         number: String,
         state: String,
+        /// Who is acting (default: $USER).
         #[arg(long = "as")]
         agent: Option<String>,
     },
@@ -187,6 +191,7 @@ enum TicketsCommand {
     Comment {
         number: String,
         text: String,
+        /// Who is acting (default: $USER).
         #[arg(long = "as")]
         agent: Option<String>,
     },
@@ -195,16 +200,20 @@ enum TicketsCommand {
         number: String,
         #[command(flatten)]
         body: BodyArgs,
+        /// Who is acting (default: $USER).
         #[arg(long = "as")]
         agent: Option<String>,
     },
     /// Finish the ticket and tell the contact.
     Close {
         number: String,
+        /// success ("finalizada con éxito") or failure ("sin éxito").
         #[arg(long)]
         outcome: String,
+        /// Written in the closing message to the contact.
         #[arg(long)]
         note: Option<String>,
+        /// Who is acting (default: $USER).
         #[arg(long = "as")]
         agent: Option<String>,
     },
@@ -213,6 +222,7 @@ enum TicketsCommand {
         number: String,
         #[command(flatten)]
         body: BodyArgs,
+        /// Who is acting (default: $USER).
         #[arg(long = "as")]
         agent: Option<String>,
     },
@@ -224,17 +234,21 @@ enum TicketsCommand {
         items: Vec<String>,
         #[arg(long)]
         note: Option<String>,
+        /// Who is acting (default: $USER).
         #[arg(long = "as")]
         agent: Option<String>,
     },
-    /// Move a deadline by hand (the resolution's, or with --first-response
-    /// the first answer's): "2026-12-10 18:00" or "2026-12-10" (end of that
-    /// day), in deployment.time_zone.
+    /// Move a deadline by hand ("Fecha Límite").
+    ///
+    /// The resolution's, or with --first-response the first answer's:
+    /// "2026-12-10 18:00" or "2026-12-10" (end of that day), in
+    /// deployment.time_zone. The old date's alert clears.
     Due {
         number: String,
         when: String,
         #[arg(long)]
         first_response: bool,
+        /// Who is acting (default: $USER).
         #[arg(long = "as")]
         agent: Option<String>,
     },
@@ -242,6 +256,7 @@ enum TicketsCommand {
     Received {
         number: String,
         item: String,
+        /// Who is acting (default: $USER).
         #[arg(long = "as")]
         agent: Option<String>,
     },
@@ -252,6 +267,7 @@ enum TicketsCommand {
         on: bool,
         #[arg(long)]
         off: bool,
+        /// Who is acting (default: $USER).
         #[arg(long = "as")]
         agent: Option<String>,
     },
