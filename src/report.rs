@@ -153,10 +153,12 @@ pub fn metrics(row: &ReportRow, now: i64) -> Metrics {
     };
     // A done ticket is judged by when it was closed, not by today: closing
     // late stays late, closing in time stays in time.
+    // A paused clock (waiting on the contact) is judged at the pause: its
+    // due date moves when the clock runs again.
     let deadline_check = if done {
         row.closed_at.unwrap_or(now)
     } else {
-        now
+        t.paused_at.unwrap_or(now)
     };
     Metrics {
         first_response_minutes,
@@ -343,6 +345,19 @@ mod tests {
         unanswered.ticket.first_response_due_at = Some(2 * HOUR);
         assert!(!metrics(&unanswered, HOUR).overdue, "not yet due");
         assert!(metrics(&unanswered, 3 * HOUR).overdue);
+    }
+
+    #[test]
+    fn a_paused_clock_is_judged_at_the_pause() {
+        let mut waiting = row(1, "waiting_on_contact", 0);
+        waiting.ticket.due_at = Some(5 * HOUR);
+        waiting.ticket.paused_at = Some(HOUR);
+        assert!(!metrics(&waiting, 10 * HOUR).overdue);
+        waiting.ticket.paused_at = Some(6 * HOUR);
+        assert!(
+            metrics(&waiting, 10 * HOUR).overdue,
+            "late before it paused"
+        );
     }
 
     #[test]
