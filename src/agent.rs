@@ -134,23 +134,33 @@ impl Agent<'_> {
                 "use `buzon tickets close N --outcome success|failure` to finish a ticket".into(),
             ));
         }
-        let before = self.store.ticket(ticket).await?.ticket.state;
-        let change = TicketUpdate {
+        let detail = self.store.ticket(ticket).await?;
+        let before = detail.ticket.state.clone();
+        let mut change = TicketUpdate {
             state: Some(state),
             now: self.now(),
             events: vec![self.event("state", format!("{before} → {state}"))],
             ..TicketUpdate::default()
         };
+        let label = self.calendar.rules().state_label(state);
+        self.tell_owner(
+            &detail,
+            &format!("movió el ticket a «{label}»"),
+            "",
+            &mut change,
+        );
         let answer = (state == State::Open).then_some(Response::Open);
         self.apply(ticket, change, answer).await
     }
 
     pub async fn comment(&self, ticket: i64, text: &str) -> Result<(), AgentError> {
-        let change = TicketUpdate {
+        let detail = self.store.ticket(ticket).await?;
+        let mut change = TicketUpdate {
             now: self.now(),
             events: vec![self.event("comment", text.to_string())],
             ..TicketUpdate::default()
         };
+        self.tell_owner(&detail, "agregó un comentario", text, &mut change);
         self.apply(ticket, change, None).await
     }
 
@@ -161,7 +171,7 @@ impl Agent<'_> {
         let before = detail.ticket.state.clone();
         let mail = self.person_mail(&detail, "reply", "Re:", body.to_string())?;
         let message_id = mail.message_id.clone();
-        let change = TicketUpdate {
+        let mut change = TicketUpdate {
             state: Some(State::WaitingOnContact),
             now: self.now(),
             events: vec![
@@ -171,6 +181,7 @@ impl Agent<'_> {
             outgoing: vec![mail],
             ..TicketUpdate::default()
         };
+        self.tell_owner(&detail, "respondió al cliente", body, &mut change);
         self.apply(ticket, change, Some(Response::Reply)).await?;
         Ok(message_id)
     }
@@ -181,12 +192,13 @@ impl Agent<'_> {
         let detail = self.store.ticket(ticket).await?;
         let mail = self.person_mail(&detail, "update", "Novedad en su caso:", body.to_string())?;
         let message_id = mail.message_id.clone();
-        let change = TicketUpdate {
+        let mut change = TicketUpdate {
             now: self.now(),
             events: vec![self.event("update", format!("novedad to {}", mail.rcpt_to.join(", ")))],
             outgoing: vec![mail],
             ..TicketUpdate::default()
         };
+        self.tell_owner(&detail, "envió una novedad al cliente", body, &mut change);
         self.apply(ticket, change, Some(Response::Update)).await?;
         Ok(message_id)
     }
@@ -230,7 +242,7 @@ impl Agent<'_> {
         )?;
         let message_id = mail.message_id.clone();
         let before = detail.ticket.state.clone();
-        let change = TicketUpdate {
+        let mut change = TicketUpdate {
             state: Some(State::WaitingOnContact),
             request_items: items.clone(),
             now: self.now(),
@@ -241,6 +253,8 @@ impl Agent<'_> {
             outgoing: vec![mail],
             ..TicketUpdate::default()
         };
+        let asked = items.join("\n");
+        self.tell_owner(&detail, "pidió documentos al cliente", &asked, &mut change);
         self.apply(ticket, change, Some(Response::Request)).await?;
         Ok(message_id)
     }
@@ -333,7 +347,7 @@ impl Agent<'_> {
         } else {
             events.push(self.event("ack_withheld", "the ticket has no contact address".into()));
         }
-        let change = TicketUpdate {
+        let mut change = TicketUpdate {
             state: Some(State::Done),
             outcome: Some(outcome),
             now: self.now(),
@@ -341,7 +355,41 @@ impl Agent<'_> {
             outgoing,
             ..TicketUpdate::default()
         };
+        let activity = format!("finalizó el ticket ({})", vars.outcome);
+        self.tell_owner(&detail, &activity, note.unwrap_or(""), &mut change);
         self.apply(ticket, change, None).await
+    }
+
+    /// Tells the ticket's owner that someone else acted on it (seed 001:
+    /// the owner is notified when a request is executed or finished, a
+    /// comment is added or a mail sent). Not when the owner acted, and not
+    /// when the ticket has no owner.
+    fn tell_owner(
+        &self,
+        detail: &TicketDetail,
+        activity: &str,
+        text: &str,
+        change: &mut TicketUpdate,
+    ) {
+        let t = &detail.ticket;
+        let Some(owner) = t.owner.as_deref().filter(|o| *o != self.name) else {
+            return;
+        };
+        let mut plan = Plan::for_ticket(self.config, t, Some(owner), t.due_at, text);
+        plan.vars.actor = crate::outbound::plan::owner_name(self.config, &self.name);
+        plan.vars.activity = activity.to_string();
+        plan.notify_owner(
+            self.config,
+            owner,
+            templates::OWNER_ACTIVITY,
+            &mut change.events,
+        );
+        change.outgoing.extend(plan.compose(
+            &self.config.deployment.ticket_prefix,
+            t.number,
+            &self.signer,
+            &self.templates,
+        ));
     }
 
     /// What a template may say about a ticket (the closing message, an

@@ -642,6 +642,7 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
                 .set_state(n, state)
                 .await?;
             println!("{}: {state}", display_number(prefix, n));
+            flush_after(config, store).await;
         }
         TicketsCommand::Comment {
             number,
@@ -654,6 +655,7 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
                 .comment(n, &text)
                 .await?;
             println!("{}: note added", display_number(prefix, n));
+            flush_after(config, store).await;
         }
         TicketsCommand::Reply {
             number,

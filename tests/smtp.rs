@@ -679,6 +679,27 @@ fn owners_are_told_about_new_assigned_and_answered_tickets() {
     let assigned = stack.wait_for("support", &alonso, 1, WAIT);
     assert_eq!(assigned.len(), 1);
     assert!(parsed(&assigned[0]).subject.contains("Le asignaron"));
+    // Seed 001's notifications: someone else acting on Alonso's ticket
+    // tells him; Alonso acting on it himself does not.
+    d.ok(&[
+        "tickets",
+        "comment",
+        &number,
+        "Llamé a la clienta",
+        "--as",
+        "camila",
+    ]);
+    let told = stack.wait_for("support", &alonso, 2, WAIT);
+    assert_eq!(told.len(), 2);
+    let told = parsed(&told[1]);
+    assert!(
+        told.subject.contains("Camila Rojas agregó un comentario"),
+        "{}",
+        told.subject
+    );
+    assert!(told.text.contains("Llamé a la clienta"), "{}", told.text);
+    d.ok(&["tickets", "comment", &number, "Revisado", "--as", "alonso"]);
+    assert_eq!(stack.settled("support", &alonso, QUIET).len(), 2);
     // Someone without an address: the history says why nobody was told.
     d.ok(&["tickets", "assign", &number, "milagros", "--as", "alonso"]);
     assert!(

@@ -34,6 +34,11 @@ impl Calendar {
         &self.tz
     }
 
+    /// The rule set the calendar comes from (its labels name states).
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
     /// The targets a route promises for a ticket opened at `now`.
     pub fn deadlines(&self, route: &Route, now: i64) -> Deadlines {
         let due = |hours: Option<u32>, business: bool| {

@@ -33,6 +33,9 @@ pub const OWNER_ASSIGNED: &str = "owner_assigned";
 pub const OWNER_REPLY: &str = "owner_reply";
 /// To the additional recipients the rules name (`notify = [...]`).
 pub const NOTIFY: &str = "notify";
+/// To the owner: someone else acted on their ticket (seed 001's
+/// "notificaciones": ejecutar, finalizar, comentario, enviar mail).
+pub const OWNER_ACTIVITY: &str = "owner_activity";
 /// To the owner: one of their tickets missed a deadline.
 pub const OVERDUE_ALERT: &str = "overdue_alert";
 /// To the escalation list (`[deadlines] escalation`): a ticket missed a
@@ -72,6 +75,10 @@ pub struct Vars {
     pub target: String,
     /// How late, when the alert was written ("2 h 15 min").
     pub late: String,
+    /// Who acted (an agent's name), for the owner's activity notice.
+    pub actor: String,
+    /// What they did, in words ("agregó un comentario").
+    pub activity: String,
 }
 
 /// Variable names and a sample value each, for load-time checks and hints.
@@ -91,6 +98,8 @@ const SAMPLE: &[(&str, &str)] = &[
     ("outcome", "finalizada con éxito"),
     ("target", "primera respuesta"),
     ("late", "2 h 15 min"),
+    ("actor", "Rodrigo"),
+    ("activity", "agregó un comentario"),
 ];
 
 /// A rendered mail text.
@@ -671,6 +680,21 @@ Saludos cordiales,
 
 --
 Este es un mensaje automático.
+",
+    ),
+    (
+        OWNER_ACTIVITY,
+        "{{ tag }} {{ actor }} {{ activity }}: {{ subject }}",
+        "\
+Hola{% if owner %} {{ owner }}{% endif %}:
+
+{{ actor }} {{ activity }} en el ticket {{ ticket }} «{{ subject }}», que está
+a su cargo.
+{% if text %}
+{{ text }}
+{% endif %}
+--
+Aviso automático de {{ team }}. Vea el ticket con `buzon tickets show {{ ticket }}`.
 ",
     ),
     (
