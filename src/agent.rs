@@ -8,7 +8,9 @@ use crate::outbound::compose::{self, Auto, AutoSubmitted, Envelope, MailParts, t
 use crate::outbound::plan::Plan;
 use crate::outbound::templates::{self, Templates, Vars};
 use crate::pipeline::domain_of;
-use crate::store::{NewEvent, Store, StoreError, Target, TicketDetail, TicketUpdate, now_ms};
+use crate::store::{
+    Classification, NewEvent, Store, StoreError, Target, TicketDetail, TicketUpdate, now_ms,
+};
 use crate::thread::{IdSigner, strip_reply_prefixes};
 use crate::ticket::{Outcome, State, display_number};
 
@@ -270,6 +272,73 @@ impl Agent<'_> {
         self.apply(ticket, change, None).await
     }
 
+    /// Reclassifies a ticket (seed 004: "clasificar", "marcar como Alta"):
+    /// priority, type, category, area, pipeline, the team's fields. Types
+    /// and field values are checked against the rule files' vocabulary.
+    /// The deadlines stay as they are (`tickets due` moves them).
+    pub async fn classify(
+        &self,
+        ticket: i64,
+        mut change: Classification,
+        set_fields: &[(String, String)],
+    ) -> Result<(), AgentError> {
+        check_vocabulary(self.calendar.rules(), &change, set_fields)
+            .map_err(AgentError::Invalid)?;
+        let detail = self.store.ticket(ticket).await?;
+        let t = &detail.ticket;
+        let mut said = Vec::new();
+        let mut was = |what: &str, before: Option<&str>, after: Option<&str>| {
+            if let Some(after) = after
+                && before != Some(after)
+            {
+                said.push(format!("{what} {} → {after}", before.unwrap_or("-")));
+            }
+        };
+        was(
+            "priority",
+            Some(&t.priority),
+            change.priority.map(|p| p.as_str()),
+        );
+        was(
+            "type",
+            t.ticket_type.as_deref(),
+            change.ticket_type.as_deref(),
+        );
+        was(
+            "category",
+            t.category.as_deref(),
+            change.category.as_deref(),
+        );
+        was("area", t.area.as_deref(), change.area.as_deref());
+        was("pipeline", Some(&t.pipeline), change.pipeline.as_deref());
+        if !set_fields.is_empty() {
+            let mut fields = t.fields.clone();
+            for (name, value) in set_fields {
+                was(name, t.fields.get(name).map(String::as_str), Some(value));
+                fields.insert(name.clone(), value.clone());
+            }
+            change.fields = Some(fields);
+        }
+        if said.is_empty() {
+            return Err(AgentError::Invalid(
+                "nothing to change: give --priority, --type, --category, --area, --pipeline or --field NAME=VALUE with a new value".into(),
+            ));
+        }
+        let mut update = TicketUpdate {
+            classify: Some(change),
+            now: self.now(),
+            events: vec![self.event("classified", said.join("; "))],
+            ..TicketUpdate::default()
+        };
+        self.tell_owner(
+            &detail,
+            "reclasificó el ticket",
+            &said.join("\n"),
+            &mut update,
+        );
+        self.apply(ticket, update, None).await
+    }
+
     /// Moves a deadline by hand ("Fecha Límite"): `at` is the new due time.
     pub async fn set_due(&self, ticket: i64, target: Target, at: i64) -> Result<(), AgentError> {
         let when = crate::view::local_time(at, self.calendar.time_zone());
@@ -522,6 +591,53 @@ impl Agent<'_> {
             auto,
         })
     }
+}
+
+/// Types and field values must be the rule files' own (when they define
+/// any): a typo would otherwise split the reports.
+fn check_vocabulary(
+    rules: &crate::rules::RuleSet,
+    change: &Classification,
+    fields: &[(String, String)],
+) -> Result<(), String> {
+    let types = rules.type_names();
+    if let Some(ty) = &change.ticket_type
+        && !types.is_empty()
+        && !types.contains(&ty.as_str())
+    {
+        return Err(format!(
+            "unknown type '{ty}': write one of {}",
+            quoted(&types)
+        ));
+    }
+    let names = rules.field_names();
+    for (name, value) in fields {
+        if !names.is_empty() && !names.contains(&name.as_str()) {
+            return Err(format!(
+                "unknown field '{name}': the rule files define {}",
+                quoted(&names)
+            ));
+        }
+        if let Some(values) = rules.field_values(name)
+            && !values.is_empty()
+            && !values.contains(value)
+        {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            return Err(format!(
+                "'{value}' is not a value of {name}: write one of {}",
+                quoted(&values)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn quoted(words: &[&str]) -> String {
+    words
+        .iter()
+        .map(|w| format!("\"{w}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every Message-ID of the ticket, oldest first: the `References` chain of

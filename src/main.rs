@@ -13,7 +13,7 @@ use buzon::agent::Agent;
 use buzon::config::{Config, DEFAULT_CONFIG_PATH, Sources};
 use buzon::outbound::deliver::{self, DrainReport, Transport};
 use buzon::pipeline::{Outcome, Pipeline};
-use buzon::store::{Store, Target, TicketFilter, now_ms};
+use buzon::store::{Classification, Store, Target, TicketFilter, now_ms};
 use buzon::ticket::{Outcome as TicketOutcome, Priority, State, display_number, parse_number};
 use buzon::view;
 
@@ -248,6 +248,30 @@ enum TicketsCommand {
         when: String,
         #[arg(long)]
         first_response: bool,
+        /// Who is acting (default: $USER).
+        #[arg(long = "as")]
+        agent: Option<String>,
+    },
+    /// Reclassify: priority, type, category, area, pipeline, team fields.
+    ///
+    /// Types and field values must be those of the rule files; priority
+    /// takes the team's words too ("Alta"). Deadlines stay as they are.
+    #[command(alias = "set")]
+    Classify {
+        number: String,
+        #[arg(long)]
+        priority: Option<String>,
+        #[arg(long = "type")]
+        ticket_type: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        area: Option<String>,
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// A team field, NAME=VALUE (repeat for several).
+        #[arg(long = "field")]
+        fields: Vec<String>,
         /// Who is acting (default: $USER).
         #[arg(long = "as")]
         agent: Option<String>,
@@ -737,6 +761,49 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
                 target.as_str(),
                 view::local_time(at, &tz)
             );
+        }
+        TicketsCommand::Classify {
+            number,
+            priority,
+            ticket_type,
+            category,
+            area,
+            pipeline,
+            fields,
+            agent,
+        } => {
+            let n = ticket_number(prefix, &number)?;
+            let labels = buzon::pipeline::load_rules(config).ok();
+            let priority = priority
+                .map(|p| {
+                    parse_labelled(&p, &Priority::ALL, labels.as_ref(), |r, v| {
+                        r.priority_label(v)
+                    })
+                })
+                .transpose()?;
+            let fields = fields
+                .iter()
+                .map(|f| match f.split_once('=') {
+                    Some((k, v)) => Ok((k.trim().to_string(), v.trim().to_string())),
+                    None => {
+                        bail!("--field takes NAME=VALUE, e.g. --field \"medio_ingreso=Teléfono\"")
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let change = Classification {
+                priority,
+                ticket_type,
+                category,
+                area,
+                pipeline,
+                fields: None,
+            };
+            agent_for(config, store, agent)
+                .await?
+                .classify(n, change, &fields)
+                .await?;
+            println!("{}: classified", display_number(prefix, n));
+            flush_after(config, store).await;
         }
         TicketsCommand::Received {
             number,

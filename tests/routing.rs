@@ -132,6 +132,116 @@ fn genera_routes_an_investor_rescue_to_alonso_with_high_priority() {
     assert_eq!(t["type"], "Inversionista - Rescate", "{t:#}");
 }
 
+/// Seed 004: "clasifica correctamente cada ticket", "puedes marcar como
+/// Alta cualquier ticket urgente": an agent reclassifies with the team's
+/// words; a type or field value the rule files do not know is refused.
+#[test]
+fn agents_reclassify_in_the_teams_vocabulary() {
+    let (_dir, config) = deployment("genera-factoring");
+    let mail = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/demo/mail/finanzas/13-factura-proveedor.eml");
+    buzon(
+        &config,
+        &["ingest", "--mailbox", "finanzas", mail.to_str().unwrap()],
+    );
+    buzon(
+        &config,
+        &[
+            "tickets",
+            "classify",
+            "GF-1",
+            "--priority",
+            "Alta",
+            "--type",
+            "Finanzas - Otros",
+            "--as",
+            "rosario",
+        ],
+    );
+    let shown: serde_json::Value = serde_json::from_str(&buzon(
+        &config,
+        &["tickets", "show", "GF-1", "--format", "json"],
+    ))
+    .unwrap();
+    assert_eq!(shown["ticket"]["priority"], "high", "{shown:#}");
+    assert_eq!(shown["ticket"]["type"], "Finanzas - Otros");
+    let history: Vec<&str> = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "classified")
+        .map(|e| e["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(history.len(), 1);
+    assert!(history[0].contains("priority low → high"), "{history:?}");
+    let err = refused_with(
+        &config,
+        &["tickets", "classify", "GF-1", "--type", "Finanzas"],
+    );
+    assert!(
+        err.contains("unknown type 'Finanzas'") && err.contains("\"Finanzas - Otros\""),
+        "{err}"
+    );
+    let err = refused_with(
+        &config,
+        &["tickets", "classify", "GF-1", "--priority", "Altísima"],
+    );
+    assert!(err.contains("\"Alta\""), "{err}");
+
+    let (_dir, config) = deployment("pvi");
+    let mail = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/demo/mail/sac/15-arrendatario-contacto-administracion.eml");
+    buzon(
+        &config,
+        &["ingest", "--mailbox", "sac", mail.to_str().unwrap()],
+    );
+    buzon(
+        &config,
+        &[
+            "tickets",
+            "classify",
+            "SAC-1",
+            "--field",
+            "medio_ingreso=Teléfono",
+        ],
+    );
+    let shown: serde_json::Value = serde_json::from_str(&buzon(
+        &config,
+        &["tickets", "show", "SAC-1", "--format", "json"],
+    ))
+    .unwrap();
+    assert_eq!(
+        shown["ticket"]["fields"]["medio_ingreso"], "Teléfono",
+        "{shown:#}"
+    );
+    let err = refused_with(
+        &config,
+        &[
+            "tickets",
+            "classify",
+            "SAC-1",
+            "--field",
+            "medio_ingreso=Fax",
+        ],
+    );
+    assert!(
+        err.contains("'Fax' is not a value of medio_ingreso"),
+        "{err}"
+    );
+}
+
+fn refused_with(config: &Path, args: &[&str]) -> String {
+    let out = assert_cmd::Command::cargo_bin("buzon")
+        .unwrap()
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn rules_check_also_reports_broken_templates_with_file_and_line() {
     let (dir, config) = deployment("pvi");

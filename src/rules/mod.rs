@@ -215,6 +215,16 @@ impl RuleSet {
         &self.files
     }
 
+    /// The request types the rule files define (`[types."NAME"]`).
+    pub fn type_names(&self) -> Vec<&str> {
+        self.types.keys().map(String::as_str).collect()
+    }
+
+    /// The team fields the rule files define (`[fields.NAME]`).
+    pub fn field_names(&self) -> Vec<&str> {
+        self.fields.keys().map(String::as_str).collect()
+    }
+
     /// The team field definitions (`[fields.NAME]`) and their allowed values.
     pub fn field_values(&self, name: &str) -> Option<&[String]> {
         self.fields.get(name).map(|f| f.values.as_slice())

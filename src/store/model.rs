@@ -139,6 +139,18 @@ pub enum ClockChange {
     },
 }
 
+/// What an agent may reclassify; `None` keeps the value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Classification {
+    pub priority: Option<crate::ticket::Priority>,
+    pub ticket_type: Option<String>,
+    pub category: Option<String>,
+    pub area: Option<String>,
+    pub pipeline: Option<String>,
+    /// The ticket's team fields after the change (all of them).
+    pub fields: Option<std::collections::BTreeMap<String, String>>,
+}
+
 /// Which promise a deadline is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -219,6 +231,8 @@ pub struct TicketUpdate {
     /// A deadline moved by hand (the seed's "Fecha Límite"): a new promise,
     /// so the alert of the old one clears.
     pub due: Option<(Target, i64)>,
+    /// An agent's reclassification (seed 004's "clasificar").
+    pub classify: Option<Classification>,
     pub now: i64,
     pub events: Vec<NewEvent>,
     pub outgoing: Vec<OutgoingMail>,

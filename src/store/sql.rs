@@ -614,6 +614,29 @@ macro_rules! backend {
                 if change.first_response {
                     super::super::deadlines::$module::first_response(&mut *tx, number, change.now).await?;
                 }
+                if let Some(c) = &change.classify {
+                    let fields = c
+                        .fields
+                        .as_ref()
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    sqlx::query(
+                        "UPDATE tickets SET priority = COALESCE($2, priority), \
+                         ticket_type = COALESCE($3, ticket_type), category = COALESCE($4, category), \
+                         area = COALESCE($5, area), pipeline = COALESCE($6, pipeline), \
+                         fields = COALESCE($7, fields) WHERE id = $1",
+                    )
+                    .bind(number)
+                    .bind(c.priority.map(|p| p.as_str()))
+                    .bind(&c.ticket_type)
+                    .bind(&c.category)
+                    .bind(&c.area)
+                    .bind(&c.pipeline)
+                    .bind(fields)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 if let Some((target, at)) = change.due {
                     super::super::deadlines::$module::move_due(&mut *tx, number, target, at, change.now)
                         .await?;
