@@ -60,21 +60,33 @@ fn outbox(dir: &Path) -> Vec<buzon::parse::ParsedMail> {
         .collect()
 }
 
+/// Ingests one of the demo mails (`examples/demo/mail/MAILBOX/FILE`).
+fn ingest_demo(config: &Path, mailbox: &str, file: &str) -> String {
+    let mail = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/demo/mail")
+        .join(mailbox)
+        .join(file);
+    buzon(
+        config,
+        &["ingest", "--mailbox", mailbox, mail.to_str().unwrap()],
+    )
+}
+
+/// `tickets show N --format json`.
+fn show(config: &Path, number: &str) -> serde_json::Value {
+    serde_json::from_str(&buzon(
+        config,
+        &["tickets", "show", number, "--format", "json"],
+    ))
+    .unwrap()
+}
+
 #[test]
 fn documents_sent_to_a_law_firm_get_the_teams_template_and_notify_the_extra_recipients() {
     let (dir, config) = deployment("tuprocurador");
-    let mail = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/demo/mail/clientes/18-documentos-solicitados.eml");
-    let out = buzon(
-        &config,
-        &["ingest", "--mailbox", "clientes", mail.to_str().unwrap()],
-    );
+    let out = ingest_demo(&config, "clientes", "18-documentos-solicitados.eml");
     assert!(out.contains("created"), "{out}");
-    let shown: serde_json::Value = serde_json::from_str(&buzon(
-        &config,
-        &["tickets", "show", "1", "--format", "json"],
-    ))
-    .unwrap();
+    let shown = show(&config, "1");
     assert_eq!(
         shown["ticket"]["type"], "Entrega de documentos",
         "{shown:#}"
@@ -112,17 +124,7 @@ fn documents_sent_to_a_law_firm_get_the_teams_template_and_notify_the_extra_reci
 #[test]
 fn genera_routes_an_investor_rescue_to_alonso_with_high_priority() {
     let (_dir, config) = deployment("genera-factoring");
-    let mail = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/demo/mail/servicioalcliente/08-rescate-parcial.eml");
-    buzon(
-        &config,
-        &[
-            "ingest",
-            "--mailbox",
-            "servicioalcliente",
-            mail.to_str().unwrap(),
-        ],
-    );
+    ingest_demo(&config, "servicioalcliente", "08-rescate-parcial.eml");
     let list: serde_json::Value =
         serde_json::from_str(&buzon(&config, &["tickets", "list", "--format", "json"])).unwrap();
     let t = &list["tickets"][0];
@@ -138,12 +140,7 @@ fn genera_routes_an_investor_rescue_to_alonso_with_high_priority() {
 #[test]
 fn agents_reclassify_in_the_teams_vocabulary() {
     let (_dir, config) = deployment("genera-factoring");
-    let mail = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/demo/mail/finanzas/13-factura-proveedor.eml");
-    buzon(
-        &config,
-        &["ingest", "--mailbox", "finanzas", mail.to_str().unwrap()],
-    );
+    ingest_demo(&config, "finanzas", "13-factura-proveedor.eml");
     buzon(
         &config,
         &[
@@ -158,11 +155,7 @@ fn agents_reclassify_in_the_teams_vocabulary() {
             "rosario",
         ],
     );
-    let shown: serde_json::Value = serde_json::from_str(&buzon(
-        &config,
-        &["tickets", "show", "GF-1", "--format", "json"],
-    ))
-    .unwrap();
+    let shown = show(&config, "GF-1");
     assert_eq!(shown["ticket"]["priority"], "high", "{shown:#}");
     assert_eq!(shown["ticket"]["type"], "Finanzas - Otros");
     let history: Vec<&str> = shown["events"]
@@ -189,11 +182,10 @@ fn agents_reclassify_in_the_teams_vocabulary() {
     assert!(err.contains("\"Alta\""), "{err}");
 
     let (_dir, config) = deployment("pvi");
-    let mail = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/demo/mail/sac/15-arrendatario-contacto-administracion.eml");
-    buzon(
+    ingest_demo(
         &config,
-        &["ingest", "--mailbox", "sac", mail.to_str().unwrap()],
+        "sac",
+        "15-arrendatario-contacto-administracion.eml",
     );
     buzon(
         &config,
@@ -205,11 +197,7 @@ fn agents_reclassify_in_the_teams_vocabulary() {
             "medio_ingreso=Teléfono",
         ],
     );
-    let shown: serde_json::Value = serde_json::from_str(&buzon(
-        &config,
-        &["tickets", "show", "SAC-1", "--format", "json"],
-    ))
-    .unwrap();
+    let shown = show(&config, "SAC-1");
     assert_eq!(
         shown["ticket"]["fields"]["medio_ingreso"], "Teléfono",
         "{shown:#}"
@@ -276,11 +264,10 @@ fn rules_check_also_reports_broken_templates_with_file_and_line() {
 #[test]
 fn people_see_states_and_priorities_in_the_teams_words() {
     let (_dir, config) = deployment("pvi");
-    let mail = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/demo/mail/sac/15-arrendatario-contacto-administracion.eml");
-    buzon(
+    ingest_demo(
         &config,
-        &["ingest", "--mailbox", "sac", mail.to_str().unwrap()],
+        "sac",
+        "15-arrendatario-contacto-administracion.eml",
     );
     let table = buzon(&config, &["tickets", "list"]);
     assert!(table.contains("Nueva"), "{table}");
