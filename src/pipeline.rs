@@ -109,6 +109,17 @@ enum Thread {
     },
 }
 
+impl Thread {
+    /// For a mail that opens a ticket: the ticket it is linked to, and
+    /// whether it needs review.
+    fn into_link(self) -> Option<(Found, bool)> {
+        match self {
+            Thread::Linked { found, review } => Some((found, review)),
+            Thread::New | Thread::Continue(_) => None,
+        }
+    }
+}
+
 /// The long-lived parts the pipeline works with.
 pub struct Pipeline<'a> {
     config: &'a Config,
@@ -423,8 +434,8 @@ impl<'a> Pipeline<'a> {
                 self.append(tx, found, mailbox, raw, mail, automatic.as_ref(), now)
                     .await?
             }
-            Thread::Linked { found, review } => {
-                let link = Some((found, review));
+            opened => {
+                let link = opened.into_link();
                 self.create(
                     tx,
                     mailbox,
@@ -433,19 +444,6 @@ impl<'a> Pipeline<'a> {
                     automatic.as_ref(),
                     &route,
                     link,
-                    now,
-                )
-                .await?
-            }
-            Thread::New => {
-                self.create(
-                    tx,
-                    mailbox,
-                    raw,
-                    mail,
-                    automatic.as_ref(),
-                    &route,
-                    None,
                     now,
                 )
                 .await?
