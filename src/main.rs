@@ -619,7 +619,7 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
             let mut rows = store.list_tickets(&filter).await?;
             let out = match format {
                 ListFormat::Table => {
-                    with_labels(config, &mut rows);
+                    with_labels(labels.as_ref(), &mut rows);
                     view::tickets_table(&rows, prefix, &tz)
                 }
                 ListFormat::Json => format!("{:#}\n", view::tickets_json(&rows, prefix)),
@@ -632,7 +632,8 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
             let mut detail = store.ticket(n).await?;
             match format {
                 ShowFormat::Text => {
-                    with_labels(config, std::slice::from_mut(&mut detail.ticket));
+                    let rules = buzon::pipeline::load_rules(config).ok();
+                    with_labels(rules.as_ref(), std::slice::from_mut(&mut detail.ticket));
                     print_out(&view::ticket_text(&detail, prefix, &tz))?
                 }
                 ShowFormat::Json => print_out(&format!("{:#}\n", serde_json::to_value(&detail)?))?,
@@ -657,14 +658,12 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
             agent,
         } => {
             let n = ticket_number(prefix, &number)?;
-            let labels = buzon::pipeline::load_rules(config).ok();
-            let state = parse_labelled(&state, &State::ALL, labels.as_ref(), |r, v| {
-                r.state_label(v)
-            })?;
-            agent_for(config, store, agent)
-                .await?
-                .set_state(n, state)
-                .await?;
+            // The agent's pipeline has loaded the rules: their labels name
+            // the states.
+            let agent = agent_for(config, store, agent).await?;
+            let rules = Some(agent.calendar.rules());
+            let state = parse_labelled(&state, &State::ALL, rules, |r, v| r.state_label(v))?;
+            agent.set_state(n, state).await?;
             println!("{}: {state}", display_number(prefix, n));
             flush_after(config, store).await;
         }
@@ -773,13 +772,10 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
             agent,
         } => {
             let n = ticket_number(prefix, &number)?;
-            let labels = buzon::pipeline::load_rules(config).ok();
+            let agent = agent_for(config, store, agent).await?;
+            let rules = Some(agent.calendar.rules());
             let priority = priority
-                .map(|p| {
-                    parse_labelled(&p, &Priority::ALL, labels.as_ref(), |r, v| {
-                        r.priority_label(v)
-                    })
-                })
+                .map(|p| parse_labelled(&p, &Priority::ALL, rules, |r, v| r.priority_label(v)))
                 .transpose()?;
             let fields = fields
                 .iter()
@@ -798,10 +794,7 @@ async fn tickets(config: &Config, store: &Store, command: TicketsCommand) -> Res
                 pipeline,
                 fields: None,
             };
-            agent_for(config, store, agent)
-                .await?
-                .classify(n, change, &fields)
-                .await?;
+            agent.classify(n, change, &fields).await?;
             println!("{}: classified", display_number(prefix, n));
             flush_after(config, store).await;
         }
@@ -893,12 +886,14 @@ fn rules(config: &Config, command: RulesCommand) -> Result<ExitCode> {
 /// Shows states and priorities in the team's words (`[labels]` of the rule
 /// files: "En ejecución", "Alta") on the views meant for people; JSON and
 /// CSV keep the canonical names scripts rely on.
-fn with_labels(config: &Config, rows: &mut [buzon::store::TicketRow]) {
-    let Ok(rules) = buzon::pipeline::load_rules(config) else {
+/// The tickets with states and priorities in the team's words (`rules`:
+/// the rule set already loaded, if any).
+fn with_labels(rules: Option<&buzon::rules::RuleSet>, rows: &mut [buzon::store::TicketRow]) {
+    let Some(rules) = rules else {
         return;
     };
     for t in rows {
-        relabel(&rules, &mut t.state, &mut t.priority);
+        relabel(rules, &mut t.state, &mut t.priority);
     }
 }
 
@@ -1228,7 +1223,10 @@ async fn demo(dir: Option<PathBuf>) -> Result<ExitCode> {
             );
         }
         let mut rows = team.store.list_tickets(&TicketFilter::default()).await?;
-        with_labels(&team.config, &mut rows);
+        with_labels(
+            buzon::pipeline::load_rules(&team.config).ok().as_ref(),
+            &mut rows,
+        );
         println!(
             "\n{}",
             view::tickets_table(&rows, prefix, &time_zone(&team.config))
