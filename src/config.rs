@@ -292,9 +292,20 @@ impl Smtp {
     }
 }
 
-/// Someone who owns tickets (`owner = "camila"` in a mailbox or a rule).
+/// Someone who works tickets (`owner = "camila"` in a mailbox or a rule,
+/// `--as camila` on the command line).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Person {
+    /// What they may do (seed 001's "cargo"): an admin everything on every
+    /// ticket; an agent everything on their own tickets and only read,
+    /// comment and mail on the others'.
+    #[serde(default)]
+    pub role: Role,
+    /// The pipelines an agent works ("los proyectos asociados a su
+    /// perfil"): where they may open tickets by hand and take unowned
+    /// ones. Empty: every pipeline.
+    #[serde(default)]
+    pub pipelines: Vec<String>,
     /// Where notifications about their tickets go; unset: none are sent,
     /// and the ticket's history says so.
     #[serde(default)]
@@ -434,6 +445,26 @@ pub enum ImapAuth {
     Xoauth2,
 }
 
+/// A person's role (seed 001: "Usuario con cargo tipo Administrador",
+/// "Posventa-Ejecutor").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    #[default]
+    Agent,
+}
+
+impl Role {
+    /// The word people read ("administrador", "agente").
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Admin => "administrador",
+            Role::Agent => "agente",
+        }
+    }
+}
+
 /// What to do with a mail in the server's folder once it is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Disposition {
@@ -470,6 +501,7 @@ named_values!(SmtpTls { Implicit = "implicit", Starttls = "starttls", None = "no
 named_values!(ImapTls { Implicit = "implicit", Starttls = "starttls", None = "none" });
 named_values!(ImapAuth { Login = "login", Plain = "plain", Xoauth2 = "xoauth2" });
 named_values!(Disposition { Seen = "seen", Move = "move", Leave = "leave" });
+named_values!(Role { Admin = "admin", Agent = "agent" });
 named_values!(Response { Reply = "reply", Update = "update", Request = "request", Open = "open" });
 
 /// One IMAP account with the folders buzon watches in it.
@@ -1145,7 +1177,12 @@ fn read_sections(cfg: &config::Config, problems: &mut Vec<Problem>) -> RawSectio
         ],
         problems,
     );
-    raw.people = section(cfg, "people", &["address", "name", "notify"], problems);
+    raw.people = section(
+        cfg,
+        "people",
+        &["address", "name", "notify", "role", "pipelines"],
+        problems,
+    );
     raw.rules = section(cfg, "rules", &["dir"], problems);
     raw.templates = section(cfg, "templates", &["dir"], problems);
     raw.daemon = section(

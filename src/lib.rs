@@ -21,7 +21,7 @@
 //! - [`demo`]: the bundled sample mail and the `buzon demo` run.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod agent;
+pub mod actions;
 pub mod classify;
 pub mod config;
 pub mod daemon;

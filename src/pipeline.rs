@@ -72,6 +72,9 @@ pub enum PipelineError {
     Rules(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A request written down by hand that cannot be opened (see `ByHand`).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl PipelineError {
@@ -120,6 +123,32 @@ impl Thread {
     }
 }
 
+/// One mail on its way to a ticket: what it is and how it came.
+#[derive(Clone, Copy)]
+struct Arrival<'m> {
+    mailbox: &'m str,
+    raw: &'m [u8],
+    mail: &'m ParsedMail,
+    automatic: Option<&'m Automatic>,
+    now: i64,
+    /// Written down by an agent rather than read from a mailbox.
+    by_hand: Option<&'m ByHand<'m>>,
+}
+
+/// A request an agent writes down (`buzon tickets new`).
+pub struct ByHand<'a> {
+    /// How it arrived: a phone call, a visit.
+    pub channel: crate::ticket::Channel,
+    /// The agent's id (`[people.NAME]`), for the history.
+    pub by: &'a str,
+    /// The owner the agent chose, over the rules' choice.
+    pub owner: Option<&'a str>,
+    /// Sees the route before anything is written; an error refuses the
+    /// ticket with that reason (the agent may not open tickets in the
+    /// pipeline the rules chose).
+    pub authorize: &'a (dyn Fn(&Route) -> Result<(), String> + Send + Sync),
+}
+
 /// The long-lived parts the pipeline works with.
 pub struct Pipeline<'a> {
     config: &'a Config,
@@ -147,16 +176,39 @@ impl<'a> Pipeline<'a> {
         rules: Arc<RuleSet>,
     ) -> Result<Pipeline<'a>, PipelineError> {
         let key = store.message_id_key().await?;
+        let templates = Templates::load(config.templates.dir.as_deref())?;
+        Self::from_parts(
+            config,
+            store,
+            IdSigner::new(key.as_bytes()),
+            templates,
+            rules,
+        )
+    }
+
+    /// A pipeline over parts already loaded (the action layer has them).
+    pub fn from_parts(
+        config: &'a Config,
+        store: &'a Store,
+        signer: IdSigner,
+        templates: Templates,
+        rules: Arc<RuleSet>,
+    ) -> Result<Pipeline<'a>, PipelineError> {
         Ok(Pipeline {
             config,
             store,
-            signer: IdSigner::new(key.as_bytes()),
+            signer,
             tags: TagMatcher::new(&config.deployment.ticket_prefix)?,
-            templates: Templates::load(config.templates.dir.as_deref())?,
+            templates,
             rules,
             tz: jiff::tz::TimeZone::get(&config.deployment.time_zone)
                 .unwrap_or(jiff::tz::TimeZone::UTC),
         })
+    }
+
+    /// The rule set in force.
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
     }
 
     /// Switches to a reloaded rule set for the next mails.
@@ -169,13 +221,13 @@ impl<'a> Pipeline<'a> {
     async fn route(
         &self,
         tx: &mut StoreTx,
-        mailbox: &str,
+        input: &RuleInput<'_>,
         mailbox_cfg: &crate::config::Mailbox,
-        mail: &ParsedMail,
-        automatic: Option<&Automatic>,
     ) -> Result<Route, StoreError> {
-        let input = RuleInput::new(mailbox, mail, automatic);
-        let mut route = self.rules.evaluate(&input).complete(mailbox, mailbox_cfg);
+        let mut route = self
+            .rules
+            .evaluate(input)
+            .complete(input.mailbox, mailbox_cfg);
         if route.owner.is_none()
             && let Some(name) = route.owner_group.clone()
             && let Some(group) = self.rules.group(&name)
@@ -423,9 +475,8 @@ impl<'a> Pipeline<'a> {
         // below. Duplicates are rare; one statement less per new mail is
         // not.
         let automatic = classify(mail, &|a: &str| self.config.is_own_address(a));
-        let route = self
-            .route(tx, mailbox, mailbox_cfg, mail, automatic.as_ref())
-            .await?;
+        let input = RuleInput::new(mailbox, mail, automatic.as_ref());
+        let route = self.route(tx, &input, mailbox_cfg).await?;
         let outcome = match self
             .thread(tx, mail, automatic.as_ref(), &route.keys, now)
             .await?
@@ -435,18 +486,16 @@ impl<'a> Pipeline<'a> {
                     .await?
             }
             opened => {
-                let link = opened.into_link();
-                self.create(
-                    tx,
+                let arrival = Arrival {
                     mailbox,
                     raw,
                     mail,
-                    automatic.as_ref(),
-                    &route,
-                    link,
+                    automatic: automatic.as_ref(),
                     now,
-                )
-                .await?
+                    by_hand: None,
+                };
+                self.create(tx, &arrival, &route, opened.into_link())
+                    .await?
             }
         };
         match outcome {
@@ -712,25 +761,86 @@ impl<'a> Pipeline<'a> {
         })
     }
 
+    /// Opens a ticket for a request an agent writes down (`buzon tickets
+    /// new`: a phone call, a visit): routed by the same rules as mail, with
+    /// its channel, and never threaded onto another ticket. `hand.authorize`
+    /// sees the route before anything is written and may refuse it.
+    pub async fn open_by_hand(
+        &self,
+        raw: &[u8],
+        mailbox: &str,
+        hand: &ByHand<'_>,
+        now: i64,
+    ) -> Result<Outcome, PipelineError> {
+        let mailbox_cfg = self
+            .config
+            .mailbox(mailbox)
+            .map_err(PipelineError::UnknownMailbox)?;
+        let mail = parse::parse(raw, self.config.limits.max_message_bytes)
+            .map_err(|e| PipelineError::Refused(format!("the request cannot be read: {e}")))?;
+        let mut tx = self.store.begin().await?;
+        let input = RuleInput::new(mailbox, &mail, None).via(hand.channel);
+        let mut route = self.route(&mut tx, &input, mailbox_cfg).await?;
+        if let Some(owner) = hand.owner {
+            route.owner = Some(owner.to_string());
+            route.owner_group = None;
+            route
+                .set_by
+                .insert("owner".into(), format!("agent:{}", hand.by));
+        }
+        (hand.authorize)(&route).map_err(PipelineError::Refused)?;
+        let arrival = Arrival {
+            mailbox,
+            raw,
+            mail: &mail,
+            automatic: None,
+            now,
+            by_hand: Some(hand),
+        };
+        let created = self.create(&mut tx, &arrival, &route, None).await?;
+        let queued = tx.commit().await?;
+        match created {
+            Some(Outcome::Created { ticket, .. }) => Ok(Outcome::Created {
+                ticket,
+                acknowledged: queued
+                    .get(&ticket)
+                    .is_some_and(|kinds| kinds.iter().any(|k| k == "acknowledgement")),
+            }),
+            _ => Err(PipelineError::Refused(
+                "a request with the same Message-ID is already stored".into(),
+            )),
+        }
+    }
+
     /// Opens a new ticket (maybe linked to another). `None` on a dedupe race.
-    #[allow(clippy::too_many_arguments)]
     async fn create(
         &self,
         tx: &mut StoreTx,
-        mailbox: &str,
-        raw: &[u8],
-        mail: &ParsedMail,
-        automatic: Option<&Automatic>,
+        arrival: &Arrival<'_>,
         route: &Route,
         link: Option<(Found, bool)>,
-        now: i64,
     ) -> Result<Option<Outcome>, StoreError> {
+        let Arrival {
+            mailbox,
+            raw,
+            mail,
+            automatic,
+            now,
+            by_hand,
+        } = *arrival;
         let deadlines = self.calendar().deadlines(route, now);
         // The acknowledgement promises the first answer when the rules set
         // that target, else the resolution.
         let promised = deadlines.first_response_due_at.or(deadlines.due_at);
         let (mut plan, mut events) =
             self.plan_acknowledgement(mail, automatic, route, mailbox, promised);
+        if let (Some(hand), Some(created)) = (by_hand, events.first_mut()) {
+            created.actor = format!("agent:{}", hand.by);
+            created.detail = format!(
+                "written down by hand ({}) in mailbox {mailbox}",
+                hand.channel.label()
+            );
+        }
         self.plan_notifications(&mut plan, automatic, route, &mut events);
         let (needs_review, linked_ticket) = match &link {
             Some((found, review)) => {
@@ -758,6 +868,7 @@ impl<'a> Pipeline<'a> {
         };
         let new = NewTicket {
             mailbox,
+            channel: by_hand.map(|h| h.channel).unwrap_or_default(),
             raw,
             mail,
             automatic,

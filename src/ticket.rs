@@ -95,6 +95,65 @@ impl FromStr for Outcome {
     }
 }
 
+/// How a request reached the team (seed 001's "Medio de ingreso"): by
+/// mail, which buzon reads itself, or by phone or in person, which an agent
+/// records by hand (`buzon tickets new`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    #[default]
+    Email,
+    Phone,
+    InPerson,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 3] = [Channel::Email, Channel::Phone, Channel::InPerson];
+
+    /// The stored name, and the value of the rules' `channel` condition.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Phone => "phone",
+            Channel::InPerson => "in_person",
+        }
+    }
+
+    /// The word people read.
+    pub fn label(self) -> &'static str {
+        match self {
+            Channel::Email => "correo",
+            Channel::Phone => "teléfono",
+            Channel::InPerson => "presencial",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Channel {
+    type Err = String;
+    /// The stored name or the Spanish word, in any case, with or without
+    /// accents ("teléfono", "telefono", "presencial", "correo").
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let norm = crate::rules::fold_text(s.trim()).replace(['-', ' '], "_");
+        Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str() == norm || crate::rules::fold_text(c.label()) == norm)
+            .or(match norm.as_str() {
+                "mail" | "e_mail" => Some(Channel::Email),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                format!("unknown channel '{s}': write one of email, phone, in_person (correo, teléfono, presencial)")
+            })
+    }
+}
+
 /// How urgent a ticket is. Labels per deployment (baja/media/alta/urgente).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
@@ -185,6 +244,17 @@ mod tests {
         assert!(Priority::Urgent > Priority::High);
         assert!(Priority::Low < Priority::Medium);
         assert!("ALTA".parse::<Priority>().is_err());
+    }
+
+    #[test]
+    fn channels_read_in_either_language() {
+        for c in Channel::ALL {
+            assert_eq!(c.as_str().parse::<Channel>().unwrap(), c);
+            assert_eq!(c.label().parse::<Channel>().unwrap(), c);
+        }
+        assert_eq!("Telefono".parse::<Channel>().unwrap(), Channel::Phone);
+        assert_eq!("in-person".parse::<Channel>().unwrap(), Channel::InPerson);
+        assert!("fax".parse::<Channel>().is_err());
     }
 
     #[test]

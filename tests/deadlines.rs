@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use buzon::agent::Agent;
+use buzon::actions::Agent;
 use buzon::config::{Config, Sources};
 use buzon::deadline::Watch;
 use buzon::pipeline::{Outcome, Pipeline};
@@ -44,6 +44,7 @@ fn deployment_listening(backend: Backend, deadlines: &str, listen: &str) -> Depl
     let extra = format!(
         "[rules]\ndir = \"rules\"\n\n\
          [people.camila]\naddress = \"camila@tupatrimonio.example\"\nname = \"Camila Rojas\"\n\n\
+         [people.alonso]\nname = \"Alonso\"\n\n\
          [deadlines]\nescalation = [\"jefatura@tupatrimonio.example\"]\n{deadlines}\n\n\
          [daemon]\nlisten = \"{listen}\"\n"
     );
@@ -112,15 +113,9 @@ async fn recorded(watch: &Watch<'_>, local: &str) -> usize {
 }
 
 fn agent<'a>(config: &'a Config, store: &'a Store, pipeline: &Pipeline<'_>, at: i64) -> Agent<'a> {
-    Agent {
-        config,
-        store,
-        signer: pipeline.signer().clone(),
-        templates: pipeline.templates().clone(),
-        name: "camila".into(),
-        calendar: pipeline.calendar(),
-        clock: Some(at),
-    }
+    Agent::from_pipeline(config, store, pipeline, "camila")
+        .unwrap()
+        .at(at)
 }
 
 /// The kinds of the outbox rows of a ticket, sorted.

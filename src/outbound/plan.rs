@@ -320,6 +320,8 @@ mod tests {
                 address: Some("camila@tp.example".into()),
                 name: Some("Camila Rojas".into()),
                 notify: true,
+                role: Default::default(),
+                pipelines: Vec::new(),
             },
         );
         c.people.insert(
@@ -328,6 +330,8 @@ mod tests {
                 address: Some("SOPORTE@tp.example".into()),
                 name: None,
                 notify: true,
+                role: Default::default(),
+                pipelines: Vec::new(),
             },
         );
         c

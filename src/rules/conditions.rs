@@ -111,6 +111,11 @@ impl Compiler<'_> {
                 ok = false;
             } else if t.field == TextField::Mailbox && kind == OpKind::Equals {
                 self.check_mailbox(src, v);
+            } else if t.field == TextField::Channel
+                && let Err((message, hint)) = canonical_channel(&v.value)
+            {
+                self.error(src, &v.span, message, Some(hint));
+                ok = false;
             }
         }
         if !ok {
@@ -245,5 +250,19 @@ fn top_conjuncts<'c>(cond: &'c Cond, out: &mut Vec<&'c Cond>) {
     match cond {
         Cond::All(list) => list.iter().for_each(|c| top_conjuncts(c, out)),
         other => out.push(other),
+    }
+}
+
+/// A `channel` condition compares with the stored name (`phone`), so the
+/// Spanish word is refused with the name to write instead.
+fn canonical_channel(value: &str) -> Result<(), (String, String)> {
+    let hint = "the channels are \"email\", \"phone\" and \"in_person\"".to_string();
+    match value.parse::<crate::ticket::Channel>() {
+        Ok(c) if c.as_str() == value.trim() => Ok(()),
+        Ok(c) => Err((
+            format!("unknown channel '{value}'"),
+            format!("write \"{}\"", c.as_str()),
+        )),
+        Err(e) => Err((e, hint)),
     }
 }

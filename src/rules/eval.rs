@@ -34,6 +34,8 @@ pub struct RuleInput<'a> {
     pub automatic: Option<&'a Automatic>,
     /// See [`is_reply`].
     pub is_reply: bool,
+    /// How the request arrived: mail, or by hand (`buzon tickets new`).
+    pub channel: crate::ticket::Channel,
 }
 
 impl<'a> RuleInput<'a> {
@@ -44,7 +46,13 @@ impl<'a> RuleInput<'a> {
             mail,
             automatic,
             is_reply: is_reply(mail),
+            channel: crate::ticket::Channel::Email,
         }
+    }
+
+    /// The same input for a request that arrived by `channel`.
+    pub fn via(self, channel: crate::ticket::Channel) -> Self {
+        RuleInput { channel, ..self }
     }
 }
 
@@ -421,6 +429,7 @@ fn excerpt(text: &str, max: usize) -> String {
 pub fn run(set: &RuleSet, input: &RuleInput<'_>, explain: bool) -> (Decision, Option<Explanation>) {
     let view = MessageView {
         mailbox: input.mailbox,
+        channel: input.channel.as_str(),
         mail: input.mail,
     };
     let (texts, hits) = if explain {

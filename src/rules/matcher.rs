@@ -371,6 +371,8 @@ impl<'a> Texts<'a> {
 #[derive(Clone, Copy)]
 pub struct MessageView<'a> {
     pub mailbox: &'a str,
+    /// `email`, `phone`, `in_person`.
+    pub channel: &'a str,
     pub mail: &'a ParsedMail,
 }
 
@@ -428,6 +430,7 @@ fn source_text<'a>(field: &TextField, view: &MessageView<'a>) -> Cow<'a, str> {
     let mail = view.mail;
     match field {
         TextField::Mailbox => Cow::Borrowed(view.mailbox),
+        TextField::Channel => Cow::Borrowed(view.channel),
         TextField::From => {
             Cow::Borrowed(mail.from.as_ref().map(|f| f.address.as_str()).unwrap_or(""))
         }

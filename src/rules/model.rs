@@ -288,6 +288,8 @@ pub struct TestCase {
     pub file: String,
     pub line: usize,
     pub mailbox: String,
+    /// How the request arrived (`channel = "phone"`); mail by default.
+    pub channel: crate::ticket::Channel,
     pub from: Option<String>,
     pub to: Vec<String>,
     pub cc: Vec<String>,
@@ -308,6 +310,7 @@ impl TestCase {
             file: file.to_string(),
             line,
             mailbox: t.mailbox.value,
+            channel: t.channel.unwrap_or_default(),
             from: t.from,
             to: t.to,
             cc: t.cc,

@@ -117,6 +117,8 @@ pub enum AutoAst {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TextField {
     Mailbox,
+    /// How the request arrived: `email`, `phone`, `in_person`.
+    Channel,
     From,
     FromDomain,
     FromName,
@@ -137,6 +139,7 @@ impl TextField {
     pub fn from_name(name: &str) -> Option<TextField> {
         Some(match name {
             "mailbox" => TextField::Mailbox,
+            "channel" => TextField::Channel,
             "from" => TextField::From,
             "from_domain" => TextField::FromDomain,
             "from_name" => TextField::FromName,
@@ -155,6 +158,7 @@ impl TextField {
     pub fn name(&self) -> String {
         match self {
             TextField::Mailbox => "mailbox".into(),
+            TextField::Channel => "channel".into(),
             TextField::From => "from".into(),
             TextField::FromDomain => "from_domain".into(),
             TextField::FromName => "from_name".into(),
@@ -178,6 +182,7 @@ impl TextField {
         matches!(
             self,
             TextField::Mailbox
+                | TextField::Channel
                 | TextField::From
                 | TextField::FromDomain
                 | TextField::To
@@ -280,6 +285,8 @@ pub struct TestAst {
     pub name: At<String>,
     pub at: usize,
     pub mailbox: At<String>,
+    /// `channel = "phone"`: the case is a ticket opened by hand.
+    pub channel: Option<crate::ticket::Channel>,
     pub from: Option<String>,
     pub to: Vec<String>,
     pub cc: Vec<String>,
@@ -343,6 +350,7 @@ const CONDITION_KEYS: &[&str] = &[
     "automatic",
     "header",
     "mailbox",
+    "channel",
     "from",
     "from_domain",
     "from_name",
@@ -391,6 +399,7 @@ pub const EXPECT_KEYS: &[&str] = &[
 const TEST_KEYS: &[&str] = &[
     "name",
     "mailbox",
+    "channel",
     "from",
     "to",
     "cc",
@@ -1110,6 +1119,7 @@ fn read_test(reader: &mut Reader<'_>, table: &DeTable<'_>, at: usize) -> Option<
         name: At::new(String::new(), at..at),
         at,
         mailbox: At::new(String::new(), at..at),
+        channel: None,
         from: None,
         to: Vec::new(),
         cc: Vec::new(),
@@ -1131,6 +1141,14 @@ fn read_test(reader: &mut Reader<'_>, table: &DeTable<'_>, at: usize) -> Option<
         match key.get_ref().as_ref() {
             "name" => name = reader.string(value, "name"),
             "mailbox" => mailbox = reader.string(value, "mailbox"),
+            "channel" => {
+                if let Some(c) = reader.string(value, "channel") {
+                    match c.value.parse::<crate::ticket::Channel>() {
+                        Ok(channel) => test.channel = Some(channel),
+                        Err(e) => reader.error(&c.span, e, None),
+                    }
+                }
+            }
             "from" => test.from = text(reader, value, "from"),
             "to" => test.to = texts(reader, value, "to"),
             "cc" => test.cc = texts(reader, value, "cc"),

@@ -108,8 +108,11 @@ fn run_one(set: &RuleSet, config: &Config, t: &TestCase, index: usize) -> Vec<St
         Ok(m) => m,
         Err(e) => return vec![format!("the test message does not parse: {e}")],
     };
-    let automatic = classify(&mail, &|a: &str| config.is_own_address(a));
-    let input = RuleInput::new(&t.mailbox, &mail, automatic.as_ref());
+    // A request written down by an agent is never automatic mail.
+    let automatic = (t.channel == crate::ticket::Channel::Email)
+        .then(|| classify(&mail, &|a: &str| config.is_own_address(a)))
+        .flatten();
+    let input = RuleInput::new(&t.mailbox, &mail, automatic.as_ref()).via(t.channel);
     let route = set.evaluate(&input).complete(&t.mailbox, mailbox);
     t.expect
         .iter()

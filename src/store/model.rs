@@ -44,6 +44,8 @@ pub struct NewEvent {
 /// Everything the ingest transaction writes for a new ticket.
 pub struct NewTicket<'a> {
     pub mailbox: &'a str,
+    /// How the request arrived: mail, or written down by an agent.
+    pub channel: crate::ticket::Channel,
     pub raw: &'a [u8],
     pub mail: &'a ParsedMail,
     pub automatic: Option<&'a Automatic>,
@@ -254,7 +256,8 @@ pub enum CreateOutcome {
 /// Filters for `tickets list`.
 #[derive(Debug, Clone, Default)]
 pub struct TicketFilter {
-    pub state: Option<String>,
+    /// Any of these states; empty: every state.
+    pub states: Vec<crate::ticket::State>,
     pub pipeline: Option<String>,
     pub owner: Option<String>,
     pub priority: Option<String>,

@@ -178,9 +178,9 @@ macro_rules! backend {
                     "INSERT INTO tickets (subject, state, pipeline, owner, priority, ticket_type, \
                      category, area, tags, requester, requester_name, mailbox, due_at, \
                      created_at, updated_at, needs_review, linked_ticket, fields, \
-                     due_business, first_response_due_at, first_response_business) \
+                     due_business, first_response_due_at, first_response_business, channel) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, \
-                     $15, $16, $17, $18, $19, $20) RETURNING id",
+                     $15, $16, $17, $18, $19, $20, $21) RETURNING id",
                 )
                 .bind(&mail.subject)
                 .bind(route.state.as_str())
@@ -205,6 +205,7 @@ macro_rules! backend {
                 .bind(i64::from(new.deadlines.due_business))
                 .bind(new.deadlines.first_response_due_at)
                 .bind(i64::from(new.deadlines.first_response_business))
+                .bind(new.channel.as_str())
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get("id")?;
@@ -1023,9 +1024,9 @@ macro_rules! backend {
                 // static query text for every combination.
                 let sql = format!(
                     "SELECT {TICKET_COLUMNS} FROM tickets t \
-                     WHERE ($1 IS NULL OR t.state = $1) \
+                     WHERE ($1 IS NULL OR $1 LIKE '%,' || t.state || ',%') \
                      AND ($2 IS NULL OR t.pipeline = $2) \
-                     AND ($3 IS NULL OR t.owner = $3) \
+                     AND ($3 IS NULL OR LOWER(t.owner) = LOWER($3)) \
                      AND ($4 IS NULL OR t.priority = $4) \
                      AND ($5 IS NULL OR EXISTS (SELECT 1 FROM ticket_keys k \
                           WHERE k.ticket_id = t.id AND k.name = $5 AND k.value = $6)) \
@@ -1037,8 +1038,13 @@ macro_rules! backend {
                     Some((n, v)) => (Some(n.clone()), Some(v.clone())),
                     None => (None, None),
                 };
+                // The states as ",new,open," (one parameter on both backends).
+                let states = (!filter.states.is_empty()).then(|| {
+                    let names: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
+                    format!(",{},", names.join(","))
+                });
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(&filter.state)
+                    .bind(states)
                     .bind(&filter.pipeline)
                     .bind(&filter.owner)
                     .bind(&filter.priority)

@@ -85,6 +85,11 @@ owner = "alonso"
 priority = "high"
 "#;
 
+/// The admin every test deployment has, and who acts on the command line
+/// unless a test says `--as` someone else (`BUZON_AS`).
+pub const SUPERVISOR: &str =
+    "[people.supervisora]\nname = \"Supervisora de prueba\"\nrole = \"admin\"\n";
+
 /// A deployment in a temp dir.
 pub struct Deployment {
     pub dir: tempfile::TempDir,
@@ -110,7 +115,7 @@ impl Deployment {
         let text = format!(
             "[deployment]\nname = \"Soporte de prueba\"\ntime_zone = \"America/Santiago\"\n\
              our_domains = [\"tupatrimonio.example\"]\n\n[database]\nurl = \"{database_url}\"\n\n\
-             [outbox]\ndir = \"{}\"\n{MAILBOXES}\n{extra}",
+             [outbox]\ndir = \"{}\"\n{MAILBOXES}\n{extra}\n\n{SUPERVISOR}",
             outbox.display()
         );
         std::fs::write(&config, text).unwrap();
@@ -128,6 +133,7 @@ impl Deployment {
         cmd.env_remove("BUZON_DATABASE_URL")
             .env_remove("BUZON_OUTBOX_DIR")
             .env_remove("BUZON_CONFIG")
+            .env("BUZON_AS", "supervisora")
             .arg("--config")
             .arg(&self.config);
         cmd

@@ -1,0 +1,32 @@
+//! Deadlines moved by hand (seed 001's "Fecha Límite") and the ticket's
+//! visibility to the client.
+
+use super::{Action, ActionError, Agent, Change, Done};
+use crate::store::Target;
+
+impl Agent<'_> {
+    /// Moves a deadline by hand: `at` is the new due time. The old date's
+    /// alert clears; the new date is a new promise.
+    pub async fn set_due(&self, ticket: i64, target: Target, at: i64) -> Result<Done, ActionError> {
+        let detail = self.load(ticket, Action::Due).await?;
+        let when = crate::view::local_time(at, self.calendar.time_zone());
+        let mut change = self.change("due", format!("{} due {when}", target.as_str()));
+        change.due = Some((target, at));
+        self.apply(&detail, change, None, vec![Change::Due { target, at }])
+            .await
+    }
+
+    /// Makes a ticket internal (hidden from the client: nothing is mailed
+    /// to them) or visible again.
+    pub async fn set_internal(&self, ticket: i64, internal: bool) -> Result<Done, ActionError> {
+        let detail = self.load(ticket, Action::Visibility).await?;
+        let said = match internal {
+            true => "internal: hidden from the client",
+            false => "visible to the client",
+        };
+        let mut change = self.change("visibility", said.into());
+        change.internal = Some(internal);
+        self.apply(&detail, change, None, vec![Change::Visibility { internal }])
+            .await
+    }
+}

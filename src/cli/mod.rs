@@ -1,0 +1,195 @@
+//! The command line's definition (clap) and what its command groups share.
+//! Each group lives in its own file and only parses, calls the library and
+//! prints: what is done to tickets is decided by `buzon::actions`.
+
+pub mod act;
+pub mod demo;
+pub mod ingest;
+pub mod labels;
+pub mod outbox;
+pub mod report;
+pub mod rules;
+pub mod tickets;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use buzon::config::{Config, DEFAULT_CONFIG_PATH, Sources};
+use buzon::outbound::deliver::{self, DrainReport, Transport};
+use buzon::store::{Store, now_ms};
+use buzon::ticket::parse_number;
+
+/// sysexits.h EX_TEMPFAIL: an MTA piping mail into `buzon ingest` keeps the
+/// mail and retries later instead of bouncing it to the customer. `ingest`
+/// exits with it whenever a mail was not stored: the database was away, or
+/// the configuration, rules or templates do not load (an admin's mistake
+/// must not turn customers' mail into bounces).
+pub const EX_TEMPFAIL: u8 = 75;
+
+#[derive(Parser)]
+#[command(
+    name = "buzon",
+    version,
+    about = "Turns mail sent to shared support mailboxes into tickets"
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "BUZON_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Store mail files (or one mail from stdin) as tickets.
+    Ingest {
+        /// The buzon mailbox the mail arrived in (a [mailboxes.NAME] of the config).
+        #[arg(long)]
+        mailbox: String,
+        /// .eml files; none reads one message from stdin.
+        files: Vec<PathBuf>,
+    },
+    /// List, show, open and work tickets.
+    Tickets {
+        /// Who is acting: a person of [people] (their key or name). Every
+        /// command that changes a ticket needs it; permissions follow the
+        /// person's role.
+        #[arg(long = "as", env = "BUZON_AS", global = true)]
+        actor: Option<String>,
+        #[command(subcommand)]
+        command: tickets::TicketsCommand,
+    },
+    /// Mail that could not be ticketed.
+    Quarantine {
+        #[command(subcommand)]
+        command: ingest::QuarantineCommand,
+    },
+    /// Outgoing mail waiting, sent or failed.
+    Outbox {
+        #[command(subcommand)]
+        command: outbox::OutboxCommand,
+    },
+    /// Check, explain and test the routing rules.
+    Rules {
+        #[command(subcommand)]
+        command: rules::RulesCommand,
+    },
+    /// Counts, first-response and resolution times of the tickets created
+    /// between two dates (local dates, both included).
+    Report(report::ReportArgs),
+    /// Missed deadlines not yet met: an owner's, or everyone's (admins),
+    /// most overdue first.
+    Alerts {
+        /// Only the alerts of this person's tickets (key or name).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Also the alerts already cleared (answered or done).
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Run the pipeline over bundled sample mail into a fresh SQLite file.
+    Demo {
+        /// Where to put the database and the acknowledgements.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Run the daemon: watch the IMAP folders, deliver the outbox.
+    Run {
+        /// Drain every folder once, deliver the outbox, and exit.
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ShowFormat {
+    Text,
+    Json,
+}
+
+pub fn load_config(path: &Path) -> Result<Config> {
+    Config::load(Sources {
+        file: Some(path.to_path_buf()),
+        env: std::env::vars().collect(),
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+pub async fn open_store(config: &Config) -> Result<Store> {
+    Store::open(&config.database.url, config.database.max_connections)
+        .await
+        .context("cannot open the store")
+}
+
+pub fn time_zone(config: &Config) -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::get(&config.deployment.time_zone).unwrap_or(jiff::tz::TimeZone::UTC)
+}
+
+/// `1042`, `T-1042` or `#T-1042` as the ticket's number.
+pub fn ticket_number(prefix: &str, text: &str) -> Result<i64> {
+    parse_number(prefix, text).ok_or_else(|| {
+        anyhow::anyhow!("'{text}' is not a ticket number: write it as 1042 or {prefix}1042")
+    })
+}
+
+/// Delivers due outbox rows when a transport is configured; otherwise the
+/// daemon will.
+pub async fn flush_outbox(config: &Config, store: &Store) -> Result<Option<(String, DrainReport)>> {
+    let Some(transport) = Transport::from_config(config)? else {
+        return Ok(None);
+    };
+    let report = deliver::drain(store, &transport, now_ms()).await?;
+    if report.sent + report.failed + report.retrying > 0 {
+        tracing::info!(?report, transport = %transport.describe(), "Outbox drained.");
+    }
+    Ok(Some((transport.describe(), report)))
+}
+
+/// After a command stored something: deliver now if possible. The mail is
+/// already safe in the outbox, so a delivery problem is reported but does
+/// not fail the command (an MTA piping into `ingest` must not retry).
+pub async fn flush_after(config: &Config, store: &Store) {
+    if let Err(e) = flush_outbox(config, store).await {
+        eprintln!("buzon: outgoing mail stays queued: {e:#}");
+    }
+}
+
+pub fn print_drain(to: &str, report: &DrainReport) {
+    println!(
+        "outbox: {} sent, {} to retry, {} failed ({to})",
+        report.sent, report.retrying, report.failed
+    );
+}
+
+/// Prints, treating a closed pipe (`| head`) as success.
+pub fn print_out(s: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}

@@ -1,0 +1,306 @@
+//! `buzon tickets`: list and show (reading), and every action on tickets,
+//! which `act` hands to the action layer.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+
+use buzon::config::Config;
+use buzon::store::{Store, TicketFilter, now_ms};
+use buzon::ticket::State;
+use buzon::view;
+
+use super::labels::{self, with_labels};
+use super::{ListFormat, ShowFormat, print_out, ticket_number, time_zone};
+
+#[derive(Subcommand)]
+pub enum TicketsCommand {
+    /// List tickets; the filters combine. By default the tickets in
+    /// progress (every state but done), as seed 001's tray shows them.
+    List {
+        /// A state, by name or the team's word; repeat for several.
+        #[arg(long)]
+        state: Vec<String>,
+        /// Every ticket, finished ones too.
+        #[arg(long, conflicts_with = "state")]
+        all: bool,
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// A person, by key or name.
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        priority: Option<String>,
+        /// An extracted key, e.g. `order=75321`.
+        #[arg(long)]
+        key: Option<String>,
+        /// Only tickets past their due date, most overdue first.
+        #[arg(long)]
+        overdue: bool,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// One ticket: fields, deadlines, alerts, documents, messages, history.
+    Show {
+        /// Ticket number (`1042` or `T-1042`).
+        number: String,
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
+    },
+    /// Open a ticket for a request that came by phone or in person (or a
+    /// mail written down by hand). The rules route it like mail, with its
+    /// channel; the requester gets the acknowledgement when they have an
+    /// address.
+    New(super::act::NewArgs),
+    /// Take a ticket nobody owns (an agent of its pipeline may).
+    Take { number: String },
+    /// Give the ticket to someone (a person of [people], by key or name).
+    Assign { number: String, owner: String },
+    /// Move the ticket to another open state (new, open, waiting_on_contact,
+    /// waiting_on_us, or the team's word for one).
+    State { number: String, state: String },
+    /// Move a finished ticket back to an open state (default: open); the
+    /// owner is told.
+    Reopen {
+        number: String,
+        /// The state to reopen it in (name or the team's word).
+        #[arg(long)]
+        state: Option<String>,
+        /// Why, for the history and the owner.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Add an internal note (never mailed).
+    Comment { number: String, text: String },
+    /// Mail the requester and participants, threaded, through the outbox.
+    Reply {
+        number: String,
+        #[command(flatten)]
+        body: BodyArgs,
+    },
+    /// Finish the ticket and tell the contact.
+    Close {
+        number: String,
+        /// success ("finalizada con éxito") or failure ("sin éxito").
+        #[arg(long)]
+        outcome: String,
+        /// Written in the closing message to the contact.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Mail a case update ("novedad") to the client and the additional recipients.
+    Update {
+        number: String,
+        #[command(flatten)]
+        body: BodyArgs,
+    },
+    /// Ask the client for documents; the items become a checklist on the ticket.
+    Request {
+        number: String,
+        /// A document to ask for (repeat for several).
+        #[arg(long = "item", required = true)]
+        items: Vec<String>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Move a deadline by hand ("Fecha Límite").
+    ///
+    /// The resolution's, or with --first-response the first answer's:
+    /// "2026-12-10 18:00" or "2026-12-10" (end of that day), in
+    /// deployment.time_zone. The old date's alert clears.
+    Due {
+        number: String,
+        when: String,
+        #[arg(long)]
+        first_response: bool,
+    },
+    /// Reclassify: priority, type, category, area, pipeline, team fields.
+    ///
+    /// Types and field values must be those of the rule files; priority
+    /// takes the team's words too ("Alta").
+    #[command(alias = "set")]
+    Classify {
+        number: String,
+        #[arg(long)]
+        priority: Option<String>,
+        #[arg(long = "type")]
+        ticket_type: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        area: Option<String>,
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// A team field, NAME=VALUE (repeat for several).
+        #[arg(long = "field")]
+        fields: Vec<String>,
+    },
+    /// Mark a requested document as received.
+    Received { number: String, item: String },
+    /// Hide the ticket from the client (no mail to them) or show it again.
+    Internal {
+        number: String,
+        #[arg(long, conflicts_with = "off")]
+        on: bool,
+        #[arg(long)]
+        off: bool,
+    },
+}
+
+/// What an agent writes: a file, or a template filled in for the ticket.
+#[derive(clap::Args)]
+pub struct BodyArgs {
+    /// The text, from a file (`-`: standard input).
+    #[arg(
+        long,
+        conflicts_with = "template",
+        required_unless_present = "template"
+    )]
+    pub body_file: Option<PathBuf>,
+    /// A template of templates.dir (NAME.txt), filled in for the ticket;
+    /// its Subject line is not used (the reply keeps the ticket's subject).
+    #[arg(long)]
+    pub template: Option<String>,
+    /// With --template: the text of {{ note }}.
+    #[arg(long, requires = "template")]
+    pub note: Option<String>,
+}
+
+pub async fn run(
+    config: &Config,
+    store: &Store,
+    actor: Option<String>,
+    command: TicketsCommand,
+) -> Result<ExitCode> {
+    match command {
+        TicketsCommand::List {
+            state,
+            all,
+            pipeline,
+            owner,
+            priority,
+            key,
+            overdue,
+            format,
+        } => {
+            let filter = ListArgs {
+                state,
+                all,
+                pipeline,
+                owner,
+                priority,
+                key,
+                overdue,
+            };
+            list(config, store, filter, format).await
+        }
+        TicketsCommand::Show { number, format } => show(config, store, &number, format).await,
+        action => super::act::run(config, store, actor, action).await,
+    }
+}
+
+/// The filters of `tickets list`, as typed.
+struct ListArgs {
+    state: Vec<String>,
+    all: bool,
+    pipeline: Option<String>,
+    owner: Option<String>,
+    priority: Option<String>,
+    key: Option<String>,
+    overdue: bool,
+}
+
+async fn list(
+    config: &Config,
+    store: &Store,
+    args: ListArgs,
+    format: ListFormat,
+) -> Result<ExitCode> {
+    let rules = buzon::pipeline::load_rules(config).ok();
+    let filter = filter(config, rules.as_ref(), args)?;
+    let mut rows = store.list_tickets(&filter).await?;
+    let prefix = &config.deployment.ticket_prefix;
+    let tz = time_zone(config);
+    let out = match format {
+        ListFormat::Table => {
+            with_labels(rules.as_ref(), &mut rows);
+            view::tickets_table(&rows, prefix, &tz)
+        }
+        ListFormat::Json => format!("{:#}\n", view::tickets_json(&rows, prefix)),
+        ListFormat::Csv => view::tickets_csv(&rows, prefix, &tz),
+    };
+    print_out(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The store's filter: the states named (in progress by default), the
+/// owner found among the people by key or name.
+fn filter(
+    config: &Config,
+    rules: Option<&buzon::rules::RuleSet>,
+    args: ListArgs,
+) -> Result<TicketFilter> {
+    let states = match (args.all, args.state.is_empty()) {
+        (true, _) => Vec::new(),
+        (false, true) => State::ALL
+            .into_iter()
+            .filter(|s| *s != State::Done)
+            .collect(),
+        (false, false) => args
+            .state
+            .iter()
+            .map(|s| labels::state(s, rules))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let priority = args
+        .priority
+        .map(|p| labels::priority(&p, rules))
+        .transpose()?
+        .map(|p| p.as_str().to_string());
+    let owner = match args.owner {
+        Some(o) if !config.people.is_empty() => Some(
+            buzon::actions::people::find(config, &o)
+                .map_err(anyhow::Error::msg)?
+                .id,
+        ),
+        other => other,
+    };
+    let key = match args.key {
+        Some(k) => match k.split_once('=') {
+            Some((n, v)) => Some((n.trim().to_string(), v.trim().to_string())),
+            None => bail!("--key takes NAME=VALUE, e.g. --key order=75321"),
+        },
+        None => None,
+    };
+    Ok(TicketFilter {
+        states,
+        pipeline: args.pipeline,
+        owner,
+        priority,
+        key,
+        overdue_at: args.overdue.then(now_ms),
+        limit: None,
+    })
+}
+
+async fn show(
+    config: &Config,
+    store: &Store,
+    number: &str,
+    format: ShowFormat,
+) -> Result<ExitCode> {
+    let prefix = &config.deployment.ticket_prefix;
+    let n = ticket_number(prefix, number)?;
+    let mut detail = store.ticket(n).await?;
+    match format {
+        ShowFormat::Text => {
+            let rules = buzon::pipeline::load_rules(config).ok();
+            with_labels(rules.as_ref(), std::slice::from_mut(&mut detail.ticket));
+            print_out(&view::ticket_text(&detail, prefix, &time_zone(config)))?
+        }
+        ShowFormat::Json => print_out(&format!("{:#}\n", serde_json::to_value(&detail)?))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
