@@ -10,7 +10,7 @@
 //! - [`rules`]: rule files → routing decisions, keys, explanations; pure evaluation.
 //! - [`route`]: the routing decision with mailbox defaults; pure.
 //! - [`ticket`]: states, priorities, outcomes, ticket numbers; pure.
-//! - [`pipeline`]: one message through parse → classify → thread → route → store.
+//! - [`pipeline`]: one message through parse → classify → route → thread → store.
 //! - [`store`]: SQLite or PostgreSQL; the only module with SQL.
 //! - [`outbound`]: the mails buzon sends (templates, who gets what,
 //!   composing) and delivering the outbox (files or SMTP, retries).

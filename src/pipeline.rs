@@ -1,5 +1,5 @@
 //! Messages through the pipeline:
-//! parse → classify → thread → route → store (which also dedupes: a message
+//! parse → classify → route → thread → store (which also dedupes: a message
 //! already stored becomes one more arrival), the mails of a batch in order
 //! in one store transaction.
 //!

@@ -411,7 +411,10 @@ fn a_deadline_moved_by_hand_is_a_new_promise(backend: Backend) {
         "--first-response",
         "2026-12-09 12:00",
     ]);
-    assert!(out.contains("first_response due 2026-12-09 12:00"), "{out}");
+    assert!(
+        out.contains("la primera respuesta vence 2026-12-09 12:00"),
+        "{out}"
+    );
     let bad = d.run(&["tickets", "due", "T-1", "el martes"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("2026-12-10 18:00"));

@@ -52,9 +52,9 @@ fn scenario(backend: Backend) -> (Deployment, Vec<String>) {
         "reply",
         &numbers[0],
         "Hola Camila, la firma ya quedó habilitada.\n",
-        "x",
+        "supervisora",
     );
-    assert!(out.contains("reply queued"), "{out}");
+    assert!(out.contains("respuesta al cliente en cola"), "{out}");
     d.ok(&["tickets", "close", &numbers[1], "--outcome", "success"]);
     (d, numbers)
 }

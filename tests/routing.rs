@@ -169,15 +169,41 @@ fn agents_reclassify_in_the_teams_vocabulary() {
     assert!(history[0].contains("priority low → high"), "{history:?}");
     let err = refused_with(
         &config,
-        &["tickets", "classify", "GF-1", "--type", "Finanzas"],
+        &[
+            "tickets", "classify", "GF-1", "--type", "Finanzas", "--as", "rosario",
+        ],
     );
     assert!(
-        err.contains("unknown type 'Finanzas'") && err.contains("\"Finanzas - Otros\""),
+        err.contains("'Finanzas' no es un tipo de las reglas")
+            && err.contains("\"Finanzas - Otros\""),
         "{err}"
     );
+    // An agent does not reclassify someone else's ticket (GF-1 is
+    // Alonso's, not Milagros').
     let err = refused_with(
         &config,
-        &["tickets", "classify", "GF-1", "--priority", "Altísima"],
+        &[
+            "tickets",
+            "classify",
+            "GF-1",
+            "--priority",
+            "Baja",
+            "--as",
+            "milagros",
+        ],
+    );
+    assert!(err.contains("está a cargo de"), "{err}");
+    let err = refused_with(
+        &config,
+        &[
+            "tickets",
+            "classify",
+            "GF-1",
+            "--priority",
+            "Altísima",
+            "--as",
+            "rosario",
+        ],
     );
     assert!(err.contains("\"Alta\""), "{err}");
 
@@ -194,7 +220,9 @@ fn agents_reclassify_in_the_teams_vocabulary() {
             "classify",
             "SAC-1",
             "--field",
-            "medio_ingreso=Teléfono",
+            "medio_ingreso=telefono",
+            "--as",
+            "fernanda",
         ],
     );
     let shown = show(&config, "SAC-1");
@@ -210,10 +238,12 @@ fn agents_reclassify_in_the_teams_vocabulary() {
             "SAC-1",
             "--field",
             "medio_ingreso=Fax",
+            "--as",
+            "fernanda",
         ],
     );
     assert!(
-        err.contains("'Fax' is not a value of medio_ingreso"),
+        err.contains("'Fax' no es un valor de medio_ingreso"),
         "{err}"
     );
 }
@@ -277,7 +307,17 @@ fn people_see_states_and_priorities_in_the_teams_words() {
     let json = buzon(&config, &["tickets", "list", "--format", "json"]);
     assert!(json.contains("\"state\": \"new\""), "{json}");
     // And agents may write the team's words back: "En ejecución" is open.
-    buzon(&config, &["tickets", "state", "SAC-1", "en ejecución"]);
+    buzon(
+        &config,
+        &[
+            "tickets",
+            "state",
+            "SAC-1",
+            "en ejecucion",
+            "--as",
+            "fernanda",
+        ],
+    );
     let open = buzon(
         &config,
         &[
@@ -308,4 +348,43 @@ fn people_see_states_and_priorities_in_the_teams_words() {
         err.contains("\"En ejecución\""),
         "the error names the team's words: {err}"
     );
+}
+
+/// Seed 001: "Finalizar ... Se enviará automáticamente un mail al contacto":
+/// the closing mail names who closed the request, not its owner.
+#[test]
+fn the_closing_mail_names_who_closed_the_request() {
+    let (dir, config) = deployment("pvi");
+    ingest_demo(&config, "sac", "16-propietaria-certificado-llave.eml");
+    let owner = show(&config, "SAC-1")["ticket"]["owner"].clone();
+    assert_eq!(owner, "carolina", "the certificate goes to Legal");
+    buzon(
+        &config,
+        &[
+            "tickets",
+            "close",
+            "SAC-1",
+            "--outcome",
+            "success",
+            "--note",
+            "El certificado se envió por correo.",
+            "--as",
+            "fernanda",
+        ],
+    );
+    let closing: Vec<_> = outbox(dir.path())
+        .into_iter()
+        .filter(|m| m.text.contains("El certificado se envió por correo."))
+        .filter(|m| {
+            m.to.iter()
+                .all(|a| !a.address.contains("inmobiliaria-andes"))
+        })
+        .collect();
+    assert_eq!(closing.len(), 1);
+    let text = &closing[0].text;
+    assert!(
+        text.contains("Comentario de Fernanda Lagos (SAC)"),
+        "{text}"
+    );
+    assert!(!text.contains("Carolina"), "{text}");
 }

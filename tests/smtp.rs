@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use buzon::parse::{ParsedMail, parse};
 use common::inbox::{Relay, Stack, tag};
-use common::{Backend, Deployment, ticket_numbers};
+use common::{Backend, Deployment, SUPERVISOR, ticket_numbers};
 
 const WAIT: Duration = Duration::from_secs(15);
 /// Long enough for a doubled mail to have arrived behind the first.
@@ -35,7 +35,7 @@ fn deployment(backend: Backend, t: &str, smtp: &str, extra: &str) -> Deployment 
          [outbox]\nretry_schedule = [\"1s\"]\nmax_age = \"1h\"\n\n\
          {smtp}\n\
          [mailboxes.soporte]\naddress = \"soporte+{t}@example.test\"\n\
-         display_name = \"Soporte Tu Patrimonio\"\npipeline = \"Soporte\"\n{extra}\n",
+         display_name = \"Soporte Tu Patrimonio\"\npipeline = \"Soporte\"\n{extra}\n\n{SUPERVISOR}",
         d.database_url
     );
     std::fs::write(&d.config, text).unwrap();
@@ -276,14 +276,15 @@ fn twenty_mails_in_a_minute_get_at_most_the_limit(backend: Backend) {
 fn updates_and_document_requests_reach_the_client(backend: Backend) {
     let stack = Stack::from_env();
     let t = tag("upd");
-    let d = deployment(backend, &t, &plain_smtp(stack.smtp_port), "");
+    let paula = "[people.paula]\nname = \"Paula Contreras\"\nrole = \"admin\"\n";
+    let d = deployment(backend, &t, &plain_smtp(stack.smtp_port), paula);
     let cc = format!("finanzas+{t}@example.test");
     let mail = customer_mail(&d, &t, 1, &format!("Cc: Socio <{cc}>\r\n"));
     let number = ticket_numbers(&d.ingest("soporte", &mail))[0].clone();
     stack.wait_for("customer", &customer(&t), 1, WAIT); // the acknowledgement
     let novedad = "Se fijó audiencia preparatoria para el 3 de diciembre.\n";
     let out = d.agent_mail_ok("update", &number, novedad, "paula");
-    assert!(out.contains("update queued"), "{out}");
+    assert!(out.contains("novedad al cliente en cola"), "{out}");
     let out = d.ok(&[
         "tickets",
         "request",
@@ -295,7 +296,7 @@ fn updates_and_document_requests_reach_the_client(backend: Backend) {
         "--as",
         "paula",
     ]);
-    assert!(out.contains("2 document(s) requested"), "{out}");
+    assert!(out.contains("2 documento(s) pedido(s)"), "{out}");
     let got = stack.wait_for("customer", &customer(&t), 3, WAIT);
     assert_eq!(got.len(), 3, "acknowledgement, update and request");
     let update = got

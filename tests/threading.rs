@@ -9,6 +9,9 @@ use common::{Backend, Deployment, ticket_numbers};
 
 const CUSTOMER: &str = "Felipe Araya <felipe.araya@gmail.example>";
 
+/// The agent who works the tickets of these tests.
+const CAMILA: &str = "[people.camila]\nname = \"Camila Rojas\"\nrole = \"admin\"\n";
+
 fn write_mail(d: &Deployment, name: &str, headers: &[(&str, &str)], body: &str) -> PathBuf {
     let mut text = String::new();
     for (k, v) in headers {
@@ -169,7 +172,7 @@ fn forged_message_id_of_ours_does_not_thread(backend: Backend) {
 }
 
 fn out_of_office_reply_changes_nothing(backend: Backend) {
-    let d = Deployment::new(backend);
+    let d = Deployment::with_extra(backend, CAMILA);
     let (number, ack_id, ack_subject) = open_ticket(&d);
     d.ok(&[
         "tickets",
@@ -270,7 +273,7 @@ fn reply_to_closed_ticket_reopens_inside_window_and_links_after(backend: Backend
 }
 
 fn agent_commands_change_the_ticket_and_mail_the_contact(backend: Backend) {
-    let d = Deployment::new(backend);
+    let d = Deployment::with_extra(backend, CAMILA);
     let (number, _, _) = open_ticket(&d);
     d.ok(&[
         "tickets",
@@ -294,7 +297,7 @@ fn agent_commands_change_the_ticket_and_mail_the_contact(backend: Backend) {
         "Hola Felipe, necesitamos el RUT del segundo firmante.\n",
         "camila",
     );
-    assert!(out.contains("reply queued"), "{out}");
+    assert!(out.contains("respuesta al cliente en cola"), "{out}");
     let shown = d.show_json(&number);
     assert_eq!(shown["ticket"]["owner"], "camila");
     assert_eq!(shown["ticket"]["state"], "waiting_on_contact");
@@ -351,7 +354,7 @@ fn an_agent_replies_with_a_team_template(backend: Backend) {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tupatrimonio/templates");
     let d = Deployment::with_extra(
         backend,
-        &format!("[templates]\ndir = \"{}\"\n", example.display()),
+        &format!("[templates]\ndir = \"{}\"\n\n{CAMILA}", example.display()),
     );
     let (number, _, _) = open_ticket(&d);
     let out = d.ok(&[
@@ -365,7 +368,7 @@ fn an_agent_replies_with_a_team_template(backend: Backend) {
         "--as",
         "camila",
     ]);
-    assert!(out.contains("reply queued"), "{out}");
+    assert!(out.contains("respuesta al cliente en cola"), "{out}");
     let files = d.outbox_files();
     let reply =
         buzon::parse::parse(&std::fs::read(files.last().unwrap()).unwrap(), 1 << 20).unwrap();
@@ -400,7 +403,7 @@ fn an_agent_replies_with_a_team_template(backend: Backend) {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(
-        err.contains("no template 'observado'") && err.contains("observado-consultar"),
+        err.contains("no hay una plantilla 'observado'") && err.contains("observado-consultar"),
         "{err}"
     );
     // A file and a template at once is refused before anything is sent.

@@ -83,19 +83,23 @@ fn in_vocabulary(
     if let Some(ty) = &change.ticket_type
         && !types.is_empty()
     {
-        change.ticket_type = Some(words::pick(ty, &own_words(&types), "tipo")?);
+        change.ticket_type = Some(words::pick(
+            ty,
+            &own_words(&types),
+            "un tipo de las reglas",
+        )?);
     }
     let names = rules.field_names();
     let mut out = Vec::with_capacity(fields.len());
     for (name, value) in fields {
         let name = match names.is_empty() {
             true => name.clone(),
-            false => words::pick(name, &own_words(&names), "campo de las reglas")?,
+            false => words::pick(name, &own_words(&names), "un campo de las reglas")?,
         };
         let value = match rules.field_values(&name) {
             Some(values) if !values.is_empty() => {
                 let values: Vec<&str> = values.iter().map(String::as_str).collect();
-                words::pick(value, &own_words(&values), &format!("valor de {name}"))?
+                words::pick(value, &own_words(&values), &format!("un valor de {name}"))?
             }
             _ => value.clone(),
         };

@@ -70,7 +70,7 @@ impl Agent<'_> {
                 self.number(ticket)
             )));
         }
-        let item = words::pick(item, &asked, "documento pedido en este ticket")
+        let item = words::pick(item, &asked, "un documento pedido en este ticket")
             .map_err(ActionError::Invalid)?;
         let mut change = self.change("document_received", item.clone());
         change.received_item = Some(item.clone());

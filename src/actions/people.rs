@@ -33,7 +33,7 @@ pub fn find(config: &Config, text: &str) -> Result<Staff, String> {
         ));
     }
     let ids: Vec<&str> = config.people.keys().map(String::as_str).collect();
-    let message = words::unknown(text, &ids, "persona de [people]");
+    let message = words::unknown(text, &ids, "una persona de [people]");
     Err(format!("{message}; las personas: {}", roster(config)))
 }
 

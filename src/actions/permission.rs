@@ -170,20 +170,22 @@ pub fn check(who: &Staff, action: Action, on: &Subject<'_>) -> Result<(), Denied
         return Ok(());
     }
     let mine = on.owner.is_some_and(|(id, _)| id == who.id);
+    let elsewhere = || Denied::NotTheirPipeline {
+        action,
+        pipeline: on.pipeline.to_string(),
+        theirs: who.pipelines.clone(),
+    };
     match action {
-        Action::Create | Action::Take if !who.works(on.pipeline) => Err(Denied::NotTheirPipeline {
-            action,
-            pipeline: on.pipeline.to_string(),
-            theirs: who.pipelines.clone(),
-        }),
-        Action::Create => Ok(()),
         Action::Take => match on.owner {
             Some((_, name)) if !mine => Err(Denied::AlreadyTaken {
                 number: on.number.to_string(),
                 owner: name.to_string(),
             }),
+            _ if !who.works(on.pipeline) => Err(elsewhere()),
             _ => Ok(()),
         },
+        Action::Create if !who.works(on.pipeline) => Err(elsewhere()),
+        Action::Create => Ok(()),
         _ if mine => Ok(()),
         _ => match on.owner {
             Some((_, name)) => Err(Denied::NotOwner {

@@ -7,8 +7,8 @@ use crate::config::closest;
 use crate::rules::fold_text;
 
 /// The value among `candidates` (each with the words that name it) that
-/// `text` names, ignoring case and accents; `what` names the kind of word
-/// in the error ("estado", "documento").
+/// `text` names, ignoring case and accents; `what` says what it should
+/// have been, for the error ("un estado", "un documento pedido").
 pub fn pick<T: Clone>(
     text: &str,
     candidates: &[(T, Vec<String>)],
@@ -27,11 +27,11 @@ pub fn pick<T: Clone>(
     Err(unknown(text, &shown, what))
 }
 
-/// "'copia carnet' no es un documento de este ticket: escriba uno de …",
+/// "'copia carnet' no es un documento pedido: ¿quiso decir …?",
 /// with the closest names first when some are close.
 pub fn unknown(text: &str, known: &[&str], what: &str) -> String {
     if known.is_empty() {
-        return format!("'{text}' no es un {what} conocido: no hay ninguno");
+        return format!("'{text}' no es {what}: no hay ninguno");
     }
     let folded: Vec<String> = known.iter().map(|k| fold_text(k).into_owned()).collect();
     let folded_refs: Vec<&str> = folded.iter().map(String::as_str).collect();
@@ -49,9 +49,9 @@ pub fn unknown(text: &str, known: &[&str], what: &str) -> String {
         .collect();
     let list = quoted(known);
     match near.as_slice() {
-        [] => format!("'{text}' no es un {what} conocido: escriba uno de {list}"),
+        [] => format!("'{text}' no es {what}: escriba uno de {list}"),
         _ => format!(
-            "'{text}' no es un {what} conocido: ¿quiso decir {}? (todos: {list})",
+            "'{text}' no es {what}: ¿quiso decir {}? (todos: {list})",
             quoted(&near)
         ),
     }
@@ -97,9 +97,9 @@ mod tests {
 
     #[test]
     fn team_words_match_without_case_or_accents() {
-        assert_eq!(pick("en ejecucion", &states(), "estado"), Ok(2));
-        assert_eq!(pick("EN EJECUCIÓN", &states(), "estado"), Ok(2));
-        assert_eq!(pick("open", &states(), "estado"), Ok(2));
+        assert_eq!(pick("en ejecucion", &states(), "un estado"), Ok(2));
+        assert_eq!(pick("EN EJECUCIÓN", &states(), "un estado"), Ok(2));
+        assert_eq!(pick("open", &states(), "un estado"), Ok(2));
     }
 
     #[test]
@@ -108,14 +108,14 @@ mod tests {
             (0, vec!["Copia de carnet".to_string()]),
             (1, vec!["Poder notarial".to_string()]),
         ];
-        let e = pick("copia carnet", &items, "documento").unwrap_err();
+        let e = pick("copia carnet", &items, "un documento").unwrap_err();
         assert!(e.contains("¿quiso decir \"Copia de carnet\"?"), "{e}");
-        let e = pick("escritura", &items, "documento").unwrap_err();
+        let e = pick("escritura", &items, "un documento").unwrap_err();
         assert!(
             e.contains("escriba uno de \"Copia de carnet\", \"Poder notarial\""),
             "{e}"
         );
-        let e = pick("en ejecusion", &states(), "estado").unwrap_err();
+        let e = pick("en ejecusion", &states(), "un estado").unwrap_err();
         assert!(e.contains("\"En ejecución\""), "{e}");
     }
 }

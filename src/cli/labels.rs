@@ -48,7 +48,7 @@ pub fn state(text: &str, rules: Option<&RuleSet>) -> Result<State> {
         .into_iter()
         .map(|s| (s, named(s.as_str(), rules.map(|r| r.state_label(s)))))
         .collect();
-    words::pick(text, &candidates, "estado").map_err(anyhow::Error::msg)
+    words::pick(text, &candidates, "un estado").map_err(anyhow::Error::msg)
 }
 
 /// A priority as an agent writes it: `high`, or the team's "Alta".
@@ -57,7 +57,7 @@ pub fn priority(text: &str, rules: Option<&RuleSet>) -> Result<Priority> {
         .into_iter()
         .map(|p| (p, named(p.as_str(), rules.map(|r| r.priority_label(p)))))
         .collect();
-    words::pick(text, &candidates, "prioridad").map_err(anyhow::Error::msg)
+    words::pick(text, &candidates, "una prioridad").map_err(anyhow::Error::msg)
 }
 
 /// The team's label first (what the error lists), then the canonical name

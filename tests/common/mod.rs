@@ -181,7 +181,7 @@ impl Deployment {
     }
 
     pub fn tickets_json(&self) -> Vec<serde_json::Value> {
-        let out = self.ok(&["tickets", "list", "--format", "json"]);
+        let out = self.ok(&["tickets", "list", "--all", "--format", "json"]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         v["tickets"].as_array().unwrap().clone()
     }
