@@ -217,7 +217,7 @@ fn unknown_people_are_refused_with_the_list(backend: Backend) {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("who is acting?") && err.contains("--as"),
+        err.contains("¿quién actúa?") && err.contains("--as"),
         "{err}"
     );
 

@@ -64,9 +64,9 @@ pub async fn run(
 fn who_is_acting(config: &Config) -> String {
     let people: Vec<&str> = config.people.keys().map(String::as_str).collect();
     match people.as_slice() {
-        [] => "who is acting? Declare the team in [people.NAME] (role = \"admin\" or \"agent\") and say --as NAME or BUZON_AS=NAME".into(),
+        [] => "¿quién actúa? Declare al equipo en [people.NOMBRE] (role = \"admin\" o \"agent\") e indique --as NOMBRE o BUZON_AS=NOMBRE".into(),
         _ => format!(
-            "who is acting? Say --as NAME or BUZON_AS=NAME, one of: {}",
+            "¿quién actúa? Indique --as NOMBRE o BUZON_AS=NOMBRE, una de estas personas: {}",
             people.join(", ")
         ),
     }
@@ -156,7 +156,7 @@ async fn act(config: &Config, agent: &Agent<'_>, command: TicketsCommand) -> Res
         }
         TicketsCommand::Internal { number, on, off } => {
             if on == off {
-                bail!("say --on (hide from the client) or --off (show again)");
+                bail!("indique --on (ocultar al cliente) o --off (mostrarlo de nuevo)");
             }
             agent.set_internal(n(&number)?, on).await?
         }
@@ -198,7 +198,7 @@ fn field_pairs(fields: &[String]) -> Result<Vec<(String, String)>> {
         .iter()
         .map(|f| match f.split_once('=') {
             Some((k, v)) => Ok((k.trim().to_string(), v.trim().to_string())),
-            None => bail!("--field takes NAME=VALUE, e.g. --field \"medio_ingreso=Teléfono\""),
+            None => bail!("--field lleva NOMBRE=VALOR, p. ej. --field \"medio_ingreso=Teléfono\""),
         })
         .collect()
 }
@@ -219,7 +219,7 @@ async fn body_text(agent: &Agent<'_>, ticket: i64, args: BodyArgs) -> Result<Str
         (None, Some(name)) => Ok(agent
             .template_body(ticket, &name, args.note.as_deref())
             .await?),
-        (None, None) => bail!("write the text with --body-file FILE or --template NAME"),
+        (None, None) => bail!("escriba el texto con --body-file ARCHIVO o --template NOMBRE"),
     }
 }
 
@@ -234,12 +234,12 @@ pub fn local_instant(text: &str, tz: &jiff::tz::TimeZone) -> Result<i64> {
             .parse::<jiff::civil::DateTime>()
             .or_else(|_| text.replace(' ', "T").parse::<jiff::civil::DateTime>())
             .map_err(|_| {
-                anyhow!("'{text}' is not a date: write \"2026-12-10 18:00\" or \"2026-12-10\" (local time)")
+                anyhow!("'{text}' no es una fecha: escriba \"2026-12-10 18:00\" o \"2026-12-10\" (hora local)")
             })?,
     };
     let zoned = civil
         .to_zoned(tz.clone())
-        .map_err(|e| anyhow!("'{text}' does not exist in that time zone: {e}"))?;
+        .map_err(|e| anyhow!("'{text}' no existe en esa zona horaria: {e}"))?;
     Ok(zoned.timestamp().as_millisecond())
 }
 

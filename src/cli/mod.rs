@@ -152,7 +152,7 @@ pub fn time_zone(config: &Config) -> jiff::tz::TimeZone {
 /// `1042`, `T-1042` or `#T-1042` as the ticket's number.
 pub fn ticket_number(prefix: &str, text: &str) -> Result<i64> {
     parse_number(prefix, text).ok_or_else(|| {
-        anyhow::anyhow!("'{text}' is not a ticket number: write it as 1042 or {prefix}1042")
+        anyhow::anyhow!("'{text}' no es un número de ticket: escríbalo como 1042 o {prefix}1042")
     })
 }
 

@@ -896,3 +896,25 @@ expect = { first_response_business_hours = 4 }
         "{text}"
     );
 }
+
+#[test]
+fn the_channel_is_a_condition_for_tickets_opened_by_hand() {
+    let s =
+        set("[[rule]]\nname = \"llamadas\"\nwhen.channel = \"phone\"\npipeline = \"Telefonía\"\n");
+    let m = mail("Consulta", "Llamó por su pedido");
+    assert_eq!(
+        decide(&s, "soporte", &m).pipeline,
+        None,
+        "mail is not a call"
+    );
+    let by_phone =
+        s.evaluate(&RuleInput::new("soporte", &m, None).via(crate::ticket::Channel::Phone));
+    assert_eq!(by_phone.pipeline.as_deref(), Some("Telefonía"));
+    // The Spanish word is refused with the name to write.
+    let errs = errors("[[rule]]\nname = \"x\"\nwhen.channel = \"teléfono\"\npipeline = \"a\"\n");
+    let text = errs[0].to_string();
+    assert!(
+        text.contains("unknown channel 'teléfono'") && text.contains("write \"phone\""),
+        "{text}"
+    );
+}
