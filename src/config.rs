@@ -51,8 +51,14 @@ pub struct Config {
 pub struct Deployment {
     /// The team's name, used in acknowledgements ("Equipo de Soporte").
     pub name: String,
-    /// IANA time zone for dates shown to people and business hours.
+    /// IANA time zone for dates shown to people and business hours, as
+    /// written (`America/Santiago`); `zone` is the same, parsed.
     pub time_zone: String,
+    /// `time_zone` parsed once, when the configuration loads (an unknown
+    /// name is a problem of `deployment.time_zone`). Every user of the zone
+    /// takes it from here.
+    #[serde(skip)]
+    pub zone: jiff::tz::TimeZone,
     /// Prefix of the human ticket number: `T-` gives `T-1042`.
     pub ticket_prefix: String,
     /// Our own domains: mail from them is staff mail and is never acknowledged.
@@ -67,9 +73,14 @@ pub struct Deployment {
 
 impl Default for Deployment {
     fn default() -> Self {
+        let time_zone = "America/Santiago";
         Self {
             name: "Soporte".into(),
-            time_zone: "America/Santiago".into(),
+            time_zone: time_zone.into(),
+            // `Config::load` parses the zone written in the file and reports
+            // a bad one; only a configuration built in code (the demo,
+            // tests) on a system without the time zone database gets UTC.
+            zone: jiff::tz::TimeZone::get(time_zone).unwrap_or(jiff::tz::TimeZone::UTC),
             ticket_prefix: "T-".into(),
             our_domains: Vec::new(),
             reopen_days: 7,
@@ -662,6 +673,7 @@ impl Config {
         };
         config.apply_shorthands(&sources.env);
         config.resolve_paths(&sources.env);
+        config.parse_time_zone(&mut problems);
         config.validate(&mut problems);
         if problems.is_empty() {
             Ok(config)
@@ -752,6 +764,20 @@ impl Config {
         }
     }
 
+    /// Parses `deployment.time_zone` into `deployment.zone`, once.
+    fn parse_time_zone(&mut self, problems: &mut Vec<Problem>) {
+        match jiff::tz::TimeZone::get(&self.deployment.time_zone) {
+            Ok(zone) => self.deployment.zone = zone,
+            Err(_) => problems.push(Problem {
+                key: "deployment.time_zone".into(),
+                message: format!(
+                    "unknown time zone '{}': write an IANA name such as \"America/Santiago\" or \"America/Lima\"",
+                    self.deployment.time_zone
+                ),
+            }),
+        }
+    }
+
     fn validate(&self, problems: &mut Vec<Problem>) {
         let mut add = |key: &str, message: String| {
             problems.push(Problem {
@@ -759,15 +785,6 @@ impl Config {
                 message,
             })
         };
-        if jiff::tz::TimeZone::get(&self.deployment.time_zone).is_err() {
-            add(
-                "deployment.time_zone",
-                format!(
-                    "unknown time zone '{}': write an IANA name such as \"America/Santiago\" or \"America/Lima\"",
-                    self.deployment.time_zone
-                ),
-            );
-        }
         let url = &self.database.url;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -1466,6 +1483,27 @@ max_message_bytes = 10
         assert!(text.contains("limitz"), "{text}");
         assert!(text.contains("did you mean [limits]"), "{text}");
         assert!(err.problems.len() >= 5, "{text}");
+    }
+
+    #[test]
+    fn the_time_zone_is_parsed_once_at_load() {
+        let cfg = load(GOOD, &[]).unwrap();
+        assert_eq!(cfg.deployment.zone.iana_name(), Some("America/Lima"));
+        let cfg = load(GOOD, &[("BUZON_DEPLOYMENT__TIME_ZONE", "Europe/Madrid")]).unwrap();
+        assert_eq!(cfg.deployment.zone.iana_name(), Some("Europe/Madrid"));
+        let err = load(GOOD, &[("BUZON_DEPLOYMENT__TIME_ZONE", "Mars/Olympus")]).unwrap_err();
+        let problem = &err.problems[0];
+        assert_eq!(problem.key, "deployment.time_zone");
+        assert!(
+            problem.message.contains("'Mars/Olympus'"),
+            "{}",
+            problem.message
+        );
+        assert!(
+            problem.message.contains("America/Santiago"),
+            "{}",
+            problem.message
+        );
     }
 
     #[test]

@@ -261,7 +261,10 @@ async fn outbox_worker(
             }
             Err(e) => tracing::warn!(error = %e, "Outbox delivery failed; will retry."),
         }
-        if let Ok(queued) = store.outbox_list(Some("queued")).await {
+        if let Ok(queued) = store
+            .outbox_list(Some(crate::ticket::OutboxStatus::Queued))
+            .await
+        {
             health
                 .outbox_depth
                 .store(queued.len() as i64, Ordering::Relaxed);

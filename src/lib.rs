@@ -9,9 +9,11 @@
 //! - [`agent`]: agents' actions (assign, state, comment, reply, close).
 //! - [`rules`]: rule files → routing decisions, keys, explanations; pure evaluation.
 //! - [`route`]: the routing decision with mailbox defaults; pure.
-//! - [`ticket`]: states, priorities, outcomes, ticket numbers; pure.
+//! - [`ticket`]: states, priorities, outcomes, ticket numbers, and the records
+//!   of a ticket (as read, its history, its mail); pure.
 //! - [`pipeline`]: one message through parse → classify → route → thread → store.
-//! - [`store`]: SQLite or PostgreSQL; the only module with SQL.
+//! - [`store`]: SQLite or PostgreSQL; the only module with SQL; decodes what it
+//!   reads into the ticket's types.
 //! - [`outbound`]: the mails buzon sends (templates, who gets what,
 //!   composing) and delivering the outbox (files or SMTP, retries).
 //! - [`source`]: where mail comes from; IMAP intake with checkpoints and leases.

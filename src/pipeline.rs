@@ -24,11 +24,10 @@ use crate::parse::{self, MailAddress, ParsedMail};
 use crate::route::{Key, Route};
 use crate::rules::{LoadContext, RuleInput, RuleSet};
 use crate::store::{
-    self, AppendMessage, AppendOutcome, NewEvent, NewParticipant, NewTicket, OutgoingMail, Store,
-    StoreError, StoreTx, TicketState,
+    self, AppendMessage, AppendOutcome, NewParticipant, NewTicket, Store, StoreError, StoreTx,
 };
 use crate::thread::{IdSigner, TagMatcher, referenced_ids};
-use crate::ticket::{Priority, State, display_number};
+use crate::ticket::{Actor, EventKind, NewEvent, OutgoingMail, State, TicketState, display_number};
 
 /// What happened to one mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +158,6 @@ pub struct Pipeline<'a> {
     templates: Templates,
     /// The routing rules in force (swapped on reload, see `set_rules`).
     rules: Arc<RuleSet>,
-    tz: jiff::tz::TimeZone,
 }
 
 impl<'a> Pipeline<'a> {
@@ -201,8 +199,6 @@ impl<'a> Pipeline<'a> {
             tags: TagMatcher::new(&config.deployment.ticket_prefix)?,
             templates,
             rules,
-            tz: jiff::tz::TimeZone::get(&config.deployment.time_zone)
-                .unwrap_or(jiff::tz::TimeZone::UTC),
         })
     }
 
@@ -253,7 +249,7 @@ impl<'a> Pipeline<'a> {
     /// The working calendar deadlines are counted in (the rules' business
     /// hours, the deployment's time zone).
     pub fn calendar(&self) -> Calendar {
-        Calendar::new(self.rules.clone(), self.tz.clone())
+        Calendar::new(self.rules.clone(), self.config.deployment.zone.clone())
     }
 
     /// The mail templates (agents' closing messages and notifications use
@@ -586,7 +582,7 @@ impl<'a> Pipeline<'a> {
                 review: true,
             });
         }
-        let closed_long_ago = found.state.state == State::Done.as_str()
+        let closed_long_ago = found.state.state == State::Done
             && found.state.closed_at.is_some_and(|at| {
                 now - at > i64::from(self.config.deployment.reopen_days) * 86_400_000
             });
@@ -675,41 +671,44 @@ impl<'a> Pipeline<'a> {
             .map(|f| f.address.clone())
             .unwrap_or_default();
         let from_us = self.config.is_own_address(&sender);
-        let was = found.state.state.as_str();
-        let reopened = was == State::Done.as_str() && automatic.is_none() && !from_us;
+        let was = found.state.state;
+        let reopened = was == State::Done && automatic.is_none() && !from_us;
         // Robots never change a ticket; a customer's answer puts the ball in
         // our court (unless nobody has picked the ticket up yet).
         let new_state = match (automatic, from_us) {
             (Some(_), _) | (None, true) => None,
-            _ if was == State::New.as_str() => None,
-            _ if was == State::WaitingOnUs.as_str() => None,
+            _ if was == State::New => None,
+            _ if was == State::WaitingOnUs => None,
             _ => Some(State::WaitingOnUs),
         };
         let actor = if from_us {
-            format!("agent:{sender}")
+            Actor::Agent(sender.clone())
         } else {
-            format!("customer:{sender}")
+            Actor::Customer(sender.clone())
         };
         let mut events = vec![NewEvent {
             actor: actor.clone(),
-            kind: "message".into(),
+            kind: EventKind::Message,
             detail: format!("follow-up in mailbox {mailbox}, found by {}", found.via),
         }];
         if let Some(auto) = automatic {
-            events.push(NewEvent {
-                actor: "system".into(),
-                kind: "automatic_mail".into(),
-                detail: format!(
+            events.push(NewEvent::system(
+                EventKind::AutomaticMail,
+                format!(
                     "{}: {}; ticket left unchanged",
                     auto.kind.as_str(),
                     auto.reason
                 ),
-            });
+            ));
         }
         if let Some(state) = new_state {
             events.push(NewEvent {
                 actor,
-                kind: if reopened { "reopened" } else { "state" }.into(),
+                kind: if reopened {
+                    EventKind::Reopened
+                } else {
+                    EventKind::State
+                },
                 detail: format!("{was} → {state}"),
             });
         }
@@ -784,9 +783,10 @@ impl<'a> Pipeline<'a> {
         if let Some(owner) = hand.owner {
             route.owner = Some(owner.to_string());
             route.owner_group = None;
-            route
-                .set_by
-                .insert("owner".into(), format!("agent:{}", hand.by));
+            route.set_by.insert(
+                "owner".into(),
+                Actor::Agent(hand.by.to_string()).to_string(),
+            );
         }
         (hand.authorize)(&route).map_err(PipelineError::Refused)?;
         let arrival = Arrival {
@@ -835,7 +835,7 @@ impl<'a> Pipeline<'a> {
         let (mut plan, mut events) =
             self.plan_acknowledgement(mail, automatic, route, mailbox, promised);
         if let (Some(hand), Some(created)) = (by_hand, events.first_mut()) {
-            created.actor = format!("agent:{}", hand.by);
+            created.actor = Actor::Agent(hand.by.to_string());
             created.detail = format!(
                 "written down by hand ({}) in mailbox {mailbox}",
                 hand.channel.label()
@@ -846,10 +846,13 @@ impl<'a> Pipeline<'a> {
             Some((found, review)) => {
                 let prefix = &self.config.deployment.ticket_prefix;
                 let number = display_number(prefix, found.ticket);
-                events.push(NewEvent {
-                    actor: "system".into(),
-                    kind: if *review { "needs_review" } else { "linked" }.into(),
-                    detail: if *review {
+                events.push(NewEvent::system(
+                    if *review {
+                        EventKind::NeedsReview
+                    } else {
+                        EventKind::Linked
+                    },
+                    if *review {
                         format!(
                             "the sender is not a participant of {number}, which this mail references ({}); opened separately for review",
                             found.via
@@ -857,7 +860,7 @@ impl<'a> Pipeline<'a> {
                     } else {
                         format!("{number} was closed more than {} days ago; opened a new ticket linked to it", self.config.deployment.reopen_days)
                     },
-                });
+                ));
                 (*review, Some(found.ticket))
             }
             None => (false, None),
@@ -958,9 +961,9 @@ impl<'a> Pipeline<'a> {
             actor: mail
                 .from
                 .as_ref()
-                .map(|f| format!("customer:{}", f.address))
-                .unwrap_or_else(|| format!("mailbox:{mailbox}")),
-            kind: "created".into(),
+                .map(|f| Actor::Customer(f.address.clone()))
+                .unwrap_or_else(|| Actor::Mailbox(mailbox.to_string())),
+            kind: EventKind::Created,
             detail: format!("from mail in mailbox {mailbox}"),
         }];
         let set_by: Vec<String> = route
@@ -968,23 +971,21 @@ impl<'a> Pipeline<'a> {
             .iter()
             .map(|(field, by)| format!("{field} by {by}"))
             .collect();
-        events.push(NewEvent {
-            actor: "system".into(),
-            kind: "routed".into(),
-            detail: format!(
+        events.push(NewEvent::system(
+            EventKind::Routed,
+            format!(
                 "pipeline={} priority={} owner={} ({})",
                 route.pipeline,
                 route.priority,
                 route.owner.as_deref().unwrap_or("-"),
                 set_by.join(", ")
             ),
-        });
+        ));
         if let Some(auto) = automatic {
-            events.push(NewEvent {
-                actor: "system".into(),
-                kind: "automatic_mail".into(),
-                detail: format!("{}: {}", auto.kind.as_str(), auto.reason),
-            });
+            events.push(NewEvent::system(
+                EventKind::AutomaticMail,
+                format!("{}: {}", auto.kind.as_str(), auto.reason),
+            ));
         }
         // Answers go to Reply-To when there is one; a Reply-To without a
         // display name still greets the person named in From.
@@ -1012,11 +1013,7 @@ impl<'a> Pipeline<'a> {
             },
         )
         .answering(mail.message_id.as_deref(), &mail.references);
-        let withheld = |why: String| NewEvent {
-            actor: "system".into(),
-            kind: "ack_withheld".into(),
-            detail: why,
-        };
+        let withheld = |why: String| NewEvent::system(EventKind::AckWithheld, why);
         let Some(template) = route.ack_template.clone() else {
             events.push(withheld(
                 "no acknowledgement configured for this mail".into(),
@@ -1101,7 +1098,7 @@ impl<'a> Pipeline<'a> {
                 customer: mail.from.as_ref(),
                 pipeline: &t.pipeline,
                 owner: t.owner.as_deref(),
-                priority: t.priority.parse().unwrap_or(Priority::Medium),
+                priority: t.priority,
                 due_at: None,
                 text: &mail.text,
             },

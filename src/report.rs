@@ -22,8 +22,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use crate::store::ReportRow;
-use crate::ticket::State;
+use crate::ticket::{ReportRow, State};
 
 /// What can be wrong with a report's arguments.
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +142,7 @@ const MS_PER_HOUR: f64 = 3_600_000.0;
 /// One ticket's first response, resolution and overdue flag at `now`.
 pub fn metrics(row: &ReportRow, now: i64) -> Metrics {
     let t = &row.ticket;
-    let done = t.state == State::Done.as_str();
+    let done = t.state == State::Done;
     let first_response_minutes = row
         .first_response_at
         .map(|at| (at - t.created_at) as f64 / MS_PER_MINUTE);
@@ -257,7 +256,7 @@ fn group(key: String, rows: &[&ReportRow], now: i64) -> Group {
     let mut resolutions = Vec::new();
     let mut overdue = 0;
     for row in rows {
-        *by_state.entry(row.ticket.state.clone()).or_default() += 1;
+        *by_state.entry(row.ticket.state.to_string()).or_default() += 1;
         *by_channel.entry(row.channel.clone()).or_default() += 1;
         *by_mailbox.entry(row.ticket.mailbox.clone()).or_default() += 1;
         let m = metrics(row, now);
@@ -292,7 +291,7 @@ fn group(key: String, rows: &[&ReportRow], now: i64) -> Group {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::TicketRow;
+    use crate::ticket::TicketRow;
 
     const HOUR: i64 = 3_600_000;
 
@@ -301,11 +300,11 @@ mod tests {
             ticket: TicketRow {
                 number: n,
                 subject: format!("ticket {n}"),
-                state: state.into(),
+                state: state.parse().unwrap(),
                 outcome: None,
                 pipeline: "Soporte".into(),
                 owner: None,
-                priority: "medium".into(),
+                priority: crate::ticket::Priority::Medium,
                 ticket_type: None,
                 category: None,
                 area: None,

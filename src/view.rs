@@ -5,8 +5,34 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::store::{AlertRow, OutboxRow, QuarantineRow, TicketDetail, TicketRow};
-use crate::ticket::display_number;
+use crate::rules::RuleSet;
+use crate::store::QuarantineRow;
+use crate::ticket::{
+    AlertRow, OutboxRow, OutboxStatus, Priority, ReportRow, State, TicketDetail, TicketRow,
+    display_number,
+};
+
+/// How states and priorities read in the views meant for people: in the
+/// team's words (`[labels]` of its rule files: "En ejecución", "Alta") when
+/// its rules are loaded, else by their canonical names. JSON and CSV always
+/// keep the canonical names scripts rely on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Labels<'r>(Option<&'r RuleSet>);
+
+impl<'r> Labels<'r> {
+    /// The labels of `rules` (the rule set already loaded, if any).
+    pub fn of(rules: Option<&'r RuleSet>) -> Labels<'r> {
+        Labels(rules)
+    }
+
+    pub fn state(self, s: State) -> &'r str {
+        self.0.map_or(s.as_str(), |r| r.state_label(s))
+    }
+
+    pub fn priority(self, p: Priority) -> &'r str {
+        self.0.map_or(p.as_str(), |r| r.priority_label(p))
+    }
+}
 
 /// Formats Unix milliseconds as local time in `tz` (`2026-11-22 13:05`).
 pub fn local_time(ms: i64, tz: &jiff::tz::TimeZone) -> String {
@@ -38,7 +64,12 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 /// A fixed-width table for people.
-pub fn tickets_table(tickets: &[TicketRow], prefix: &str, tz: &jiff::tz::TimeZone) -> String {
+pub fn tickets_table(
+    tickets: &[TicketRow],
+    prefix: &str,
+    tz: &jiff::tz::TimeZone,
+    labels: Labels,
+) -> String {
     let mut rows: Vec<Vec<String>> = vec![
         [
             "TICKET",
@@ -60,10 +91,10 @@ pub fn tickets_table(tickets: &[TicketRow], prefix: &str, tz: &jiff::tz::TimeZon
     for t in tickets {
         rows.push(vec![
             display_number(prefix, t.number),
-            t.state.clone(),
+            labels.state(t.state).to_string(),
             truncate(&t.pipeline, 24),
             t.owner.clone().unwrap_or_else(|| "-".into()),
-            t.priority.clone(),
+            labels.priority(t.priority).to_string(),
             t.message_count.to_string(),
             truncate(t.requester.as_deref().unwrap_or("-"), 32),
             local_time(t.created_at, tz),
@@ -201,11 +232,11 @@ fn csv_rows<'a>(
         let mut fields = vec![
             display_number(prefix, t.number),
             t.subject.clone(),
-            t.state.clone(),
-            t.outcome.clone().unwrap_or_default(),
+            t.state.to_string(),
+            t.outcome.map(|o| o.to_string()).unwrap_or_default(),
             t.pipeline.clone(),
             t.owner.clone().unwrap_or_default(),
-            t.priority.clone(),
+            t.priority.to_string(),
             t.ticket_type.clone().unwrap_or_default(),
             t.category.clone().unwrap_or_default(),
             t.area.clone().unwrap_or_default(),
@@ -251,12 +282,7 @@ pub const UTF8_BOM: &str = "\u{feff}";
 
 /// `buzon report --format csv`: the columns of [`tickets_csv`] plus the
 /// channel, closing time and the report's per-ticket metrics.
-pub fn report_csv(
-    rows: &[crate::store::ReportRow],
-    now: i64,
-    prefix: &str,
-    tz: &jiff::tz::TimeZone,
-) -> String {
+pub fn report_csv(rows: &[ReportRow], now: i64, prefix: &str, tz: &jiff::tz::TimeZone) -> String {
     let num = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_default();
     let time = |v: Option<i64>| v.map(|at| local_time(at, tz)).unwrap_or_default();
     csv_rows(
@@ -359,7 +385,12 @@ pub fn report_table(report: &crate::report::Report) -> String {
 }
 
 /// `tickets show` for people: fields, messages with their text, history.
-pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> String {
+pub fn ticket_text(
+    d: &TicketDetail,
+    prefix: &str,
+    tz: &jiff::tz::TimeZone,
+    labels: Labels,
+) -> String {
     let t = &d.ticket;
     let mut out = String::new();
     let _ = writeln!(out, "{}  {}", display_number(prefix, t.number), t.subject);
@@ -367,14 +398,14 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
     let _ = writeln!(
         out,
         "  state: {}{}   pipeline: {}   owner: {}   priority: {}",
-        t.state,
+        labels.state(t.state),
         t.outcome
             .as_ref()
             .map(|o| format!(" ({o})"))
             .unwrap_or_default(),
         t.pipeline,
         opt(&t.owner),
-        t.priority
+        labels.priority(t.priority)
     );
     let _ = writeln!(
         out,
@@ -424,7 +455,7 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
         );
     }
     if let Some(paused) = t.paused_at
-        && t.state != "done"
+        && t.state != State::Done
     {
         let _ = writeln!(
             out,
@@ -565,14 +596,14 @@ pub fn outbox_table(rows: &[OutboxRow], prefix: &str, tz: &jiff::tz::TimeZone) -
     for r in rows {
         table.push(vec![
             r.id.to_string(),
-            r.status.clone(),
+            r.status.to_string(),
             r.kind.clone(),
             r.ticket
                 .map(|t| display_number(prefix, t))
                 .unwrap_or_else(|| "-".into()),
             r.rcpt_to.join(","),
             r.attempts.to_string(),
-            if r.status == "queued" {
+            if r.status == OutboxStatus::Queued {
                 local_time(r.next_attempt_at, tz)
             } else {
                 "-".into()
@@ -584,7 +615,13 @@ pub fn outbox_table(rows: &[OutboxRow], prefix: &str, tz: &jiff::tz::TimeZone) -
 }
 
 /// `buzon alerts`: most overdue first.
-pub fn alerts_text(rows: &[AlertRow], prefix: &str, tz: &jiff::tz::TimeZone, now: i64) -> String {
+pub fn alerts_text(
+    rows: &[AlertRow],
+    prefix: &str,
+    tz: &jiff::tz::TimeZone,
+    now: i64,
+    labels: Labels,
+) -> String {
     if rows.is_empty() {
         return "No alerts.\n".into();
     }
@@ -603,8 +640,8 @@ pub fn alerts_text(rows: &[AlertRow], prefix: &str, tz: &jiff::tz::TimeZone, now
             local_time(a.due_at, tz),
             crate::deadline::late(a.cleared_at.unwrap_or(now) - a.due_at),
             a.owner.clone().unwrap_or_else(|| "-".into()),
-            a.priority.clone(),
-            a.state.clone(),
+            labels.priority(a.priority).to_string(),
+            labels.state(a.state).to_string(),
             match (&a.cleared_at, &a.cleared_by) {
                 (Some(at), by) => {
                     format!("{} ({})", local_time(*at, tz), by.as_deref().unwrap_or("-"))

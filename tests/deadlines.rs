@@ -222,7 +222,13 @@ fn one_alert_and_one_escalation_per_breach_across_restarts(backend: Backend) {
             text.text
         );
         let history = store.ticket(ticket).await.unwrap().events;
-        assert_eq!(history.iter().filter(|e| e.kind == "overdue").count(), 2);
+        assert_eq!(
+            history
+                .iter()
+                .filter(|e| e.kind == buzon::ticket::EventKind::Overdue)
+                .count(),
+            2
+        );
     });
     // The admin sees both, most overdue first; another owner sees none.
     let all: serde_json::Value =
@@ -251,7 +257,7 @@ fn one_alert_and_one_escalation_per_breach_across_restarts(backend: Backend) {
             .unwrap();
         let open_alerts = store.alerts(None, false).await.unwrap();
         assert_eq!(open_alerts.len(), 1);
-        assert_eq!(open_alerts[0].target, buzon::store::Target::Resolution);
+        assert_eq!(open_alerts[0].target, buzon::ticket::Target::Resolution);
         camila.close(ticket, Finish::Success, None).await.unwrap();
         assert!(store.alerts(None, false).await.unwrap().is_empty());
         let cleared = store.alerts(None, true).await.unwrap();
@@ -354,7 +360,7 @@ fn waiting_on_the_contact_pauses_the_clock(backend: Backend) {
             .unwrap();
         assert!(matches!(outcome, Outcome::Appended { ticket: t, .. } if t == ticket), "{outcome:?}");
         let t = store.ticket(ticket).await.unwrap().ticket;
-        assert_eq!(t.state, State::WaitingOnUs.as_str());
+        assert_eq!(t.state, State::WaitingOnUs);
         assert_eq!(t.paused_at, None);
         // 19 h from Thursday 10:00: 8 Thursday, 9 Friday, 2 Monday → 11:00.
         assert_eq!(t.due_at, Some(santiago("2026-12-21 11:00")));

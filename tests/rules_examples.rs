@@ -151,7 +151,7 @@ fn deadlines_follow_each_teams_calendar_and_holidays() {
         );
         let ctx = LoadContext::from_config(&config).unwrap();
         let set = RuleSet::load(&rules_dir(&config), &ctx).unwrap();
-        let tz = jiff::tz::TimeZone::get(&config.deployment.time_zone).unwrap();
+        let tz = config.deployment.zone.clone();
         (set, tz)
     };
     let at = |local: &str, tz: &jiff::tz::TimeZone| {

@@ -3,7 +3,7 @@
 use super::{Action, ActionError, Agent, Change, Done, people};
 use crate::outbound::plan::{Plan, owner_name};
 use crate::outbound::templates;
-use crate::store::TicketDetail;
+use crate::ticket::{EventKind, TicketDetail};
 
 impl Agent<'_> {
     /// Gives the ticket to `to` (a person of `[people]`, by key or name)
@@ -37,7 +37,7 @@ impl Agent<'_> {
             )));
         }
         let mut change = self.change(
-            "assigned",
+            EventKind::Assigned,
             format!("{} → {owner}", before.as_deref().unwrap_or("-")),
         );
         if owner != self.me.id {
@@ -56,8 +56,8 @@ impl Agent<'_> {
         &self,
         detail: &TicketDetail,
         owner: &str,
-        events: &mut Vec<crate::store::NewEvent>,
-    ) -> Vec<crate::store::OutgoingMail> {
+        events: &mut Vec<crate::ticket::NewEvent>,
+    ) -> Vec<crate::ticket::OutgoingMail> {
         let t = &detail.ticket;
         let last_in = detail.messages.iter().rev().find(|m| m.direction == "in");
         let mut plan = Plan::for_ticket(

@@ -4,7 +4,7 @@
 
 use super::{Action, ActionError, Agent, Change, Done, words};
 use crate::rules::RuleSet;
-use crate::store::Classification;
+use crate::ticket::{Classification, EventKind};
 
 impl Agent<'_> {
     /// Changes what is given. Types and field values must be the rule
@@ -31,7 +31,7 @@ impl Agent<'_> {
         };
         was(
             "priority",
-            Some(&t.priority),
+            Some(t.priority.as_str()),
             change.priority.map(|p| p.as_str()),
         );
         was(
@@ -59,7 +59,7 @@ impl Agent<'_> {
                 "nada que cambiar: indique --priority, --type, --category, --area, --pipeline o --field NOMBRE=VALOR con un valor nuevo".into(),
             ));
         }
-        let mut update = self.change("classified", said.join("; "));
+        let mut update = self.change(EventKind::Classified, said.join("; "));
         update.classify = Some(change);
         self.tell_owner(
             &detail,

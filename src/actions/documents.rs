@@ -3,7 +3,7 @@
 
 use super::{Action, ActionError, Agent, Change, Done, words};
 use crate::config::Response;
-use crate::ticket::State;
+use crate::ticket::{EventKind, State};
 
 impl Agent<'_> {
     /// Asks the client for documents; the ticket waits on the client.
@@ -31,15 +31,16 @@ impl Agent<'_> {
             "Solicitud de documentos:",
             body,
         )?;
-        let before = Self::state_of(&detail.ticket)?;
-        let mut change = self.change("documents_requested", items.join("; "));
+        let before = detail.ticket.state;
+        let mut change = self.change(EventKind::DocumentsRequested, items.join("; "));
         change.outgoing.push(mail);
         change.request_items = items.clone();
         if before != State::WaitingOnContact {
             change.state = Some(State::WaitingOnContact);
-            change
-                .events
-                .push(self.event("state", format!("{before} → {}", State::WaitingOnContact)));
+            change.events.push(self.event(
+                EventKind::State,
+                format!("{before} → {}", State::WaitingOnContact),
+            ));
         }
         let asked = items.join("\n");
         self.tell_owner(&detail, "pidió documentos al cliente", &asked, &mut change);
@@ -72,7 +73,7 @@ impl Agent<'_> {
         }
         let item = words::pick(item, &asked, "un documento pedido en este ticket")
             .map_err(ActionError::Invalid)?;
-        let mut change = self.change("document_received", item.clone());
+        let mut change = self.change(EventKind::DocumentReceived, item.clone());
         change.received_item = Some(item.clone());
         self.apply(
             &detail,

@@ -1,8 +1,8 @@
 //! What an action did, typed, for every front end to show in its own way:
 //! the command line prints a line, the web a notice, mail a confirmation.
 
-use crate::store::{OutgoingMail, Target};
 use crate::ticket::{Channel, Outcome, State};
+use crate::ticket::{OutgoingMail, Target};
 
 /// The result of one action on one ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,25 +8,26 @@ use crate::config::Response;
 use crate::outbound::compose::{self, Auto, Envelope, MailParts, ticket_tag};
 use crate::pipeline::domain_of;
 use crate::rules::fold_text;
-use crate::store::{OutgoingMail, TicketDetail};
 use crate::thread::strip_reply_prefixes;
 use crate::ticket::State;
+use crate::ticket::{EventKind, OutgoingMail, TicketDetail};
 
 impl Agent<'_> {
     /// Mails the requester and participants, threaded under the latest
     /// inbound message; the ticket then waits on the contact.
     pub async fn reply(&self, ticket: i64, body: &str) -> Result<Done, ActionError> {
         let detail = self.load(ticket, Action::Mail).await?;
-        let before = Self::state_of(&detail.ticket)?;
+        let before = detail.ticket.state;
         let mail = self.person_mail(&detail, "reply", "Re:", nonblank(body)?)?;
-        let mut change = self.change("reply", format!("to {}", mail.rcpt_to.join(", ")));
+        let mut change = self.change(EventKind::Reply, format!("to {}", mail.rcpt_to.join(", ")));
         change.outgoing.push(mail);
         let mut changes = vec![Change::Mailed { kind: "reply" }];
         if before != State::WaitingOnContact {
             change.state = Some(State::WaitingOnContact);
-            change
-                .events
-                .push(self.event("state", format!("{before} → {}", State::WaitingOnContact)));
+            change.events.push(self.event(
+                EventKind::State,
+                format!("{before} → {}", State::WaitingOnContact),
+            ));
             changes.push(Change::State {
                 before,
                 after: State::WaitingOnContact,
@@ -42,7 +43,10 @@ impl Agent<'_> {
     pub async fn update(&self, ticket: i64, body: &str) -> Result<Done, ActionError> {
         let detail = self.load(ticket, Action::Mail).await?;
         let mail = self.person_mail(&detail, "update", "Novedad en su caso:", nonblank(body)?)?;
-        let mut change = self.change("update", format!("novedad to {}", mail.rcpt_to.join(", ")));
+        let mut change = self.change(
+            EventKind::Update,
+            format!("novedad to {}", mail.rcpt_to.join(", ")),
+        );
         change.outgoing.push(mail);
         self.tell_owner(&detail, "envió una novedad al cliente", body, &mut change);
         let changes = vec![Change::Mailed { kind: "update" }];

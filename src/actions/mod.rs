@@ -35,11 +35,11 @@ use crate::outbound::plan::{Plan, owner_name};
 use crate::outbound::templates::{self, Templates, Vars};
 use crate::pipeline::{Pipeline, PipelineError, load_rules};
 use crate::rules::RuleSet;
-use crate::store::{
-    NewEvent, OutgoingMail, Store, StoreError, TicketDetail, TicketRow, TicketUpdate, now_ms,
-};
+use crate::store::{Store, StoreError, TicketUpdate, now_ms};
 use crate::thread::{IdSigner, strip_reply_prefixes};
-use crate::ticket::{State, display_number};
+use crate::ticket::{
+    Actor, EventKind, NewEvent, OutgoingMail, State, TicketDetail, TicketRow, display_number,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -135,8 +135,7 @@ impl<'a> Agent<'a> {
         rules: Arc<RuleSet>,
         me: Staff,
     ) -> Self {
-        let tz = jiff::tz::TimeZone::get(&config.deployment.time_zone)
-            .unwrap_or(jiff::tz::TimeZone::UTC);
+        let tz = config.deployment.zone.clone();
         Agent {
             config,
             store,
@@ -240,7 +239,7 @@ impl<'a> Agent<'a> {
     }
 
     /// A change at the action's time with its first history line.
-    fn change(&self, kind: &str, detail: String) -> TicketUpdate {
+    fn change(&self, kind: EventKind, detail: String) -> TicketUpdate {
         TicketUpdate {
             now: self.now(),
             events: vec![self.event(kind, detail)],
@@ -248,10 +247,10 @@ impl<'a> Agent<'a> {
         }
     }
 
-    fn event(&self, kind: &str, detail: String) -> NewEvent {
+    fn event(&self, kind: EventKind, detail: String) -> NewEvent {
         NewEvent {
-            actor: format!("agent:{}", self.me.id),
-            kind: kind.into(),
+            actor: Actor::Agent(self.me.id.clone()),
+            kind,
             detail,
         }
     }
@@ -310,7 +309,7 @@ impl<'a> Agent<'a> {
                 .as_deref()
                 .map(|o| owner_name(self.config, o))
                 .unwrap_or_default(),
-            priority: templates::priority_label(t.priority.parse().unwrap_or_default()).into(),
+            priority: templates::priority_label(t.priority).into(),
             due: t
                 .due_at
                 .map(|d| templates::spanish_date(d, tz))
@@ -319,13 +318,6 @@ impl<'a> Agent<'a> {
             actor: self.me.name.clone(),
             ..Vars::default()
         }
-    }
-
-    /// The state the ticket is in, as stored.
-    fn state_of(t: &TicketRow) -> Result<State, ActionError> {
-        t.state
-            .parse::<State>()
-            .map_err(|e| StoreError::Corrupt(format!("ticket {}: {e}", t.number)).into())
     }
 
     /// The team's word for a state ("En ejecución").

@@ -2,6 +2,7 @@
 //! when someone else writes one.
 
 use super::{Action, ActionError, Agent, Change, Done};
+use crate::ticket::EventKind;
 
 impl Agent<'_> {
     /// Adds an internal comment ("Ingresar Comentario").
@@ -13,7 +14,7 @@ impl Agent<'_> {
             ));
         }
         let detail = self.load(ticket, Action::Comment).await?;
-        let mut change = self.change("comment", text.to_string());
+        let mut change = self.change(EventKind::Comment, text.to_string());
         self.tell_owner(&detail, "agregó un comentario", text, &mut change);
         self.apply(&detail, change, None, vec![Change::Commented])
             .await

@@ -5,7 +5,7 @@ use super::{Action, ActionError, Agent, Change, Done};
 use crate::config::Response;
 use crate::outbound::compose::{self, Auto, AutoSubmitted};
 use crate::outbound::templates::{self, Vars};
-use crate::ticket::{Outcome, State};
+use crate::ticket::{EventKind, Outcome, State};
 
 impl Agent<'_> {
     /// Moves an open ticket to another open state. Finishing is `close`,
@@ -18,7 +18,7 @@ impl Agent<'_> {
             )));
         }
         let detail = self.load(ticket, Action::State).await?;
-        let before = Self::state_of(&detail.ticket)?;
+        let before = detail.ticket.state;
         if before == State::Done {
             return Err(ActionError::Invalid(format!(
                 "{} está finalizado: para volver a trabajarlo use `buzon tickets reopen {}`",
@@ -33,7 +33,7 @@ impl Agent<'_> {
                 self.state_label(state)
             )));
         }
-        let mut change = self.change("state", format!("{before} → {state}"));
+        let mut change = self.change(EventKind::State, format!("{before} → {state}"));
         change.state = Some(state);
         let label = self.state_label(state).to_string();
         self.tell_owner(
@@ -66,7 +66,7 @@ impl Agent<'_> {
             ));
         }
         let detail = self.load(ticket, Action::Reopen).await?;
-        let before = Self::state_of(&detail.ticket)?;
+        let before = detail.ticket.state;
         if before != State::Done {
             return Err(ActionError::Invalid(format!(
                 "{} no está finalizado (está en «{}»): no hay nada que reabrir",
@@ -76,7 +76,7 @@ impl Agent<'_> {
         }
         let why = why.map(str::trim).filter(|w| !w.is_empty());
         let mut change = self.change(
-            "reopened",
+            EventKind::Reopened,
             format!(
                 "{before} → {state}{}",
                 why.map(|w| format!(": {w}")).unwrap_or_default()
@@ -103,7 +103,7 @@ impl Agent<'_> {
         note: Option<&str>,
     ) -> Result<Done, ActionError> {
         let detail = self.load(ticket, Action::Close).await?;
-        if Self::state_of(&detail.ticket)? == State::Done {
+        if detail.ticket.state == State::Done {
             return Err(ActionError::Invalid(format!(
                 "{} ya está finalizado",
                 self.number(ticket)
@@ -119,12 +119,12 @@ impl Agent<'_> {
             ..self.ticket_vars(&detail)
         };
         let mut change = self.change(
-            "closed",
+            EventKind::Closed,
             format!("{} ({})", outcome.as_str(), note.unwrap_or("")),
         );
         if detail.ticket.internal {
             change.events.push(self.event(
-                "mail_withheld",
+                EventKind::MailWithheld,
                 "internal ticket: the client is not told".into(),
             ));
         } else if detail.ticket.requester.is_some() {
@@ -141,9 +141,10 @@ impl Agent<'_> {
                 envelope,
             )?);
         } else {
-            change
-                .events
-                .push(self.event("ack_withheld", "the ticket has no contact address".into()));
+            change.events.push(self.event(
+                EventKind::AckWithheld,
+                "the ticket has no contact address".into(),
+            ));
         }
         change.state = Some(State::Done);
         change.outcome = Some(outcome);

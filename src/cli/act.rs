@@ -10,8 +10,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use buzon::actions::{Agent, Change, Done, NewRequest};
 use buzon::config::Config;
 use buzon::outbound::plan::owner_name;
-use buzon::store::{Classification, Store, Target};
+use buzon::store::Store;
 use buzon::ticket::{Channel, Outcome};
+use buzon::ticket::{Classification, Target};
 
 use super::labels;
 use super::tickets::{BodyArgs, TicketsCommand};

@@ -10,7 +10,6 @@ use buzon::store::TicketFilter;
 use buzon::ticket::display_number;
 use buzon::view;
 
-use super::labels::with_labels;
 use super::time_zone;
 
 pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
@@ -35,14 +34,16 @@ pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
                 demo_outcome(prefix, outcome)
             );
         }
-        let mut rows = team.store.list_tickets(&TicketFilter::default()).await?;
-        with_labels(
-            buzon::pipeline::load_rules(&team.config).ok().as_ref(),
-            &mut rows,
-        );
+        let rows = team.store.list_tickets(&TicketFilter::default()).await?;
+        let rules = buzon::pipeline::load_rules(&team.config).ok();
         println!(
             "\n{}",
-            view::tickets_table(&rows, prefix, &time_zone(&team.config))
+            view::tickets_table(
+                &rows,
+                prefix,
+                &time_zone(&team.config),
+                view::Labels::of(rules.as_ref())
+            )
         );
         println!(
             "  acknowledgements: {} written to {}",

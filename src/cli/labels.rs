@@ -1,45 +1,13 @@
-//! The team's words on the command line: states and priorities shown with
-//! the rule files' labels ("En ejecución", "Alta") on the views meant for
-//! people (JSON and CSV keep the canonical names scripts rely on), and read
-//! back in either form, ignoring case and accents.
+//! The team's words on the command line: states and priorities read in the
+//! canonical form or as the rule files' labels ("En ejecución", "Alta"),
+//! ignoring case and accents. Showing them in those words is
+//! `view::Labels`.
 
 use anyhow::Result;
 
 use buzon::actions::words;
 use buzon::rules::RuleSet;
-use buzon::store::{AlertRow, TicketRow};
 use buzon::ticket::{Priority, State};
-
-/// The tickets with states and priorities in the team's words (`rules`:
-/// the rule set already loaded, if any).
-pub fn with_labels(rules: Option<&RuleSet>, rows: &mut [TicketRow]) {
-    let Some(rules) = rules else {
-        return;
-    };
-    for t in rows {
-        relabel(rules, &mut t.state, &mut t.priority);
-    }
-}
-
-/// The alerts with states and priorities in the team's words.
-pub fn alerts_with_labels(rules: Option<&RuleSet>, rows: &mut [AlertRow]) {
-    let Some(rules) = rules else {
-        return;
-    };
-    for a in rows {
-        relabel(rules, &mut a.state, &mut a.priority);
-    }
-}
-
-/// A canonical state and priority replaced by the rule files' labels.
-fn relabel(rules: &RuleSet, state: &mut String, priority: &mut String) {
-    if let Ok(s) = state.parse::<State>() {
-        *state = rules.state_label(s).to_string();
-    }
-    if let Ok(p) = priority.parse::<Priority>() {
-        *priority = rules.priority_label(p).to_string();
-    }
-}
 
 /// A state as an agent writes it: the canonical name (`waiting_on_contact`)
 /// or the team's label ("En ejecución", "en ejecucion").

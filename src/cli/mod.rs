@@ -146,7 +146,7 @@ pub async fn open_store(config: &Config) -> Result<Store> {
 }
 
 pub fn time_zone(config: &Config) -> jiff::tz::TimeZone {
-    jiff::tz::TimeZone::get(&config.deployment.time_zone).unwrap_or(jiff::tz::TimeZone::UTC)
+    config.deployment.zone.clone()
 }
 
 /// `1042`, `T-1042` or `#T-1042` as the ticket's number.

@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 use buzon::config::Config;
 use buzon::store::{Store, now_ms};
+use buzon::ticket::OutboxStatus;
 use buzon::view;
 
 use super::{ShowFormat, flush_outbox, print_drain, print_out, time_zone};
@@ -30,7 +31,10 @@ pub enum OutboxCommand {
 pub async fn run(config: &Config, store: &Store, command: OutboxCommand) -> Result<ExitCode> {
     match command {
         OutboxCommand::List { status, format } => {
-            let rows = store.outbox_list(status.as_deref()).await?;
+            let status = status
+                .map(|s| s.parse::<OutboxStatus>().map_err(anyhow::Error::msg))
+                .transpose()?;
+            let rows = store.outbox_list(status).await?;
             match format {
                 ShowFormat::Text => print_out(&view::outbox_table(
                     &rows,
@@ -52,7 +56,7 @@ pub async fn run(config: &Config, store: &Store, command: OutboxCommand) -> Resu
             let Some(row) = store.outbox_get(id).await? else {
                 bail!("there is no outgoing mail {id}: see `buzon outbox list`");
             };
-            if row.status == "sent" {
+            if row.status == OutboxStatus::Sent {
                 bail!(
                     "outgoing mail {id} was already sent{}: nothing to retry",
                     row.sent_at

@@ -10,7 +10,6 @@ use buzon::config::Config;
 use buzon::store::{Store, now_ms};
 use buzon::view;
 
-use super::labels::alerts_with_labels;
 use super::{ShowFormat, print_out, time_zone};
 
 #[derive(Args)]
@@ -102,17 +101,17 @@ pub async fn alerts(
         ),
         None => None,
     };
-    let mut rows = store.alerts(owner.as_deref(), all).await?;
+    let rows = store.alerts(owner.as_deref(), all).await?;
     let prefix = &config.deployment.ticket_prefix;
     match format {
         ShowFormat::Text => {
             let rules = buzon::pipeline::load_rules(config).ok();
-            alerts_with_labels(rules.as_ref(), &mut rows);
             print_out(&view::alerts_text(
                 &rows,
                 prefix,
                 &time_zone(config),
                 now_ms(),
+                view::Labels::of(rules.as_ref()),
             ))?
         }
         ShowFormat::Json => print_out(&format!("{:#}\n", view::alerts_json(&rows, prefix)))?,

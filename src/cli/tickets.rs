@@ -12,7 +12,7 @@ use buzon::store::{Store, TicketFilter, now_ms};
 use buzon::ticket::State;
 use buzon::view;
 
-use super::labels::{self, with_labels};
+use super::labels;
 use super::{ListFormat, ShowFormat, print_out, ticket_number, time_zone};
 
 #[derive(Subcommand)]
@@ -220,13 +220,12 @@ async fn list(
 ) -> Result<ExitCode> {
     let rules = buzon::pipeline::load_rules(config).ok();
     let filter = filter(config, rules.as_ref(), args)?;
-    let mut rows = store.list_tickets(&filter).await?;
+    let rows = store.list_tickets(&filter).await?;
     let prefix = &config.deployment.ticket_prefix;
     let tz = time_zone(config);
     let out = match format {
         ListFormat::Table => {
-            with_labels(rules.as_ref(), &mut rows);
-            view::tickets_table(&rows, prefix, &tz)
+            view::tickets_table(&rows, prefix, &tz, view::Labels::of(rules.as_ref()))
         }
         ListFormat::Json => format!("{:#}\n", view::tickets_json(&rows, prefix)),
         ListFormat::Csv => view::tickets_csv(&rows, prefix, &tz),
@@ -257,8 +256,7 @@ fn filter(
     let priority = args
         .priority
         .map(|p| labels::priority(&p, rules))
-        .transpose()?
-        .map(|p| p.as_str().to_string());
+        .transpose()?;
     let owner = match args.owner {
         Some(o) if !config.people.is_empty() => Some(
             buzon::actions::people::find(config, &o)
@@ -293,12 +291,17 @@ async fn show(
 ) -> Result<ExitCode> {
     let prefix = &config.deployment.ticket_prefix;
     let n = ticket_number(prefix, number)?;
-    let mut detail = store.ticket(n).await?;
+    let detail = store.ticket(n).await?;
     match format {
         ShowFormat::Text => {
             let rules = buzon::pipeline::load_rules(config).ok();
-            with_labels(rules.as_ref(), std::slice::from_mut(&mut detail.ticket));
-            print_out(&view::ticket_text(&detail, prefix, &time_zone(config)))?
+            let labels = view::Labels::of(rules.as_ref());
+            print_out(&view::ticket_text(
+                &detail,
+                prefix,
+                &time_zone(config),
+                labels,
+            ))?
         }
         ShowFormat::Json => print_out(&format!("{:#}\n", serde_json::to_value(&detail)?))?,
     }

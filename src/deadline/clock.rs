@@ -14,8 +14,8 @@ use jiff::tz::TimeZone;
 use crate::config::DeadlinePolicy;
 use crate::route::Route;
 use crate::rules::RuleSet;
-use crate::store::{ClockChange, Deadlines, TicketState};
 use crate::ticket::State;
+use crate::ticket::{ClockChange, Deadlines, TicketState};
 
 /// The deployment's working calendar (from the rules' `[business_hours]`)
 /// in its time zone.

@@ -17,8 +17,9 @@ pub use clock::{Calendar, on_state_change};
 use crate::config::Config;
 use crate::outbound::plan::Plan;
 use crate::outbound::templates::{self, Templates};
-use crate::store::{Breach, NewBreach, NewEvent, Store, StoreError, Target, TicketDetail};
+use crate::store::{NewBreach, Store, StoreError};
 use crate::thread::IdSigner;
+use crate::ticket::{Breach, EventKind, NewEvent, Target, TicketDetail};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeadlineError {
@@ -96,15 +97,14 @@ impl<'a> Watch<'a> {
 
     async fn record(&self, breach: Breach, now: i64) -> Result<bool, DeadlineError> {
         let detail = self.store.ticket(breach.ticket).await?;
-        let mut events = vec![NewEvent {
-            actor: "system".into(),
-            kind: "overdue".into(),
-            detail: format!(
+        let mut events = vec![NewEvent::system(
+            EventKind::Overdue,
+            format!(
                 "{} deadline missed (due {})",
                 target_label(breach.target),
-                templates::spanish_date(breach.due_at, &self.time_zone())
+                templates::spanish_date(breach.due_at, &self.config.deployment.zone)
             ),
-        }];
+        )];
         let plan = self.plan(&detail, &breach, now, &mut events);
         let outgoing = plan.compose(
             &self.config.deployment.ticket_prefix,
@@ -155,11 +155,10 @@ impl<'a> Watch<'a> {
                 events,
             ),
             Some(_) => {}
-            None => events.push(NewEvent {
-                actor: "system".into(),
-                kind: "mail_withheld".into(),
-                detail: "overdue alert not sent: the ticket has no owner".into(),
-            }),
+            None => events.push(NewEvent::system(
+                EventKind::MailWithheld,
+                "overdue alert not sent: the ticket has no owner".into(),
+            )),
         }
         plan.notify_addresses(
             self.config,
@@ -169,11 +168,6 @@ impl<'a> Watch<'a> {
             events,
         );
         plan
-    }
-
-    fn time_zone(&self) -> jiff::tz::TimeZone {
-        jiff::tz::TimeZone::get(&self.config.deployment.time_zone)
-            .unwrap_or(jiff::tz::TimeZone::UTC)
     }
 }
 

@@ -14,7 +14,7 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 
 use super::templates::{RenderError, Templates, Vars};
 use crate::parse::collapse_ws;
-use crate::store::OutgoingMail;
+use crate::ticket::OutgoingMail;
 
 /// Why a mail could not be built.
 #[derive(Debug, thiserror::Error)]

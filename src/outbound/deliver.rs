@@ -14,7 +14,8 @@ use super::smtp::{SendFailure, SmtpSender, SmtpSetupError};
 use tracing::Instrument;
 
 use crate::config::Config;
-use crate::store::{OutboxRow, Store, StoreError};
+use crate::store::{Store, StoreError};
+use crate::ticket::OutboxRow;
 
 /// How long a claimed row stays ours before another worker may retry it.
 /// Longer than any SMTP exchange can take with the command timeout.

@@ -11,9 +11,8 @@ use super::compose::{self, Auto, AutoSubmitted, Envelope};
 use super::templates::{self, Templates, Vars};
 use crate::config::Config;
 use crate::parse::MailAddress;
-use crate::store::{NewEvent, OutgoingMail};
 use crate::thread::IdSigner;
-use crate::ticket::{Priority, display_number};
+use crate::ticket::{EventKind, NewEvent, OutgoingMail, Priority, TicketRow, display_number};
 
 /// One mail to send once the ticket number is known.
 #[derive(Debug, Clone)]
@@ -70,8 +69,7 @@ impl Plan {
             ),
             None => (String::new(), config.deployment.name.clone()),
         };
-        let tz = jiff::tz::TimeZone::get(&config.deployment.time_zone)
-            .unwrap_or(jiff::tz::TimeZone::UTC);
+        let tz = &config.deployment.zone;
         let subject = if facts.subject.trim().is_empty() {
             "(sin asunto)".to_string()
         } else {
@@ -96,7 +94,7 @@ impl Plan {
                 priority: templates::priority_label(facts.priority).to_string(),
                 due: facts
                     .due_at
-                    .map(|d| templates::spanish_date(d, &tz))
+                    .map(|d| templates::spanish_date(d, tz))
                     .unwrap_or_default(),
                 team: config.deployment.name.clone(),
                 text: templates::excerpt(facts.text, EXCERPT_CHARS),
@@ -114,7 +112,7 @@ impl Plan {
     /// the facts come from the ticket row.
     pub fn for_ticket(
         config: &Config,
-        t: &crate::store::TicketRow,
+        t: &TicketRow,
         owner: Option<&str>,
         due_at: Option<i64>,
         text: &str,
@@ -131,7 +129,7 @@ impl Plan {
                 customer: customer.as_ref(),
                 pipeline: &t.pipeline,
                 owner,
-                priority: t.priority.parse().unwrap_or_default(),
+                priority: t.priority,
                 due_at,
                 text,
             },
@@ -289,11 +287,7 @@ pub fn owner_name(config: &Config, owner: &str) -> String {
 }
 
 fn withheld(detail: String) -> NewEvent {
-    NewEvent {
-        actor: "system".into(),
-        kind: "mail_withheld".into(),
-        detail,
-    }
+    NewEvent::system(EventKind::MailWithheld, detail)
 }
 
 #[cfg(test)]

@@ -2,17 +2,18 @@
 //! instances). The only module that contains SQL.
 //!
 //! Both backends run the same SQL text (sqlx maps `$N` placeholders on
-//! SQLite too); `sql.rs` writes each query once inside a macro that is
-//! instantiated per backend, so the two can never drift apart. Migrations
-//! live in `migrations/sqlite` and `migrations/postgres` and are applied at
-//! start.
+//! SQLite too); `sql/` writes each query once, in one file per aggregate,
+//! compiled for each backend, so the two can never drift apart. Text
+//! columns are decoded there into the ticket's types (`crate::ticket`): a
+//! value buzon does not know is a [`StoreError::Invalid`], never a default.
+//! Migrations live in `migrations/sqlite` and `migrations/postgres` and are
+//! applied at start.
 //!
 //! Invariant: everything one message changes (ticket, message, attachments,
 //! participants, keys, history, outbox rows) is written in one transaction.
 //! The intake writes a whole IMAP batch in one transaction ([`StoreTx`]);
 //! a mail from the CLI is a batch of one.
 
-mod deadlines;
 mod model;
 mod sql;
 
@@ -25,6 +26,11 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use model::*;
+
+use crate::ticket::{
+    AlertRow, Breach, NewEvent, OutboxRow, OutboxStatus, OutgoingMail, ReportRow, TicketDetail,
+    TicketRow, TicketState,
+};
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -46,6 +52,11 @@ pub enum StoreError {
     NotFound(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A text column holds a value buzon does not know (a state, a
+    /// priority, a kind of history line ...): written by another program,
+    /// or by a newer buzon.
+    #[error("the database holds '{value}' in {column}, which buzon does not know")]
+    Invalid { column: &'static str, value: String },
 }
 
 impl StoreError {
@@ -369,7 +380,7 @@ impl Store {
         dispatch!(self, outbox_failed(id, error, next))
     }
 
-    pub async fn outbox_list(&self, status: Option<&str>) -> Result<Vec<OutboxRow>> {
+    pub async fn outbox_list(&self, status: Option<OutboxStatus>) -> Result<Vec<OutboxRow>> {
         dispatch!(self, outbox_list(status))
     }
 
@@ -387,16 +398,16 @@ impl Store {
     /// Missed deadlines with no alert yet (see `deadline::check`).
     pub async fn breaches(&self, now: i64, limit: i64) -> Result<Vec<Breach>> {
         match &self.backend {
-            Backend::Sqlite(p) => deadlines::sqlite::breaches(p, now, limit).await,
-            Backend::Postgres(p) => deadlines::postgres::breaches(p, now, limit).await,
+            Backend::Sqlite(p) => sql::sqlite::breaches(p, now, limit).await,
+            Backend::Postgres(p) => sql::postgres::breaches(p, now, limit).await,
         }
     }
 
     /// Records a breach with its mails; `false` if it was recorded before.
     pub async fn record_breach(&self, new: &NewBreach) -> Result<bool> {
         match &self.backend {
-            Backend::Sqlite(p) => deadlines::sqlite::record_breach(p, new).await,
-            Backend::Postgres(p) => deadlines::postgres::record_breach(p, new).await,
+            Backend::Sqlite(p) => sql::sqlite::record_breach(p, new).await,
+            Backend::Postgres(p) => sql::postgres::record_breach(p, new).await,
         }
     }
 
@@ -412,8 +423,8 @@ impl Store {
         cleared: bool,
     ) -> Result<Vec<AlertRow>> {
         match &self.backend {
-            Backend::Sqlite(p) => deadlines::sqlite::alerts(p, owner, ticket, cleared).await,
-            Backend::Postgres(p) => deadlines::postgres::alerts(p, owner, ticket, cleared).await,
+            Backend::Sqlite(p) => sql::sqlite::alerts(p, owner, ticket, cleared).await,
+            Backend::Postgres(p) => sql::postgres::alerts(p, owner, ticket, cleared).await,
         }
     }
 
@@ -647,6 +658,65 @@ pub fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use super::{Backend, Store, StoreError, TicketFilter};
+
+    /// What another program (or a newer buzon) might leave in the
+    /// database: each read that meets it fails naming the column and the
+    /// value, and reads nothing else into a default.
+    #[tokio::test]
+    async fn unknown_stored_values_are_errors_naming_column_and_value() {
+        let store = Store::open("sqlite::memory:", 1).await.unwrap();
+        let Backend::Sqlite(pool) = &store.backend else {
+            unreachable!()
+        };
+        for sql in [
+            "INSERT INTO tickets (subject, state, pipeline, priority, mailbox, created_at, \
+             updated_at) VALUES ('x', 'cerrado', 'Soporte', 'medium', 'soporte', 1, 1)",
+            "INSERT INTO events (ticket_id, at, actor, kind, detail) \
+             VALUES (1, 1, 'system', 'teleported', '')",
+            "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, status, \
+             next_attempt_at, created_at) \
+             VALUES (1, 'reply', 'a@b', 'x@y', 'c@d', x'00', 'delivered', 1, 1)",
+        ] {
+            sqlx::query(sql).execute(pool).await.unwrap();
+        }
+        let invalid = |err: StoreError| match err {
+            StoreError::Invalid { column, value } => (column, value),
+            other => panic!("not an Invalid: {other}"),
+        };
+        let err = store.ticket(1).await.unwrap_err();
+        assert!(err.to_string().contains("tickets.state"), "{err}");
+        assert_eq!(invalid(err), ("tickets.state", "cerrado".to_string()));
+        let err = store.list_tickets(&TicketFilter::default()).await;
+        assert_eq!(invalid(err.unwrap_err()).0, "tickets.state");
+        assert!(store.ticket_state(1).await.is_err());
+        let err = store.outbox_list(None).await.unwrap_err();
+        assert_eq!(invalid(err), ("outbox.status", "delivered".to_string()));
+
+        sqlx::query("UPDATE tickets SET state = 'open'")
+            .execute(pool)
+            .await
+            .unwrap();
+        let err = store.ticket(1).await.unwrap_err();
+        assert_eq!(invalid(err), ("events.kind", "teleported".to_string()));
+        sqlx::query("UPDATE events SET kind = 'comment', actor = 'robot'")
+            .execute(pool)
+            .await
+            .unwrap();
+        let err = store.ticket(1).await.unwrap_err();
+        assert_eq!(invalid(err), ("events.actor", "robot".to_string()));
+        sqlx::query("UPDATE events SET actor = 'agent:ana'")
+            .execute(pool)
+            .await
+            .unwrap();
+        let detail = store.ticket(1).await.unwrap();
+        assert_eq!(detail.ticket.state, crate::ticket::State::Open);
+        assert_eq!(
+            detail.events[0].actor,
+            crate::ticket::Actor::Agent("ana".into())
+        );
+    }
+
     #[test]
     fn redacts_passwords() {
         assert_eq!(

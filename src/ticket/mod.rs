@@ -1,13 +1,29 @@
-//! The ticket vocabulary: states, outcomes, priorities and the human number.
+//! The ticket domain: its vocabulary (states, outcomes, priorities, the
+//! human number) here, its records in the submodules: the ticket as read
+//! ([`record`]), its history ([`event`]) and the mail it sends
+//! ([`outgoing`]).
 //!
-//! Pure types with their text forms; no I/O. The store keeps these as their
-//! canonical English names (`waiting_on_us`), each deployment shows its own
-//! labels ("En ejecución", "Doing").
+//! Pure types with their text forms; no I/O, and nothing of the store: the
+//! store reads and writes these records and decodes their text columns into
+//! these types. The store keeps the vocabulary as its canonical English
+//! names (`waiting_on_us`), each deployment shows its own labels ("En
+//! ejecución", "Doing").
+
+pub mod event;
+pub mod outgoing;
+pub mod record;
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+pub use event::{Actor, EventKind, EventView, NewEvent};
+pub use outgoing::{OutboxRow, OutboxStatus, OutgoingMail};
+pub use record::{
+    AlertRow, AttachmentView, Breach, Classification, ClockChange, Deadlines, DocumentRequest,
+    MessageView, Participant, ReportRow, Target, TicketDetail, TicketRow, TicketState,
+};
 
 /// Where a ticket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -81,6 +97,12 @@ impl Outcome {
             Outcome::Success => "success",
             Outcome::Failure => "failure",
         }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

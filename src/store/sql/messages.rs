@@ -1,0 +1,198 @@
+//! Messages: the inbound message with its attachments and mailbox
+//! arrivals, participants, and finding a stored message (by dedupe key or
+//! Message-ID).
+
+use sqlx::{Pool, Row};
+
+use super::{Conn, Db, Exec};
+use crate::parse::ParsedMail;
+use crate::store::sql::{ROWS_PER_STATEMENT, join_addresses};
+use crate::store::{Pending, Result, StoredMessageRef};
+use crate::ticket::AttachmentView;
+
+pub async fn find_message(
+    pool: impl Exec<'_>,
+    dedupe_key: &str,
+) -> Result<Option<StoredMessageRef>> {
+    let row = sqlx::query("SELECT id, ticket_id FROM messages WHERE dedupe_key = $1")
+        .bind(dedupe_key)
+        .fetch_optional(pool)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(StoredMessageRef {
+            message: r.try_get("id")?,
+            ticket: r.try_get("ticket_id")?,
+        }),
+        None => None,
+    })
+}
+
+pub async fn record_arrival(
+    pool: impl Exec<'_>,
+    message: i64,
+    mailbox: &str,
+    now: i64,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO message_mailboxes (message_id, mailbox, arrived_at) \
+         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(message)
+    .bind(mailbox)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The inbound message with its attachments, its mailbox arrival
+/// left in `pending`; `None` when the message is already stored
+/// (dedupe key taken).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn insert_inbound(
+    tx: &mut Conn,
+    ticket: i64,
+    mailbox: &str,
+    raw: &[u8],
+    mail: &ParsedMail,
+    automatic: Option<&crate::classify::Automatic>,
+    now: i64,
+    pending: &mut Pending,
+) -> Result<Option<i64>> {
+    let message: Option<i64> = sqlx::query(
+        "INSERT INTO messages (ticket_id, direction, dedupe_key, message_id, \
+         in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, \
+         body_text, automatic, warnings, raw, raw_sha256, size, created_at) \
+         VALUES ($1, 'in', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+         $14, $15, $16, $17) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+    )
+    .bind(ticket)
+    .bind(mail.dedupe_key())
+    .bind(&mail.message_id)
+    .bind(mail.in_reply_to.join(" "))
+    .bind(mail.references.join(" "))
+    .bind(mail.from.as_ref().map(|a| a.address.clone()))
+    .bind(mail.from.as_ref().and_then(|a| a.name.clone()))
+    .bind(join_addresses(&mail.to))
+    .bind(join_addresses(&mail.cc))
+    .bind(&mail.subject)
+    .bind(&mail.text)
+    .bind(automatic.map(|a| a.kind.as_str()))
+    .bind(mail.warnings.join("\n"))
+    .bind(raw)
+    .bind(&mail.raw_sha256)
+    .bind(mail.size as i64)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|r| r.try_get("id"))
+    .transpose()?;
+    let Some(message) = message else {
+        return Ok(None);
+    };
+    pending.arrivals.push((message, mailbox.to_string(), now));
+    for chunk in mail.attachments.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO attachments (message_id, name, content_type, size, sha256, content) ",
+        );
+        q.push_values(chunk, |mut row, a| {
+            row.push_bind(message)
+                .push_bind(&a.name)
+                .push_bind(&a.content_type)
+                .push_bind(a.size as i64)
+                .push_bind(&a.sha256)
+                .push_bind(&a.content);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    Ok(Some(message))
+}
+
+/// The participants and mailbox arrivals waiting in `pending`,
+/// a multi-row statement each (per `ROWS_PER_STATEMENT`).
+pub async fn write_rows(tx: &mut Conn, pending: &mut Pending) -> Result<()> {
+    for chunk in pending.participants.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO participants (ticket_id, address, name, role) ",
+        );
+        q.push_values(chunk, |mut row, (ticket, p)| {
+            row.push_bind(*ticket)
+                .push_bind(&p.address)
+                .push_bind(&p.name)
+                .push_bind(&p.role);
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q.build().execute(&mut *tx).await?;
+    }
+    for chunk in pending.arrivals.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(
+            "INSERT INTO message_mailboxes (message_id, mailbox, arrived_at) ",
+        );
+        q.push_values(chunk, |mut row, (message, mailbox, at)| {
+            row.push_bind(*message).push_bind(mailbox).push_bind(*at);
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q.build().execute(&mut *tx).await?;
+    }
+    pending.participants.clear();
+    pending.arrivals.clear();
+    Ok(())
+}
+
+/// The ticket holding any of these Message-IDs (inbound or ours):
+/// the first id, in the order given, that is stored (its oldest
+/// message). One statement, however long the References chain.
+pub async fn ticket_for_message_ids(pool: impl Exec<'_>, ids: &[String]) -> Result<Option<i64>> {
+    let ids = &ids[..ids.len().min(ROWS_PER_STATEMENT)];
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let mut q = sqlx::QueryBuilder::<Db>::new(
+        "SELECT message_id, ticket_id FROM messages WHERE message_id IN (",
+    );
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(id);
+    }
+    q.push(") ORDER BY id");
+    let rows = q.build().fetch_all(pool).await?;
+    for id in ids {
+        for r in &rows {
+            if r.try_get::<Option<String>, _>("message_id")?.as_deref() == Some(id.as_str()) {
+                return Ok(Some(r.try_get("ticket_id")?));
+            }
+        }
+    }
+    Ok(None)
+}
+
+pub(super) async fn mailboxes_of(pool: &Pool<Db>, message: i64) -> Result<Vec<String>> {
+    sqlx::query(
+        "SELECT mailbox FROM message_mailboxes WHERE message_id = $1 ORDER BY arrived_at, mailbox",
+    )
+    .bind(message)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| Ok(r.try_get("mailbox")?))
+    .collect()
+}
+
+pub(super) async fn attachments_of(pool: &Pool<Db>, message: i64) -> Result<Vec<AttachmentView>> {
+    sqlx::query(
+        "SELECT name, content_type, size, sha256 FROM attachments WHERE message_id = $1 ORDER BY id",
+    )
+    .bind(message)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(AttachmentView {
+            name: r.try_get("name")?,
+            content_type: r.try_get("content_type")?,
+            size: r.try_get("size")?,
+            sha256: r.try_get("sha256")?,
+        })
+    })
+    .collect()
+}
