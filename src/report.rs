@@ -257,7 +257,7 @@ fn group(key: String, rows: &[&ReportRow], now: i64) -> Group {
     let mut overdue = 0;
     for row in rows {
         *by_state.entry(row.ticket.state.to_string()).or_default() += 1;
-        *by_channel.entry(row.channel.clone()).or_default() += 1;
+        *by_channel.entry(row.channel.to_string()).or_default() += 1;
         *by_mailbox.entry(row.ticket.mailbox.clone()).or_default() += 1;
         let m = metrics(row, now);
         responses.extend(m.first_response_minutes);
@@ -325,7 +325,7 @@ mod tests {
                 updated_at: created,
                 message_count: 1,
             },
-            channel: "email".into(),
+            channel: crate::ticket::Channel::Email,
             closed_at: None,
             first_response_at: None,
         }

@@ -289,7 +289,7 @@ pub fn report_csv(rows: &[ReportRow], now: i64, prefix: &str, tz: &jiff::tz::Tim
         rows.iter().map(|r| {
             let m = crate::report::metrics(r, now);
             let extra = vec![
-                r.channel.clone(),
+                r.channel.to_string(),
                 time(r.closed_at),
                 num(m.first_response_minutes),
                 num(m.resolution_hours),

@@ -11,8 +11,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 /// What happened to a ticket, one kind per history line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     /// The ticket was opened from a mail.
     Created,
@@ -56,76 +55,30 @@ pub enum EventKind {
     Closed,
 }
 
-impl EventKind {
-    pub const ALL: [EventKind; 22] = [
-        EventKind::Created,
-        EventKind::Routed,
-        EventKind::AutomaticMail,
-        EventKind::Message,
-        EventKind::NeedsReview,
-        EventKind::Linked,
-        EventKind::State,
-        EventKind::Reopened,
-        EventKind::MailQueued,
-        EventKind::MailWithheld,
-        EventKind::AckWithheld,
-        EventKind::Overdue,
-        EventKind::Assigned,
-        EventKind::Comment,
-        EventKind::Reply,
-        EventKind::Update,
-        EventKind::DocumentsRequested,
-        EventKind::DocumentReceived,
-        EventKind::Classified,
-        EventKind::Due,
-        EventKind::Visibility,
-        EventKind::Closed,
-    ];
-
-    /// The stored text (also the JSON value).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Created => "created",
-            EventKind::Routed => "routed",
-            EventKind::AutomaticMail => "automatic_mail",
-            EventKind::Message => "message",
-            EventKind::NeedsReview => "needs_review",
-            EventKind::Linked => "linked",
-            EventKind::State => "state",
-            EventKind::Reopened => "reopened",
-            EventKind::MailQueued => "mail_queued",
-            EventKind::MailWithheld => "mail_withheld",
-            EventKind::AckWithheld => "ack_withheld",
-            EventKind::Overdue => "overdue",
-            EventKind::Assigned => "assigned",
-            EventKind::Comment => "comment",
-            EventKind::Reply => "reply",
-            EventKind::Update => "update",
-            EventKind::DocumentsRequested => "documents_requested",
-            EventKind::DocumentReceived => "document_received",
-            EventKind::Classified => "classified",
-            EventKind::Due => "due",
-            EventKind::Visibility => "visibility",
-            EventKind::Closed => "closed",
-        }
-    }
-}
-
-impl fmt::Display for EventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for EventKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        EventKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown kind of history line '{s}'"))
-    }
-}
+stored_text!(EventKind, "kind of history line", {
+    Created => "created",
+    Routed => "routed",
+    AutomaticMail => "automatic_mail",
+    Message => "message",
+    NeedsReview => "needs_review",
+    Linked => "linked",
+    State => "state",
+    Reopened => "reopened",
+    MailQueued => "mail_queued",
+    MailWithheld => "mail_withheld",
+    AckWithheld => "ack_withheld",
+    Overdue => "overdue",
+    Assigned => "assigned",
+    Comment => "comment",
+    Reply => "reply",
+    Update => "update",
+    DocumentsRequested => "documents_requested",
+    DocumentReceived => "document_received",
+    Classified => "classified",
+    Due => "due",
+    Visibility => "visibility",
+    Closed => "closed",
+});
 
 /// Who did it. Stored as `system`, `agent:NAME`, `customer:ADDRESS` or
 /// `mailbox:NAME`.
@@ -211,7 +164,7 @@ mod tests {
 
     #[test]
     fn kinds_keep_their_stored_text() {
-        for kind in EventKind::ALL {
+        for &kind in EventKind::ALL {
             assert_eq!(kind.as_str().parse::<EventKind>(), Ok(kind));
             assert_eq!(
                 serde_json::to_value(kind).unwrap(),

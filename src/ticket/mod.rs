@@ -9,6 +9,47 @@
 //! names (`waiting_on_us`), each deployment shows its own labels ("En
 //! ejecución", "Doing").
 
+/// For an enum kept in the database as fixed texts: `ALL`, `as_str` (the
+/// stored text), `Display`, an exact `FromStr` (what the store decodes
+/// with) and `Serialize` as the same text, so the JSON of the CLI and the
+/// database can never disagree.
+macro_rules! stored_text {
+    ($ty:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: &[$ty] = &[$($ty::$variant),+];
+
+            /// The stored text (also the JSON value).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    _ => Err(format!(concat!("unknown ", $what, " '{}'"), s)),
+                }
+            }
+        }
+
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
 pub mod event;
 pub mod outgoing;
 pub mod record;
@@ -21,8 +62,9 @@ use serde::{Deserialize, Serialize};
 pub use event::{Actor, EventKind, EventView, NewEvent};
 pub use outgoing::{OutboxRow, OutboxStatus, OutgoingMail};
 pub use record::{
-    AlertRow, AttachmentView, Breach, Classification, ClockChange, Deadlines, DocumentRequest,
-    MessageView, Participant, ReportRow, Target, TicketDetail, TicketRow, TicketState,
+    AlertRow, AttachmentView, Breach, Channel, Classification, ClockChange, Deadlines,
+    DocumentRequest, MessageView, Participant, ReportRow, Target, TicketDetail, TicketRow,
+    TicketState,
 };
 
 /// Where a ticket is in its life.

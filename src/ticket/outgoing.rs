@@ -1,9 +1,6 @@
 //! Mail a ticket sends: as composed ([`OutgoingMail`]) and as queued in the
 //! outbox ([`OutboxRow`], with its [`OutboxStatus`]).
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::Serialize;
 
 /// A mail ready to leave through the outbox.
@@ -34,8 +31,7 @@ impl OutgoingMail {
 }
 
 /// Where an outbox row is in its delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OutboxStatus {
     /// Waiting for its next attempt (the first, or a retry).
     Queued,
@@ -44,38 +40,11 @@ pub enum OutboxStatus {
     Failed,
 }
 
-impl OutboxStatus {
-    pub const ALL: [OutboxStatus; 3] = [
-        OutboxStatus::Queued,
-        OutboxStatus::Sent,
-        OutboxStatus::Failed,
-    ];
-
-    /// The stored text (also the JSON value).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxStatus::Queued => "queued",
-            OutboxStatus::Sent => "sent",
-            OutboxStatus::Failed => "failed",
-        }
-    }
-}
-
-impl fmt::Display for OutboxStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for OutboxStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OutboxStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown outbox status '{s}': write queued, sent or failed"))
-    }
-}
+stored_text!(OutboxStatus, "outbox status", {
+    Queued => "queued",
+    Sent => "sent",
+    Failed => "failed",
+});
 
 /// One row of the outbox.
 #[derive(Debug, Clone, Serialize)]
@@ -105,7 +74,7 @@ mod tests {
 
     #[test]
     fn statuses_keep_their_stored_text() {
-        for status in OutboxStatus::ALL {
+        for &status in OutboxStatus::ALL {
             assert_eq!(status.as_str().parse::<OutboxStatus>(), Ok(status));
             assert_eq!(
                 serde_json::to_value(status).unwrap(),

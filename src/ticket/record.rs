@@ -66,38 +66,16 @@ pub struct Classification {
 }
 
 /// Which promise a deadline is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     FirstResponse,
     Resolution,
 }
 
-impl Target {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Target::FirstResponse => "first_response",
-            Target::Resolution => "resolution",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Target> {
-        match text {
-            "first_response" => Some(Target::FirstResponse),
-            "resolution" => Some(Target::Resolution),
-            _ => None,
-        }
-    }
-}
-
-impl std::str::FromStr for Target {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Target::parse(s).ok_or_else(|| {
-            format!("unknown deadline target '{s}': write first_response or resolution")
-        })
-    }
-}
+stored_text!(Target, "deadline target", {
+    FirstResponse => "first_response",
+    Resolution => "resolution",
+});
 
 /// A missed deadline the store found that has no alert yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,13 +191,24 @@ pub struct Participant {
     pub role: String,
 }
 
+/// Where a ticket came from (the `channel` column; `email` is the only one
+/// today).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Email,
+}
+
+stored_text!(Channel, "channel", {
+    Email => "email",
+});
+
 /// One ticket of `buzon report`: the listed fields plus what the metrics
 /// need, read in one query.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReportRow {
     pub ticket: TicketRow,
-    /// Where the ticket came from (`email` today).
-    pub channel: String,
+    /// Where the ticket came from.
+    pub channel: Channel,
     pub closed_at: Option<i64>,
     /// When the first agent reply (outbox kind `reply`) was queued; `None`
     /// while nobody has answered. Acknowledgements and notifications are

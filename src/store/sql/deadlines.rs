@@ -8,7 +8,7 @@
 //! else inserts nothing and rolls back. That is what makes "one alert per
 //! breach" hold without any coordination.
 
-use sqlx::{Pool, Row};
+use sqlx::Pool;
 
 use super::events::insert_events;
 use super::outbox::insert_outgoing;
@@ -107,7 +107,7 @@ pub async fn clear_alerts(
 /// paused clock counts up to the pause: a ticket that was already
 /// late when it started waiting is still late.
 pub async fn breaches(pool: &Pool<Db>, now: i64, limit: i64) -> Result<Vec<Breach>> {
-    let rows = sqlx::query(
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
         "SELECT t.id, 'first_response' AS target, t.first_response_due_at AS due \
          FROM tickets t WHERE t.state <> 'done' AND t.first_response_at IS NULL \
          AND t.first_response_due_at <= COALESCE(t.paused_at, $1) \
@@ -125,13 +125,12 @@ pub async fn breaches(pool: &Pool<Db>, now: i64, limit: i64) -> Result<Vec<Breac
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            let target: String = r.try_get("target")?;
+    rows.into_iter()
+        .map(|(ticket, target, due_at)| {
             Ok(Breach {
-                ticket: r.try_get("id")?,
+                ticket,
                 target: decode("alerts.target", target)?,
-                due_at: r.try_get("due")?,
+                due_at,
             })
         })
         .collect()
@@ -165,6 +164,42 @@ pub async fn record_breach(pool: &Pool<Db>, new: &NewBreach) -> Result<bool> {
     Ok(true)
 }
 
+/// An alert as stored, with the ticket fields it is listed with.
+#[derive(sqlx::FromRow)]
+struct StoredAlert {
+    id: i64,
+    ticket_id: i64,
+    target: String,
+    due_at: i64,
+    breached_at: i64,
+    cleared_at: Option<i64>,
+    cleared_by: Option<String>,
+    subject: String,
+    owner: Option<String>,
+    pipeline: String,
+    priority: String,
+    state: String,
+}
+
+impl StoredAlert {
+    fn decode(self) -> Result<AlertRow> {
+        Ok(AlertRow {
+            id: self.id,
+            ticket: self.ticket_id,
+            subject: self.subject,
+            owner: self.owner,
+            pipeline: self.pipeline,
+            priority: decode("tickets.priority", self.priority)?,
+            state: decode("tickets.state", self.state)?,
+            target: decode("alerts.target", self.target)?,
+            due_at: self.due_at,
+            breached_at: self.breached_at,
+            cleared_at: self.cleared_at,
+            cleared_by: self.cleared_by,
+        })
+    }
+}
+
 /// Alerts, most overdue first: open ones, or all with `cleared`;
 /// of one owner's tickets (or one ticket's), or everyone's.
 pub async fn alerts(
@@ -173,7 +208,7 @@ pub async fn alerts(
     ticket: Option<i64>,
     cleared: bool,
 ) -> Result<Vec<AlertRow>> {
-    let rows = sqlx::query(
+    let rows: Vec<StoredAlert> = sqlx::query_as(
         "SELECT a.id, a.ticket_id, a.target, a.due_at, a.breached_at, a.cleared_at, \
          a.cleared_by, t.subject, t.owner, t.pipeline, t.priority, t.state \
          FROM alerts a JOIN tickets t ON t.id = a.ticket_id \
@@ -186,23 +221,5 @@ pub async fn alerts(
     .bind(ticket)
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| {
-            let target: String = r.try_get("target")?;
-            Ok(AlertRow {
-                id: r.try_get("id")?,
-                ticket: r.try_get("ticket_id")?,
-                subject: r.try_get("subject")?,
-                owner: r.try_get("owner")?,
-                pipeline: r.try_get("pipeline")?,
-                priority: decode("tickets.priority", r.try_get("priority")?)?,
-                state: decode("tickets.state", r.try_get("state")?)?,
-                target: decode("alerts.target", target)?,
-                due_at: r.try_get("due_at")?,
-                breached_at: r.try_get("breached_at")?,
-                cleared_at: r.try_get("cleared_at")?,
-                cleared_by: r.try_get("cleared_by")?,
-            })
-        })
-        .collect()
+    rows.into_iter().map(StoredAlert::decode).collect()
 }

@@ -192,7 +192,8 @@ pub async fn report_rows(pool: &Pool<Db>, from: i64, to: i64) -> Result<Vec<Repo
     let mut extra = Vec::with_capacity(stored.len());
     let mut tickets = Vec::with_capacity(stored.len());
     for r in stored {
-        extra.push((r.channel, r.closed_at, r.first_reply_at));
+        let channel = decode("tickets.channel", r.channel)?;
+        extra.push((channel, r.closed_at, r.first_reply_at));
         tickets.push(r.ticket);
     }
     let tickets = with_keys(pool, tickets).await?;
