@@ -665,7 +665,9 @@ mod tests {
     /// value, and reads nothing else into a default.
     #[tokio::test]
     async fn unknown_stored_values_are_errors_naming_column_and_value() {
-        let store = Store::open("sqlite::memory:", 1).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("buzon.db").display());
+        let store = Store::open(&url, 1).await.unwrap();
         let Backend::Sqlite(pool) = &store.backend else {
             unreachable!()
         };

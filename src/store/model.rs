@@ -142,13 +142,16 @@ pub struct TicketFilter {
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A mail kept in quarantine (without its bytes).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct QuarantineRow {
     pub id: i64,
     pub mailbox: String,
     pub reason: String,
     pub size: i64,
+    /// held, released
     pub status: String,
+    #[sqlx(rename = "ticket_id")]
     pub ticket: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,

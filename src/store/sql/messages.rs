@@ -179,20 +179,18 @@ pub(super) async fn mailboxes_of(pool: &Pool<Db>, message: i64) -> Result<Vec<St
 }
 
 pub(super) async fn attachments_of(pool: &Pool<Db>, message: i64) -> Result<Vec<AttachmentView>> {
-    sqlx::query(
+    Ok(sqlx::query_as::<_, (String, String, i64, String)>(
         "SELECT name, content_type, size, sha256 FROM attachments WHERE message_id = $1 ORDER BY id",
     )
     .bind(message)
     .fetch_all(pool)
     .await?
-    .iter()
-    .map(|r| {
-        Ok(AttachmentView {
-            name: r.try_get("name")?,
-            content_type: r.try_get("content_type")?,
-            size: r.try_get("size")?,
-            sha256: r.try_get("sha256")?,
-        })
+    .into_iter()
+    .map(|(name, content_type, size, sha256)| AttachmentView {
+        name,
+        content_type,
+        size,
+        sha256,
     })
-    .collect()
+    .collect())
 }

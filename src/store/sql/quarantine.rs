@@ -30,26 +30,12 @@ pub async fn quarantine(
 }
 
 pub async fn quarantine_list(pool: &Pool<Db>) -> Result<Vec<QuarantineRow>> {
-    let rows = sqlx::query(
+    Ok(sqlx::query_as(
         "SELECT id, mailbox, reason, size, status, ticket_id, created_at, updated_at \
          FROM quarantine ORDER BY id",
     )
     .fetch_all(pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(QuarantineRow {
-                id: r.try_get("id")?,
-                mailbox: r.try_get("mailbox")?,
-                reason: r.try_get("reason")?,
-                size: r.try_get("size")?,
-                status: r.try_get("status")?,
-                ticket: r.try_get("ticket_id")?,
-                created_at: r.try_get("created_at")?,
-                updated_at: r.try_get("updated_at")?,
-            })
-        })
-        .collect()
+    .await?)
 }
 
 pub async fn quarantine_raw(pool: &Pool<Db>, id: i64) -> Result<(String, Vec<u8>)> {
