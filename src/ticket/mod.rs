@@ -62,9 +62,8 @@ use serde::{Deserialize, Serialize};
 pub use event::{Actor, EventKind, EventView, NewEvent};
 pub use outgoing::{OutboxRow, OutboxStatus, OutgoingMail};
 pub use record::{
-    AlertRow, AttachmentView, Breach, Channel, Classification, ClockChange, Deadlines,
-    DocumentRequest, MessageView, Participant, ReportRow, Target, TicketDetail, TicketRow,
-    TicketState,
+    AlertRow, AttachmentView, Breach, Classification, ClockChange, Deadlines, DocumentRequest,
+    MessageView, Participant, ReportRow, Target, TicketDetail, TicketRow, TicketState,
 };
 
 /// Where a ticket is in its life.

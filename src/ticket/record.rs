@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::event::EventView;
-use super::{Outcome, Priority, State};
+use super::{Channel, Outcome, Priority, State};
 use crate::route::Key;
 
 /// The parts of a ticket that threading decisions need.
@@ -190,17 +190,6 @@ pub struct Participant {
     pub name: Option<String>,
     pub role: String,
 }
-
-/// Where a ticket came from (the `channel` column; `email` is the only one
-/// today).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Channel {
-    Email,
-}
-
-stored_text!(Channel, "channel", {
-    Email => "email",
-});
 
 /// One ticket of `buzon report`: the listed fields plus what the metrics
 /// need, read in one query.
