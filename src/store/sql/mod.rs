@@ -1,12 +1,13 @@
 //! The SQL, written once and compiled for each backend.
 //!
-//! Each aggregate (tickets, messages, history, outbox, deadlines,
-//! quarantine, leases and checkpoints, settings) is one ordinary file of
-//! queries over the types `Db` and `Conn` of its parent module. The two
-//! modules below, `sqlite` and `postgres`, include every such file
-//! (`#[path]`): the text of every query is identical on both backends, and
-//! the only backend-specific pieces are the few constants each module
-//! defines beside its `Db`, each with why it differs:
+//! Each aggregate (`tickets.rs`, `messages.rs`, `listing.rs` for what is
+//! listed and shown, `events.rs` the history, `outbox.rs`, `deadlines.rs`,
+//! `quarantine.rs`, `leases.rs` with the IMAP checkpoints, `settings.rs`,
+//! `tx.rs`) is one ordinary file of queries over the types `Db` and `Conn`
+//! of its parent module. That parent is `sqlite.rs` or `postgres.rs`: each
+//! includes every aggregate file (`#[path]`), so the text of every query is
+//! identical on both backends, and the only backend-specific pieces are the
+//! few constants each defines beside its `Db`, each with why it differs:
 //!
 //! - `BEGIN_WRITE`: how a write transaction starts;
 //! - `CLAIM_LOCK`: the row locking clause for claiming outbox rows;
