@@ -38,6 +38,8 @@ pub struct Config {
     pub rules: Rules,
     pub templates: Templates,
     pub daemon: Daemon,
+    /// The agents' web workspace.
+    pub web: Web,
     /// Deadlines: how often they are checked, who hears about missed ones.
     pub deadlines: DeadlinePolicy,
     /// IMAP accounts by name, each with the folders to watch.
@@ -342,6 +344,39 @@ pub struct Rules {
 pub struct Templates {
     /// Directory of mail templates (`NAME.txt`); unset: built-in Spanish ones.
     pub dir: Option<PathBuf>,
+}
+
+/// The agents' web workspace, served by `buzon run`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Web {
+    /// `host:port` to serve it on; empty: no web workspace. Put it behind
+    /// a reverse proxy for TLS (see the README).
+    pub listen: String,
+    /// The address people use (`https://soporte.example.cl`): links in
+    /// mail, and `Secure` cookies when it is https.
+    pub public_url: Option<String>,
+    /// How long a session lasts after signing in.
+    pub session_hours: u64,
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            public_url: None,
+            session_hours: 12,
+        }
+    }
+}
+
+impl Web {
+    /// Whether people reach it over https (cookies are then `Secure`).
+    pub fn is_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.trim().to_ascii_lowercase().starts_with("https://"))
+    }
 }
 
 /// How the daemon runs: health endpoint, leases between instances.
@@ -667,6 +702,7 @@ impl Config {
             rules: raw.rules.unwrap_or_default(),
             templates: raw.templates.unwrap_or_default(),
             daemon: raw.daemon.unwrap_or_default(),
+            web: raw.web.unwrap_or_default(),
             deadlines: raw.deadlines.unwrap_or_default(),
             accounts: raw.accounts.unwrap_or_default(),
             mailboxes: raw.mailboxes.unwrap_or_default(),
@@ -698,6 +734,7 @@ impl Config {
             rules: Rules::default(),
             templates: Templates::default(),
             daemon: Daemon::default(),
+            web: Web::default(),
             deadlines: DeadlinePolicy::default(),
             accounts: BTreeMap::new(),
             mailboxes: BTreeMap::new(),
@@ -785,6 +822,27 @@ impl Config {
                 message,
             })
         };
+        if !self.web.listen.is_empty() && self.web.listen.parse::<std::net::SocketAddr>().is_err() {
+            add(
+                "web.listen",
+                format!(
+                    "'{}' is not an address and port: write \"127.0.0.1:8080\"",
+                    self.web.listen
+                ),
+            );
+        }
+        if let Some(url) = &self.web.public_url {
+            let lower = url.trim().to_ascii_lowercase();
+            if !lower.starts_with("https://") && !lower.starts_with("http://") {
+                add(
+                    "web.public_url",
+                    format!("'{url}' is not a web address: write \"https://soporte.example.cl\""),
+                );
+            }
+        }
+        if self.web.session_hours == 0 {
+            add("web.session_hours", "must be at least 1".into());
+        }
         let url = &self.database.url;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -1107,12 +1165,14 @@ struct RawSections {
     rules: Option<Rules>,
     templates: Option<Templates>,
     daemon: Option<Daemon>,
+    web: Option<Web>,
     deadlines: Option<DeadlinePolicy>,
     accounts: Option<BTreeMap<String, Account>>,
     mailboxes: Option<BTreeMap<String, Mailbox>>,
 }
 
 const SECTIONS: &[&str] = &[
+    "web",
     "daemon",
     "deadlines",
     "accounts",
@@ -1212,6 +1272,12 @@ fn read_sections(cfg: &config::Config, problems: &mut Vec<Problem>) -> RawSectio
             "unhealthy_after_seconds",
             "outbox_poll_seconds",
         ],
+        problems,
+    );
+    raw.web = section(
+        cfg,
+        "web",
+        &["listen", "public_url", "session_hours"],
         problems,
     );
     raw.deadlines = section(

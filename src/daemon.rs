@@ -26,12 +26,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(9);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("cannot listen on {addr} for /healthz and /metrics: {source}")]
+    #[error("cannot listen on {addr} for {what}")]
     Listen {
         addr: String,
+        /// What would have been served there.
+        what: &'static str,
         #[source]
         source: std::io::Error,
     },
+    #[error("the web workspace cannot start: {0}")]
+    Web(String),
     #[error("{failed} folder(s) could not be drained: {errors}")]
     Folders { failed: usize, errors: String },
     #[error("the rules cannot be loaded; fix them (`buzon rules check`) and start again:\n{0}")]
@@ -160,6 +164,7 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
             .await
             .map_err(|source| DaemonError::Listen {
                 addr: config.daemon.listen.clone(),
+                what: "/healthz and /metrics (daemon.listen)",
                 source,
             })?;
         if let Ok(addr) = listener.local_addr() {
@@ -169,6 +174,7 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
         Some(tokio::spawn(health::serve(listener, health.clone(), after)))
     };
 
+    let web = start_web(&config, &store).await?;
     let rules = live_rules(&config)?;
     let mut tasks = Vec::new();
     for worker in imap::workers(&config, &store, &health, &instance, &outbox, rules.as_ref()) {
@@ -221,10 +227,40 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
     if let Some(h) = http {
         h.abort();
     }
+    if let Some(w) = web {
+        w.abort();
+    }
     if let Some(w) = watchdog {
         w.abort();
     }
     Ok(())
+}
+
+/// Serves the agents' workspace when `[web] listen` is set.
+async fn start_web(
+    config: &Arc<Config>,
+    store: &Store,
+) -> Result<Option<tokio::task::JoinHandle<()>>, DaemonError> {
+    if config.web.listen.is_empty() {
+        return Ok(None);
+    }
+    let listener = tokio::net::TcpListener::bind(&config.web.listen)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: config.web.listen.clone(),
+            what: "the web workspace (web.listen)",
+            source,
+        })?;
+    let app = crate::web::App::new(config.clone(), store.clone())
+        .map_err(|e| DaemonError::Web(e.to_string()))?;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "Web workspace listening.");
+    }
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = crate::web::serve(listener, app).await {
+            tracing::error!(error = %e, "The web workspace stopped.");
+        }
+    })))
 }
 
 fn spawn_worker(worker: FolderWorker, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {

@@ -11,7 +11,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// What a folder worker is doing.
@@ -269,59 +268,37 @@ fn escape(label: &str) -> String {
     label.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-/// Serves `/healthz` and `/metrics` until the task is dropped.
-pub async fn serve(listener: TcpListener, health: std::sync::Arc<Health>, unhealthy_after_ms: i64) {
-    loop {
-        let Ok((mut socket, _)) = listener.accept().await else {
-            continue;
-        };
-        let health = health.clone();
-        tokio::spawn(async move {
-            let Some(request) = read_request(&mut socket).await else {
-                return;
-            };
-            let path = request.split_whitespace().nth(1).unwrap_or("/");
-            let now = crate::store::now_ms();
-            let (status, content_type, body) = match path {
-                "/healthz" => {
-                    let (s, b) = health.healthz(now, unhealthy_after_ms);
-                    (s, "application/json", b)
-                }
-                "/metrics" => (200, "text/plain; version=0.0.4", health.metrics(now)),
-                _ => (404, "text/plain", "not found\n".to_string()),
-            };
-            let reason = match status {
-                200 => "OK",
-                503 => "Service Unavailable",
-                _ => "Not Found",
-            };
-            let response = format!(
-                "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-            let _ = socket.shutdown().await;
-        });
-    }
+/// `/healthz` and `/metrics`, GET only (anything else: 405).
+pub fn router(health: std::sync::Arc<Health>, unhealthy_after_ms: i64) -> axum::Router {
+    use axum::http::{StatusCode, header};
+    use axum::routing::get;
+    let h = health.clone();
+    axum::Router::new()
+        .route(
+            "/healthz",
+            get(move || async move {
+                let (status, body) = h.healthz(crate::store::now_ms(), unhealthy_after_ms);
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                (status, [(header::CONTENT_TYPE, "application/json")], body)
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    health.metrics(crate::store::now_ms()),
+                )
+            }),
+        )
 }
 
-/// Reads a request head (up to the blank line, 8 KiB, 5 s): clients may
-/// send it in several packets.
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<String> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
-        let n = tokio::time::timeout_at(deadline, socket.read(&mut chunk))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+/// Serves `/healthz` and `/metrics` until the task is dropped.
+pub async fn serve(listener: TcpListener, health: std::sync::Arc<Health>, unhealthy_after_ms: i64) {
+    if let Err(e) = axum::serve(listener, router(health, unhealthy_after_ms)).await {
+        tracing::error!(error = %e, "The health endpoint stopped.");
     }
-    Some(String::from_utf8_lossy(&buf).into_owned())
 }
 
 #[cfg(test)]

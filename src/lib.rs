@@ -41,3 +41,4 @@ pub mod store;
 pub mod thread;
 pub mod ticket;
 pub mod view;
+pub mod web;

@@ -91,6 +91,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Alerts { owner, all, format } => {
             cli::report::alerts(&config, &store, owner.as_deref(), all, format).await?
         }
+        Command::Passwd { name } => cli::passwd::run(&config, &store, &name).await?,
         Command::Migrate => {
             println!("database is up to date ({})", store.backend_name());
             ExitCode::SUCCESS

@@ -30,3 +30,25 @@ impl Agent<'_> {
             .await
     }
 }
+
+/// "2026-12-10 18:00" (or "2026-12-10T18:00") in the deployment's time
+/// zone, as Unix ms; a date alone is the end of that day (23:59:59), so an
+/// alert never fires a day early. Every front end reads dates with this.
+pub fn local_instant(text: &str, tz: &jiff::tz::TimeZone) -> Result<i64, String> {
+    let text = text.trim();
+    let civil = match text.parse::<jiff::civil::Date>() {
+        Ok(day) if !text.contains([' ', 'T']) => {
+            day.to_datetime(jiff::civil::Time::constant(23, 59, 59, 0))
+        }
+        _ => text
+            .parse::<jiff::civil::DateTime>()
+            .or_else(|_| text.replace(' ', "T").parse::<jiff::civil::DateTime>())
+            .map_err(|_| {
+                format!("'{text}' no es una fecha: escriba \"2026-12-10 18:00\" o \"2026-12-10\" (hora local)")
+            })?,
+    };
+    let zoned = civil
+        .to_zoned(tz.clone())
+        .map_err(|e| format!("'{text}' no existe en esa zona horaria: {e}"))?;
+    Ok(zoned.timestamp().as_millisecond())
+}

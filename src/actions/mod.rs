@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 pub use create::NewRequest;
 pub use done::{Change, Done, Queued};
+pub use due::local_instant;
 pub use permission::{Action, Denied, Staff};
 
 use crate::config::{Config, Response};
@@ -183,6 +184,17 @@ impl<'a> Agent<'a> {
         let detail = self.store.ticket(ticket).await?;
         self.permit(action, &detail.ticket)?;
         Ok(detail)
+    }
+
+    /// Whether the person may do `action` on `t`: front ends show only
+    /// what this allows (and the action checks again).
+    pub fn may(&self, action: Action, t: &TicketRow) -> bool {
+        self.permit(action, t).is_ok()
+    }
+
+    /// The team's mail templates, for agents to write from.
+    pub fn template_names(&self) -> Vec<String> {
+        self.templates.names().into_iter().collect()
     }
 
     /// The permission check for `action` on `t`.

@@ -5,7 +5,7 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 
 use buzon::actions::{Agent, Change, Done, NewRequest};
 use buzon::config::Config;
@@ -127,7 +127,8 @@ async fn act(config: &Config, agent: &Agent<'_>, command: TicketsCommand) -> Res
             when,
             first_response,
         } => {
-            let at = local_instant(&when, agent.time_zone())?;
+            let at = buzon::actions::local_instant(&when, agent.time_zone())
+                .map_err(anyhow::Error::msg)?;
             let target = match first_response {
                 true => Target::FirstResponse,
                 false => Target::Resolution,
@@ -222,26 +223,6 @@ async fn body_text(agent: &Agent<'_>, ticket: i64, args: BodyArgs) -> Result<Str
             .await?),
         (None, None) => bail!("escriba el texto con --body-file ARCHIVO o --template NOMBRE"),
     }
-}
-
-/// "2026-12-10 18:00" (or "2026-12-10T18:00") in the deployment's time
-/// zone, as Unix ms; a date alone is the end of that day (23:59:59), so an
-/// alert never fires a day early.
-pub fn local_instant(text: &str, tz: &jiff::tz::TimeZone) -> Result<i64> {
-    let text = text.trim();
-    let civil = match text.parse::<jiff::civil::Date>() {
-        Ok(day) if !text.contains([' ', 'T']) => day.to_datetime(jiff::civil::Time::constant(23, 59, 59, 0)),
-        _ => text
-            .parse::<jiff::civil::DateTime>()
-            .or_else(|_| text.replace(' ', "T").parse::<jiff::civil::DateTime>())
-            .map_err(|_| {
-                anyhow!("'{text}' no es una fecha: escriba \"2026-12-10 18:00\" o \"2026-12-10\" (hora local)")
-            })?,
-    };
-    let zoned = civil
-        .to_zoned(tz.clone())
-        .map_err(|e| anyhow!("'{text}' no existe en esa zona horaria: {e}"))?;
-    Ok(zoned.timestamp().as_millisecond())
 }
 
 /// What the action did, one line per change, in Spanish.

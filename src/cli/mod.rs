@@ -7,6 +7,7 @@ pub mod demo;
 pub mod ingest;
 pub mod labels;
 pub mod outbox;
+pub mod passwd;
 pub mod report;
 pub mod rules;
 pub mod tickets;
@@ -101,6 +102,12 @@ pub enum Command {
         all: bool,
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
+    },
+    /// Set a person's password for the web workspace (read from stdin when
+    /// it is not a terminal); their open sessions end.
+    Passwd {
+        /// A person of [people] (key or name).
+        name: String,
     },
     /// Apply database migrations and exit.
     Migrate,

@@ -279,7 +279,7 @@ fn filter(
         priority,
         key,
         overdue_at: args.overdue.then(now_ms),
-        limit: None,
+        ..TicketFilter::default()
     })
 }
 

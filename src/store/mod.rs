@@ -344,6 +344,63 @@ impl Store {
         dispatch!(self, owner_load(owner))
     }
 
+    /// Sets a person's password hash (argon2id, made by the caller) and
+    /// ends their sessions.
+    pub async fn set_password(&self, person: &str, hash: &str, now: i64) -> Result<()> {
+        dispatch!(self, set_password(person, hash, now))
+    }
+
+    pub async fn password_hash(&self, person: &str) -> Result<Option<String>> {
+        dispatch!(self, password_hash(person))
+    }
+
+    /// Opens a session; `id_hash` is the SHA-256 of the cookie.
+    pub async fn create_session(
+        &self,
+        id_hash: &str,
+        session: &WebSession,
+        now: i64,
+    ) -> Result<()> {
+        dispatch!(self, create_session(id_hash, session, now))
+    }
+
+    pub async fn session(&self, id_hash: &str, now: i64) -> Result<Option<WebSession>> {
+        dispatch!(self, session(id_hash, now))
+    }
+
+    pub async fn end_session(&self, id_hash: &str) -> Result<()> {
+        dispatch!(self, end_session(id_hash))
+    }
+
+    pub async fn record_login_failure(&self, person: &str, address: &str, now: i64) -> Result<()> {
+        dispatch!(self, record_login_failure(person, address, now))
+    }
+
+    /// Failed logins since `since`: (for this person, from this address).
+    pub async fn login_failures(
+        &self,
+        person: &str,
+        address: &str,
+        since: i64,
+    ) -> Result<(i64, i64)> {
+        dispatch!(self, login_failures(person, address, since))
+    }
+
+    /// An attachment of a message of a ticket, for download.
+    pub async fn attachment(
+        &self,
+        ticket: i64,
+        message: i64,
+        index: i64,
+    ) -> Result<Option<AttachmentContent>> {
+        dispatch!(self, attachment(ticket, message, index))
+    }
+
+    /// How many tickets each state holds under `filter`, its states aside.
+    pub async fn count_by_state(&self, filter: &TicketFilter) -> Result<Vec<(String, i64)>> {
+        dispatch!(self, count_by_state(filter))
+    }
+
     pub async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketRow>> {
         dispatch!(self, list_tickets(filter))
     }

@@ -140,6 +140,36 @@ pub struct TicketFilter {
     /// Only tickets overdue at this time (Unix ms), most overdue first.
     pub overdue_at: Option<i64>,
     pub limit: Option<i64>,
+    /// Tickets to skip (pages of the web tray).
+    pub offset: Option<i64>,
+    pub mailbox: Option<String>,
+    /// The search box: words of the subject, an address, a key (exact or
+    /// as a prefix), or, in `search_number`, the ticket number.
+    pub search: Option<String>,
+    pub search_number: Option<i64>,
+    pub order: TicketOrder,
+}
+
+/// How a ticket list is sorted (an overdue list: most overdue first).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TicketOrder {
+    /// By number, oldest first.
+    #[default]
+    Number,
+    /// Most recent activity first.
+    Activity,
+    /// Nearest due date first; tickets without one last.
+    Due,
+}
+
+impl TicketOrder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketOrder::Number => "number",
+            TicketOrder::Activity => "activity",
+            TicketOrder::Due => "due",
+        }
+    }
 }
 
 /// A mail kept in quarantine (without its bytes).
@@ -155,4 +185,22 @@ pub struct QuarantineRow {
     pub ticket: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A signed-in person's session, found by the hash of its cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    /// The key of `[people.NAME]`.
+    pub person: String,
+    /// The token every form of this session must carry.
+    pub csrf: String,
+    pub expires_at: i64,
+}
+
+/// An attachment as stored, for download.
+#[derive(Debug, Clone)]
+pub struct AttachmentContent {
+    pub name: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
 }

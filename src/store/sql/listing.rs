@@ -122,20 +122,34 @@ async fn with_keys(pool: &Pool<Db>, stored: Vec<StoredTicket>) -> Result<Vec<Tic
         .collect()
 }
 
-pub async fn list_tickets(pool: &Pool<Db>, filter: &TicketFilter) -> Result<Vec<TicketRow>> {
-    // Optional filters as `($n IS NULL OR col = $n)` keep one
-    // static query text for every combination.
-    let sql = format!(
-        "SELECT {TICKET_COLUMNS} FROM tickets t \
-         WHERE ($1 IS NULL OR $1 LIKE '%,' || t.state || ',%') \
+/// The conditions of a ticket list: one static text for every combination
+/// of filters, `($n IS NULL OR ...)`. `bind_filter` binds $1..$13; $7
+/// (limit), $9 (order) and $10 (offset) only matter to `list_tickets`.
+fn ticket_where() -> String {
+    format!(
+        "WHERE ($1 IS NULL OR $1 LIKE '%,' || t.state || ',%') \
          AND ($2 IS NULL OR t.pipeline = $2) \
          AND ($3 IS NULL OR LOWER(t.owner) = LOWER($3)) \
          AND ($4 IS NULL OR t.priority = $4) \
          AND ($5 IS NULL OR EXISTS (SELECT 1 FROM ticket_keys k \
               WHERE k.ticket_id = t.id AND k.name = $5 AND k.value = $6)) \
          AND ($8 IS NULL OR (t.state <> 'done' AND {EFFECTIVE_DUE} <= COALESCE(t.paused_at, $8))) \
-         ORDER BY CASE WHEN $8 IS NULL THEN t.id ELSE {EFFECTIVE_DUE} END, t.id LIMIT $7",
-    );
+         AND ($11 IS NULL OR t.mailbox = $11) \
+         AND ($12 IS NULL OR t.id = $13 \
+              OR LOWER(COALESCE(t.requester, '')) LIKE '%' || $12 || '%' ESCAPE '\\' \
+              OR LOWER(t.subject) LIKE '%' || $12 || '%' ESCAPE '\\' \
+              OR EXISTS (SELECT 1 FROM ticket_keys k WHERE k.ticket_id = t.id \
+                   AND LOWER(k.value) LIKE $12 || '%' ESCAPE '\\'))"
+    )
+}
+
+type Query<'q> = sqlx::query::QueryAs<'q, Db, StoredTicket, <Db as sqlx::Database>::Arguments>;
+
+/// Binds a filter's values to the parameters of `ticket_where`.
+fn bind_filter<'q, O>(
+    q: sqlx::query::QueryAs<'q, Db, O, <Db as sqlx::Database>::Arguments>,
+    filter: &'q TicketFilter,
+) -> sqlx::query::QueryAs<'q, Db, O, <Db as sqlx::Database>::Arguments> {
     let (key_name, key_value) = match &filter.key {
         Some((n, v)) => (Some(n.as_str()), Some(v.as_str())),
         None => (None, None),
@@ -145,8 +159,21 @@ pub async fn list_tickets(pool: &Pool<Db>, filter: &TicketFilter) -> Result<Vec<
         let names: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
         format!(",{},", names.join(","))
     });
-    let stored: Vec<StoredTicket> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(states)
+    // The search box: a ticket number, a key (exact or as a prefix:
+    // 75321 finds 75321_2), an address or words of the subject; LIKE's
+    // own characters in what was typed are taken literally.
+    let pattern = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        });
+    q.bind(states)
         .bind(&filter.pipeline)
         .bind(&filter.owner)
         .bind(filter.priority.map(|p| p.as_str()))
@@ -154,9 +181,43 @@ pub async fn list_tickets(pool: &Pool<Db>, filter: &TicketFilter) -> Result<Vec<
         .bind(key_value)
         .bind(filter.limit.unwrap_or(i64::MAX))
         .bind(filter.overdue_at)
-        .fetch_all(pool)
-        .await?;
+        .bind(filter.order.as_str())
+        .bind(filter.offset.unwrap_or(0))
+        .bind(&filter.mailbox)
+        .bind(pattern)
+        .bind(filter.search_number)
+}
+
+pub async fn list_tickets(pool: &Pool<Db>, filter: &TicketFilter) -> Result<Vec<TicketRow>> {
+    let sql = format!(
+        "SELECT {TICKET_COLUMNS} FROM tickets t {} \
+         ORDER BY CASE WHEN $8 IS NOT NULL THEN {EFFECTIVE_DUE} \
+                       WHEN $9 = 'due' THEN COALESCE({EFFECTIVE_DUE}, 9223372036854775807) \
+                       WHEN $9 = 'activity' THEN -t.updated_at \
+                       ELSE t.id END, t.id LIMIT $7 OFFSET $10",
+        ticket_where()
+    );
+    let query: Query<'_> = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    let stored = bind_filter(query, filter).fetch_all(pool).await?;
     with_keys(pool, stored).await
+}
+
+/// How many tickets each state holds under `filter`, its states aside
+/// (the tray's counts).
+pub async fn count_by_state(pool: &Pool<Db>, filter: &TicketFilter) -> Result<Vec<(String, i64)>> {
+    let all_states = TicketFilter {
+        states: Vec::new(),
+        ..filter.clone()
+    };
+    // $7, $9 and $10 are bound for every list; compared with themselves
+    // here so that both databases know their types.
+    let sql = format!(
+        "SELECT t.state, COUNT(*) FROM tickets t {} \
+         AND $7 = $7 AND $9 = $9 AND $10 = $10 GROUP BY t.state",
+        ticket_where()
+    );
+    let query = sqlx::query_as::<Db, (String, i64)>(sqlx::AssertSqlSafe(sql));
+    Ok(bind_filter(query, &all_states).fetch_all(pool).await?)
 }
 
 /// A row of `buzon report`, before decoding.

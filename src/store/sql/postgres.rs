@@ -38,8 +38,10 @@ mod settings;
 mod tickets;
 #[path = "tx.rs"]
 mod tx;
+#[path = "web.rs"]
+mod web;
 
 pub(in crate::store) use self::{
     deadlines::*, leases::*, listing::*, messages::*, outbox::*, quarantine::*, settings::*,
-    tickets::*, tx::*,
+    tickets::*, tx::*, web::*,
 };

@@ -1,0 +1,115 @@
+//! The agents' workspace: the tray, the ticket and every action, in
+//! Spanish, served by `buzon run` when `[web] listen` is set.
+//!
+//! A front end like the command line: handlers parse the request, call the
+//! action layer (`crate::actions`, where the permissions are checked) or a
+//! read-only store query, and render a page. Server-rendered HTML with
+//! minijinja (auto-escaped), no script, no remote resource; every POST
+//! carries the session's CSRF token; sessions are cookies whose SHA-256 is
+//! what the database keeps.
+
+mod act;
+mod admin;
+mod auth;
+mod error;
+mod login;
+mod new;
+mod page;
+mod ticket;
+mod tray;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::routing::{get, post};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::config::Config;
+use crate::store::Store;
+
+pub use auth::hash_password;
+pub use error::WebError;
+
+/// Everything a request needs, shared by all of them.
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pages: page::Pages,
+}
+
+impl App {
+    pub fn new(config: Arc<Config>, store: Store) -> Result<Arc<App>, minijinja::Error> {
+        let tz = jiff::tz::TimeZone::get(&config.deployment.time_zone)
+            .unwrap_or(jiff::tz::TimeZone::UTC);
+        Ok(Arc::new(App {
+            pages: page::Pages::new(tz)?,
+            config,
+            store,
+        }))
+    }
+}
+
+/// Forms and attachments people upload are small; anything larger is refused.
+const BODY_LIMIT: usize = 2 << 20;
+
+/// What every response says about itself: no script or resource from
+/// anywhere but here, no framing, no guessing of types.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(tray::show))
+        .route("/login", get(login::form).post(login::sign_in))
+        .route("/logout", post(login::sign_out))
+        .route("/tickets/{number}", get(ticket::show))
+        .route(
+            "/tickets/{number}/attachments/{message}/{index}",
+            get(ticket::attachment),
+        )
+        .route("/tickets/{number}/{action}", post(act::post))
+        .route("/new", get(new::form).post(new::create))
+        .route("/alerts", get(tray::alerts))
+        .route("/admin", get(admin::show))
+        .route("/admin/report", get(admin::report))
+        .route(
+            "/admin/quarantine/{id}/retry",
+            post(admin::retry_quarantine),
+        )
+        .route("/admin/outbox/{id}/retry", post(admin::retry_outbox))
+        .route("/static/buzon.css", get(page::css))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("cache-control"),
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .with_state(app)
+}
+
+/// Serves the workspace until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, app: Arc<App>) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+}

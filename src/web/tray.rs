@@ -1,0 +1,235 @@
+//! The tray ("bandeja de seguimiento"): the tickets in progress by
+//! default, filters that live in the URL, a search box, counts per state,
+//! pages; and the alerts page.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use minijinja::{Value, context};
+
+use super::auth::Me;
+use super::page::Frame;
+use super::{App, WebError};
+use crate::outbound::plan::owner_name;
+use crate::rules::RuleSet;
+use crate::store::{TicketFilter, TicketOrder, now_ms};
+use crate::ticket::TicketRow;
+use crate::ticket::{Priority, State as TicketState, parse_number};
+
+/// Tickets per page.
+const PAGE: i64 = 50;
+
+/// The tray's filters, as they appear in the URL.
+#[derive(Debug, Default)]
+struct Filters {
+    states: Vec<String>,
+    owner: Option<String>,
+    pipeline: Option<String>,
+    priority: Option<String>,
+    mailbox: Option<String>,
+    overdue: bool,
+    search: Option<String>,
+    order: Option<String>,
+    page: i64,
+}
+
+impl Filters {
+    fn from_query(query: Option<&str>) -> Filters {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
+        let mut f = Filters {
+            page: 1,
+            ..Filters::default()
+        };
+        for (k, v) in pairs {
+            let v = v.trim().to_string();
+            if v.is_empty() {
+                continue;
+            }
+            match k.as_str() {
+                "estado" => f.states.push(v),
+                "responsable" => f.owner = Some(v),
+                "pipeline" => f.pipeline = Some(v),
+                "prioridad" => f.priority = Some(v),
+                "buzon" => f.mailbox = Some(v),
+                "vencidos" => f.overdue = true,
+                "q" => f.search = Some(v),
+                "orden" => f.order = Some(v),
+                "pagina" => f.page = v.parse().unwrap_or(1).max(1),
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// The store's filter: "en curso" (every state but done) by default.
+    fn to_store(&self, me: &Me) -> TicketFilter {
+        let states = if self.states.iter().any(|s| s == "todos") {
+            Vec::new()
+        } else if self.states.is_empty() {
+            TicketState::ALL
+                .into_iter()
+                .filter(|s| *s != TicketState::Done)
+                .collect()
+        } else {
+            self.states.iter().filter_map(|s| s.parse().ok()).collect()
+        };
+        let owner = match self.owner.as_deref() {
+            Some("mios") => Some(me.staff.id.clone()),
+            other => other.map(str::to_string),
+        };
+        let prefix_free = self.search.as_deref().map(str::trim);
+        TicketFilter {
+            states,
+            pipeline: self.pipeline.clone(),
+            owner,
+            priority: self.priority.as_deref().and_then(|p| p.parse().ok()),
+            mailbox: self.mailbox.clone(),
+            overdue_at: self.overdue.then(now_ms),
+            search: self.search.clone(),
+            search_number: prefix_free.and_then(|s| parse_number("", s)),
+            order: match self.order.as_deref() {
+                Some("vence") => TicketOrder::Due,
+                Some("numero") => TicketOrder::Number,
+                _ => TicketOrder::Activity,
+            },
+            limit: Some(PAGE + 1),
+            offset: Some((self.page - 1) * PAGE),
+            key: None,
+        }
+    }
+
+    /// The URL of the same view on another page.
+    fn page_url(&self, page: i64) -> String {
+        let mut pairs: Vec<(&str, String)> =
+            self.states.iter().map(|s| ("estado", s.clone())).collect();
+        for (k, v) in [
+            ("responsable", &self.owner),
+            ("pipeline", &self.pipeline),
+            ("prioridad", &self.priority),
+            ("buzon", &self.mailbox),
+            ("q", &self.search),
+            ("orden", &self.order),
+        ] {
+            if let Some(v) = v {
+                pairs.push((k, v.clone()));
+            }
+        }
+        if self.overdue {
+            pairs.push(("vencidos", "1".into()));
+        }
+        pairs.push(("pagina", page.to_string()));
+        format!(
+            "/?{}",
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        )
+    }
+}
+
+pub async fn show(
+    State(app): State<Arc<App>>,
+    me: Me,
+    RawQuery(query): RawQuery,
+) -> Result<Response, WebError> {
+    let filters = Filters::from_query(query.as_deref());
+    let mut filter = filters.to_store(&me);
+    // A search for "GF-12" is the ticket number with the team's prefix.
+    if let Some(s) = filters.search.as_deref() {
+        filter.search_number = parse_number(&app.config.deployment.ticket_prefix, s);
+    }
+    let rules = crate::pipeline::load_rules(&app.config).ok();
+    let mut rows = app.store.list_tickets(&filter).await?;
+    let more = rows.len() as i64 > PAGE;
+    rows.truncate(PAGE as usize);
+    let counts = app.store.count_by_state(&filter).await?;
+    let frame = Frame::of(&app, &me).await?;
+    let ctx = context! {
+        tickets => rows.iter().map(|t| row(&app, rules.as_ref(), t)).collect::<Vec<_>>(),
+        counts => TicketState::ALL.iter().map(|s| context! {
+            state => s.as_str(),
+            label => state_label(rules.as_ref(), *s),
+            count => counts.iter().find(|(n, _)| n == s.as_str()).map(|(_, c)| *c).unwrap_or(0),
+        }).collect::<Vec<_>>(),
+        states => TicketState::ALL.iter().map(|s| context! {
+            value => s.as_str(),
+            label => state_label(rules.as_ref(), *s),
+            selected => filters.states.iter().any(|f| f == s.as_str()),
+        }).collect::<Vec<_>>(),
+        priorities => Priority::ALL.iter().map(|p| context! {
+            value => p.as_str(),
+            label => rules.as_ref().map(|r| r.priority_label(*p).to_string()).unwrap_or_else(|| p.as_str().into()),
+            selected => filters.priority.as_deref() == Some(p.as_str()),
+        }).collect::<Vec<_>>(),
+        people => app.config.people.iter().map(|(id, p)| context! {
+            value => id.clone(),
+            label => p.name.clone().unwrap_or_else(|| id.clone()),
+            selected => filters.owner.as_deref() == Some(id.as_str()),
+        }).collect::<Vec<_>>(),
+        mine => filters.owner.as_deref() == Some("mios"),
+        mailboxes => app.config.mailboxes.keys().map(|m| context! {
+            value => m.clone(), selected => filters.mailbox.as_deref() == Some(m.as_str()),
+        }).collect::<Vec<_>>(),
+        pipeline => filters.pipeline.clone(),
+        q => filters.search.clone(),
+        overdue => filters.overdue,
+        order => filters.order.clone().unwrap_or_else(|| "actividad".into()),
+        all_states => filters.states.iter().any(|s| s == "todos"),
+        page => filters.page,
+        prev => (filters.page > 1).then(|| filters.page_url(filters.page - 1)),
+        next => more.then(|| filters.page_url(filters.page + 1)),
+    };
+    app.pages.render("tray.html", &frame, ctx)
+}
+
+/// One ticket as the tray shows it.
+fn row(app: &App, rules: Option<&RuleSet>, t: &TicketRow) -> Value {
+    context! {
+        number => crate::ticket::display_number(&app.config.deployment.ticket_prefix, t.number),
+        subject => t.subject.clone(),
+        state => t.state.as_str(),
+        state_label => state_label(rules, t.state),
+        priority => t.priority.as_str(),
+        priority_label => rules.map(|r| r.priority_label(t.priority).to_string()).unwrap_or_else(|| t.priority.as_str().to_string()),
+        owner => t.owner.as_deref().map(|o| owner_name(&app.config, o)),
+        requester => t.requester_name.clone().or_else(|| t.requester.clone()),
+        pipeline => t.pipeline.clone(),
+        due_at => t.first_response_at.is_none().then_some(t.first_response_due_at).flatten().or(t.due_at),
+        overdue => t.state != TicketState::Done && t.first_response_at.is_none().then_some(t.first_response_due_at).flatten().or(t.due_at).is_some_and(|d| d < now_ms()),
+        updated_at => t.updated_at,
+        channel => t.fields.get("medio_ingreso").cloned(),
+        keys => t.keys.iter().map(|k| format!("{}={}", k.name, k.value)).collect::<Vec<_>>(),
+    }
+}
+
+pub fn state_label(rules: Option<&RuleSet>, s: TicketState) -> String {
+    rules
+        .map(|r| r.state_label(s).to_string())
+        .unwrap_or_else(|| s.as_str().to_string())
+}
+
+/// Missed deadlines, most overdue first: an agent's own, and everyone's
+/// for administrators (seed 001: "se muestran al responsable asignado. Y
+/// además al cargo tipo administrador").
+pub async fn alerts(State(app): State<Arc<App>>, me: Me) -> Result<Response, WebError> {
+    let owner = (!me.staff.is_admin()).then(|| me.staff.id.clone());
+    let rows = app.store.alerts(owner.as_deref(), false).await?;
+    let prefix = &app.config.deployment.ticket_prefix;
+    let now = now_ms();
+    let frame = Frame::of(&app, &me).await?;
+    let ctx = context! {
+        alerts => rows.iter().map(|a| context! {
+            number => crate::ticket::display_number(prefix, a.ticket),
+            subject => a.subject.clone(),
+            owner => a.owner.as_deref().map(|o| owner_name(&app.config, o)),
+            target => match a.target {
+                crate::ticket::Target::FirstResponse => "primera respuesta",
+                crate::ticket::Target::Resolution => "resolución",
+            },
+            due_at => a.due_at,
+            late => crate::deadline::late(now - a.due_at),
+        }).collect::<Vec<_>>(),
+        everyone => owner.is_none(),
+    };
+    app.pages.render("alerts.html", &frame, ctx)
+}
