@@ -3,8 +3,10 @@
 //! that `tests/run.sh` starts, and helpers to drive the `buzon` binary.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod inbox;
 pub mod mailstack;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -254,14 +256,8 @@ macro_rules! on_both_backends {
 
 /// A plain HTTP GET on loopback: the status code and the body.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (code, out.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+    let r = http::request(port, "GET", path, &[], "");
+    (r.status, r.body)
 }
 
 /// A loopback port nobody listens on right now.
