@@ -51,14 +51,7 @@ pub fn request(
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut bytes = raw[split + 4..].to_vec();
+    let (head, mut bytes) = read_head(&mut s);
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
@@ -69,10 +62,34 @@ pub fn request(
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    if headers
+    let length = headers
         .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
-    {
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    // Some servers (chromedriver) keep the connection open whatever the
+    // request says: read what the head announces, not to the end.
+    let mut chunk = [0u8; 8192];
+    loop {
+        let complete = match (length, chunked) {
+            (Some(n), _) => bytes.len() >= n,
+            (None, true) => bytes.windows(5).any(|w| w == b"0\r\n\r\n"),
+            (None, false) => false,
+        };
+        if complete {
+            break;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+        }
+    }
+    if let Some(n) = length {
+        bytes.truncate(n);
+    }
+    if chunked {
         bytes = dechunk(&bytes);
     }
     Response {
@@ -80,6 +97,22 @@ pub fn request(
         body: String::from_utf8_lossy(&bytes).into_owned(),
         headers,
         bytes,
+    }
+}
+
+/// Reads up to the end of the response head; returns it and the body bytes
+/// read past it.
+fn read_head(s: &mut std::net::TcpStream) -> (String, Vec<u8>) {
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+            return (head, raw[split + 4..].to_vec());
+        }
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "the connection closed before a response head");
+        raw.extend_from_slice(&chunk[..n]);
     }
 }
 

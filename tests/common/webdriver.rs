@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::http;
 
 /// The W3C key of an element reference.
-const ELEMENT: &str = "element-6066-11e4-a52f-4a7b-a93e-4a6e5e3b7f6d";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 pub struct Browser {
     driver: Child,
