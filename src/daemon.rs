@@ -26,12 +26,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(9);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("cannot listen on {addr} for /healthz and /metrics: {source}")]
-    Listen {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot listen on {addr} for /healthz and /metrics: {cause}")]
+    Listen { addr: String, cause: std::io::Error },
     #[error("{failed} folder(s) could not be drained: {errors}")]
     Folders { failed: usize, errors: String },
     #[error("the rules cannot be loaded; fix them (`buzon rules check`) and start again:\n{0}")]
@@ -158,9 +154,9 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
     } else {
         let listener = tokio::net::TcpListener::bind(&config.daemon.listen)
             .await
-            .map_err(|source| DaemonError::Listen {
+            .map_err(|cause| DaemonError::Listen {
                 addr: config.daemon.listen.clone(),
-                source,
+                cause,
             })?;
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "Health endpoint listening: /healthz and /metrics.");

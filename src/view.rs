@@ -237,11 +237,20 @@ fn csv_rows<'a>(
     out
 }
 
+/// One CSV cell: quoted when needed (RFC 4180), and a cell a spreadsheet
+/// would take for a formula (`=`, `+`, `-`, `@`, tab, carriage return first:
+/// a customer's subject `=HYPERLINK(…)`) starts with a single quote, as OWASP
+/// advises, so Excel and LibreOffice show it as text.
 fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        s
     }
 }
 

@@ -15,7 +15,7 @@ use buzon::ticket::{Channel, Outcome};
 
 use super::labels;
 use super::tickets::{BodyArgs, TicketsCommand};
-use super::{flush_after, ticket_number};
+use super::{flush_after, outln, ticket_number};
 
 /// `tickets new`: a request written down by hand.
 #[derive(clap::Args)]
@@ -54,7 +54,7 @@ pub async fn run(
     let agent = Agent::open(config, store, &actor).await?;
     let done = act(config, &agent, command).await?;
     for line in describe(config, &agent, &done) {
-        println!("{line}");
+        outln!("{line}");
     }
     flush_after(config, store).await;
     Ok(ExitCode::SUCCESS)

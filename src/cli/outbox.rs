@@ -9,7 +9,7 @@ use buzon::config::Config;
 use buzon::store::{Store, now_ms};
 use buzon::view;
 
-use super::{ShowFormat, flush_outbox, print_drain, print_out, time_zone};
+use super::{ShowFormat, flush_outbox, outln, print_drain, print_out, time_zone};
 
 #[derive(Subcommand)]
 pub enum OutboxCommand {
@@ -43,7 +43,7 @@ pub async fn run(config: &Config, store: &Store, command: OutboxCommand) -> Resu
             }
         }
         OutboxCommand::Flush => match flush_outbox(config, store).await? {
-            Some((to, report)) => print_drain(&to, &report),
+            Some((to, report)) => print_drain(&to, &report)?,
             None => bail!(
                 "no transport configured: set [smtp] (host, port, tls, ...) or outbox.dir / BUZON_OUTBOX_DIR"
             ),
@@ -61,7 +61,7 @@ pub async fn run(config: &Config, store: &Store, command: OutboxCommand) -> Resu
                 );
             }
             store.outbox_requeue(id, now_ms()).await?;
-            println!(
+            outln!(
                 "outgoing mail {id} ({} to {}) queued again; it was {}{}",
                 row.kind,
                 row.rcpt_to.join(", "),
@@ -71,7 +71,7 @@ pub async fn run(config: &Config, store: &Store, command: OutboxCommand) -> Resu
                     .unwrap_or_default()
             );
             if let Some((to, report)) = flush_outbox(config, store).await? {
-                print_drain(&to, &report);
+                print_drain(&to, &report)?;
             }
         }
     }
@@ -88,9 +88,11 @@ pub async fn daemon(config: &Config, store: &Store, once: bool) -> Result<ExitCo
     let mut code = ExitCode::SUCCESS;
     for (folder, result) in report {
         match result {
-            Ok(s) => println!(
+            Ok(s) => outln!(
                 "{folder}: {} stored, {} already stored, {} quarantined",
-                s.stored, s.duplicates, s.quarantined
+                s.stored,
+                s.duplicates,
+                s.quarantined
             ),
             Err(e) => {
                 eprintln!("buzon: {folder}: {e}");

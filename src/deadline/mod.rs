@@ -24,7 +24,7 @@ use crate::thread::IdSigner;
 pub enum DeadlineError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Templates(#[from] templates::TemplateErrors),
 }
 

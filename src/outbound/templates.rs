@@ -140,11 +140,10 @@ impl std::error::Error for TemplateErrors {}
 pub enum RenderError {
     #[error("unknown mail template '{0}'")]
     Unknown(String),
-    #[error("template {name}: {source}")]
+    #[error("template {name}: {cause}")]
     Render {
         name: String,
-        #[source]
-        source: minijinja::Error,
+        cause: minijinja::Error,
     },
 }
 
@@ -365,7 +364,7 @@ impl Templates {
             self.env
                 .get_template(&key)
                 .and_then(|t| t.render(Serde(vars)))
-                .map_err(|source| RenderError::Render { name: key, source })
+                .map_err(|cause| RenderError::Render { name: key, cause })
         };
         let subject = crate::parse::collapse_ws(&part("subject")?);
         let mut text = part("txt")?;

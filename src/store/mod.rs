@@ -32,20 +32,30 @@ static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open database {url}: {source}")]
-    Open {
-        url: String,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error("cannot open database {url}: {cause}")]
+    Open { url: String, cause: sqlx::Error },
     #[error("cannot apply database migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     #[error("{0} not found")]
     NotFound(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+// The messages say their cause, so it is not a `source()` too: anyhow's
+// `{e:#}` would print it again (and sqlx's own chain once more).
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        StoreError::Db(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> StoreError {
+        StoreError::Migrate(e)
+    }
 }
 
 impl StoreError {
@@ -128,9 +138,9 @@ macro_rules! dispatch {
 impl Store {
     /// Opens (creating a SQLite file if needed) and migrates.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
-        let open_err = |source| StoreError::Open {
+        let open_err = |cause| StoreError::Open {
             url: redact(url),
-            source,
+            cause,
         };
         let backend = if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
@@ -606,7 +616,7 @@ async fn migrate_sqlite(pool: &SqlitePool, lock_path: &str) -> Result<()> {
     }
     let lock_err = |e: std::io::Error| StoreError::Open {
         url: lock_path.to_string(),
-        source: sqlx::Error::Io(e),
+        cause: sqlx::Error::Io(e),
     };
     let path = lock_path.to_string();
     let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
