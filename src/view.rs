@@ -1,5 +1,10 @@
 //! How tickets, quarantine and outbox rows are shown on a terminal or
 //! exported (table, CSV, JSON, text). Pure formatting, no I/O.
+//!
+//! What people read (tables, `tickets show`, the report, alerts) is in
+//! Spanish, with the team's words for states and priorities where the rule
+//! files give them; JSON and CSV keep their English keys and canonical
+//! values, which scripts rely on.
 
 use std::fmt::Write as _;
 
@@ -42,16 +47,16 @@ pub fn tickets_table(tickets: &[TicketRow], prefix: &str, tz: &jiff::tz::TimeZon
     let mut rows: Vec<Vec<String>> = vec![
         [
             "TICKET",
-            "STATE",
+            "ESTADO",
             "PIPELINE",
-            "OWNER",
-            "PRIORITY",
-            "MAILS",
-            "REQUESTER",
-            "CREATED",
-            "DUE",
-            "KEYS",
-            "SUBJECT",
+            "RESPONSABLE",
+            "PRIORIDAD",
+            "CORREOS",
+            "CONTACTO",
+            "CREADO",
+            "FECHA LÍMITE",
+            "CLAVES",
+            "ASUNTO",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -60,10 +65,10 @@ pub fn tickets_table(tickets: &[TicketRow], prefix: &str, tz: &jiff::tz::TimeZon
     for t in tickets {
         rows.push(vec![
             display_number(prefix, t.number),
-            t.state.clone(),
+            state_word(&t.state),
             truncate(&t.pipeline, 24),
             t.owner.clone().unwrap_or_else(|| "-".into()),
-            t.priority.clone(),
+            priority_word(&t.priority),
             t.message_count.to_string(),
             truncate(t.requester.as_deref().unwrap_or("-"), 32),
             local_time(t.created_at, tz),
@@ -292,8 +297,73 @@ pub fn report_csv(
     )
 }
 
-/// `buzon report` for people: one line per group.
-pub fn report_table(report: &crate::report::Report) -> String {
+/// A state as people read it: the team's label when one was put in its
+/// place (`with_labels`), else the Spanish word for a canonical name.
+pub fn state_word(state: &str) -> String {
+    match state {
+        "new" => "Nuevo",
+        "open" => "En curso",
+        "waiting_on_contact" => "Esperando al contacto",
+        "waiting_on_us" => "Esperando acción nuestra",
+        "done" => "Finalizado",
+        other => other,
+    }
+    .to_string()
+}
+
+/// A priority as people read it (the team's label, or the Spanish word).
+pub fn priority_word(priority: &str) -> String {
+    match priority.parse::<crate::ticket::Priority>() {
+        Ok(p) => crate::outbound::templates::priority_label(p).to_string(),
+        Err(_) => priority.to_string(),
+    }
+}
+
+fn outcome_word(outcome: &str) -> &str {
+    match outcome {
+        "success" => "con éxito",
+        "failure" => "sin éxito",
+        other => other,
+    }
+}
+
+/// Why an alert was cleared, as stored (`first response`, `done`, …), in words.
+fn cleared_word(by: Option<&str>) -> &str {
+    match by {
+        Some("first response") => "primera respuesta",
+        Some("done") => "finalizado",
+        Some("due date moved") => "fecha límite cambiada",
+        Some(other) => other,
+        None => "-",
+    }
+}
+
+fn direction_word(direction: &str) -> &str {
+    match direction {
+        "in" => "entrante",
+        _ => "saliente",
+    }
+}
+
+fn role_word(role: &str) -> &str {
+    match role {
+        "requester" => "contacto",
+        "cc" => "copia",
+        "notify" => "aviso",
+        other => other,
+    }
+}
+
+/// `buzon report` for people: one line per group, states in the team's
+/// words when the rule files (`rules`) name them.
+pub fn report_table(
+    report: &crate::report::Report,
+    rules: Option<&crate::rules::RuleSet>,
+) -> String {
+    let state_label = |s: &str| match (rules, s.parse::<crate::ticket::State>()) {
+        (Some(r), Ok(state)) => state_word(r.state_label(state)),
+        _ => state_word(s),
+    };
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
     // States in lifecycle order, then any the code no longer knows.
     let mut states: Vec<String> = crate::ticket::State::ALL
@@ -308,28 +378,36 @@ pub fn report_table(report: &crate::report::Report) -> String {
         }
     }
     let group = match report.by {
-        "none" => "GROUP".to_string(),
-        by => by.to_uppercase(),
+        "pipeline" => "PIPELINE",
+        "owner" => "RESPONSABLE",
+        "type" => "TIPO",
+        "mailbox" => "BUZÓN",
+        _ => "GRUPO",
     };
-    let mut header: Vec<String> = vec![group, "TICKETS".into()];
-    header.extend(states.iter().map(|s| s.to_uppercase()));
+    let mut header: Vec<String> = vec![group.into(), "TICKETS".into()];
+    header.extend(states.iter().map(|s| state_label(s).to_uppercase()));
     header.extend(
         [
-            "ANSWERED",
-            "NO RESPONSE",
-            "RESPONSE MEDIAN (MIN)",
+            "RESPONDIDOS",
+            "SIN RESPUESTA",
+            "MEDIANA 1.ª RESPUESTA (MIN)",
             "P90",
-            "RESOLVED",
-            "RESOLUTION MEDIAN (H)",
+            "RESUELTOS",
+            "MEDIANA RESOLUCIÓN (H)",
             "P90",
-            "OVERDUE",
-            "CHANNELS",
+            "ATRASADOS",
+            "CANALES",
         ]
         .map(String::from),
     );
     let mut rows = vec![header];
     for g in &report.groups {
-        let mut row = vec![g.key.clone(), g.tickets.to_string()];
+        let key = match g.key.as_str() {
+            "all" => "todos".to_string(),
+            crate::report::NO_VALUE => "(sin valor)".to_string(),
+            key => key.to_string(),
+        };
+        let mut row = vec![key, g.tickets.to_string()];
         row.extend(
             states
                 .iter()
@@ -359,7 +437,7 @@ pub fn report_table(report: &crate::report::Report) -> String {
         rows.push(row);
     }
     format!(
-        "tickets created {} to {} ({})\n{}",
+        "tickets creados del {} al {} ({})\n{}",
         report.from,
         report.to,
         report.time_zone,
@@ -375,19 +453,19 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let _ = writeln!(
         out,
-        "  state: {}{}   pipeline: {}   owner: {}   priority: {}",
-        t.state,
+        "  estado: {}{}   pipeline: {}   responsable: {}   prioridad: {}",
+        state_word(&t.state),
         t.outcome
             .as_ref()
-            .map(|o| format!(" ({o})"))
+            .map(|o| format!(" ({})", outcome_word(o)))
             .unwrap_or_default(),
         t.pipeline,
         opt(&t.owner),
-        t.priority
+        priority_word(&t.priority)
     );
     let _ = writeln!(
         out,
-        "  type: {}   category: {}   area: {}   tags: {}",
+        "  tipo: {}   categoría: {}   área: {}   etiquetas: {}",
         opt(&t.ticket_type),
         opt(&t.category),
         opt(&t.area),
@@ -403,7 +481,7 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
     }
     let _ = writeln!(
         out,
-        "  requester: {}   mailbox: {}   keys: {}",
+        "  contacto: {}   buzón: {}   claves: {}",
         opt(&t.requester),
         t.mailbox,
         if t.keys.is_empty() {
@@ -414,7 +492,7 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
     );
     let _ = writeln!(
         out,
-        "  created: {}   updated: {}   due: {}",
+        "  creado: {}   actualizado: {}   fecha límite: {}",
         local_time(t.created_at, tz),
         local_time(t.updated_at, tz),
         t.due_at
@@ -424,11 +502,11 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
     if let Some(first) = t.first_response_due_at {
         let answered = t
             .first_response_at
-            .map(|a| format!("answered {}", local_time(a, tz)))
-            .unwrap_or_else(|| "not answered yet".into());
+            .map(|a| format!("respondida el {}", local_time(a, tz)))
+            .unwrap_or_else(|| "aún sin responder".into());
         let _ = writeln!(
             out,
-            "  first response due: {} ({answered})",
+            "  plazo de primera respuesta: {} ({answered})",
             local_time(first, tz)
         );
     }
@@ -437,39 +515,39 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
     {
         let _ = writeln!(
             out,
-            "  deadlines paused since {} (waiting on the contact)",
+            "  plazos detenidos desde el {} (esperando al contacto)",
             local_time(paused, tz)
         );
     }
     if t.needs_review {
-        let _ = writeln!(out, "  NEEDS REVIEW");
+        let _ = writeln!(out, "  REQUIERE REVISIÓN");
     }
     if t.internal {
-        let _ = writeln!(out, "  INTERNAL: hidden from the client");
+        let _ = writeln!(out, "  INTERNO: el cliente no lo ve");
     }
     if !d.requests.is_empty() {
-        let _ = writeln!(out, "  documents requested:");
+        let _ = writeln!(out, "  documentos solicitados:");
         for r in &d.requests {
             let mark = if r.status == "received" { "x" } else { " " };
             let when = match r.received_at {
-                Some(at) => format!("received {}", local_time(at, tz)),
-                None => format!("requested {}", local_time(r.requested_at, tz)),
+                Some(at) => format!("recibido el {}", local_time(at, tz)),
+                None => format!("solicitado el {}", local_time(r.requested_at, tz)),
             };
             let _ = writeln!(out, "    [{mark}] {}  ({when})", r.item);
         }
     }
     for a in &d.alerts {
-        let status = match (&a.cleared_at, &a.cleared_by) {
-            (Some(at), by) => format!(
-                "cleared {} ({})",
-                local_time(*at, tz),
-                by.as_deref().unwrap_or("-")
+        let status = match a.cleared_at {
+            Some(at) => format!(
+                "resuelta el {} ({})",
+                local_time(at, tz),
+                cleared_word(a.cleared_by.as_deref())
             ),
-            (None, _) => "OPEN".to_string(),
+            None => "ABIERTA".to_string(),
         };
         let _ = writeln!(
             out,
-            "  alert: {} missed, due {}: {status}",
+            "  alerta: plazo de {} vencido el {}: {status}",
             crate::deadline::target_label(a.target),
             local_time(a.due_at, tz)
         );
@@ -478,45 +556,45 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
         let people: Vec<String> = d
             .participants
             .iter()
-            .map(|p| format!("{} ({})", p.address, p.role))
+            .map(|p| format!("{} ({})", p.address, role_word(&p.role)))
             .collect();
-        let _ = writeln!(out, "  participants: {}", people.join(", "));
+        let _ = writeln!(out, "  participantes: {}", people.join(", "));
     }
     for m in &d.messages {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "--- {} message {} · {} · {} · mailboxes: {}{}",
-            if m.direction == "in" {
-                "incoming"
-            } else {
-                "outgoing"
-            },
+            "--- mensaje {} {} · {} · {} · buzones: {}{}",
+            direction_word(&m.direction),
             m.id,
             local_time(m.created_at, tz),
             m.from.as_deref().unwrap_or("-"),
-            m.mailboxes.join(", "),
+            if m.mailboxes.is_empty() {
+                "-".to_string()
+            } else {
+                m.mailboxes.join(", ")
+            },
             m.automatic
                 .as_ref()
-                .map(|a| format!(" · automatic: {a}"))
+                .map(|a| format!(" · automático: {a}"))
                 .unwrap_or_default()
         );
-        let _ = writeln!(out, "Subject: {}", m.subject);
+        let _ = writeln!(out, "Asunto: {}", m.subject);
         for a in &m.attachments {
             let _ = writeln!(
                 out,
-                "Attachment: {} ({}, {} bytes)",
+                "Adjunto: {} ({}, {} bytes)",
                 a.name, a.content_type, a.size
             );
         }
         if !m.warnings.is_empty() {
-            let _ = writeln!(out, "Warnings: {}", m.warnings.replace('\n', "; "));
+            let _ = writeln!(out, "Advertencias: {}", m.warnings.replace('\n', "; "));
         }
         let _ = writeln!(out);
         let _ = writeln!(out, "{}", m.body_text);
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "--- history");
+    let _ = writeln!(out, "--- historial");
     for e in &d.events {
         let _ = writeln!(
             out,
@@ -533,7 +611,7 @@ pub fn ticket_text(d: &TicketDetail, prefix: &str, tz: &jiff::tz::TimeZone) -> S
 pub fn quarantine_table(rows: &[QuarantineRow], tz: &jiff::tz::TimeZone) -> String {
     let mut table = vec![
         [
-            "ID", "STATUS", "MAILBOX", "SIZE", "RECEIVED", "TICKET", "REASON",
+            "ID", "ESTADO", "BUZÓN", "TAMAÑO", "RECIBIDO", "TICKET", "MOTIVO",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -559,13 +637,13 @@ pub fn outbox_table(rows: &[OutboxRow], prefix: &str, tz: &jiff::tz::TimeZone) -
     let mut table = vec![
         [
             "ID",
-            "STATUS",
-            "KIND",
+            "ESTADO",
+            "TIPO",
             "TICKET",
-            "TO",
-            "ATTEMPTS",
-            "NEXT",
-            "LAST ERROR",
+            "PARA",
+            "INTENTOS",
+            "PRÓXIMO",
+            "ÚLTIMO ERROR",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -595,11 +673,19 @@ pub fn outbox_table(rows: &[OutboxRow], prefix: &str, tz: &jiff::tz::TimeZone) -
 /// `buzon alerts`: most overdue first.
 pub fn alerts_text(rows: &[AlertRow], prefix: &str, tz: &jiff::tz::TimeZone, now: i64) -> String {
     if rows.is_empty() {
-        return "No alerts.\n".into();
+        return "Sin alertas.\n".into();
     }
     let mut table: Vec<Vec<String>> = vec![
         [
-            "TICKET", "MISSED", "DUE", "LATE", "OWNER", "PRIORITY", "STATE", "CLEARED", "SUBJECT",
+            "TICKET",
+            "PLAZO VENCIDO",
+            "VENCÍA",
+            "ATRASO",
+            "RESPONSABLE",
+            "PRIORIDAD",
+            "ESTADO",
+            "RESUELTA",
+            "ASUNTO",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -612,13 +698,15 @@ pub fn alerts_text(rows: &[AlertRow], prefix: &str, tz: &jiff::tz::TimeZone, now
             local_time(a.due_at, tz),
             crate::deadline::late(a.cleared_at.unwrap_or(now) - a.due_at),
             a.owner.clone().unwrap_or_else(|| "-".into()),
-            a.priority.clone(),
-            a.state.clone(),
-            match (&a.cleared_at, &a.cleared_by) {
-                (Some(at), by) => {
-                    format!("{} ({})", local_time(*at, tz), by.as_deref().unwrap_or("-"))
-                }
-                (None, _) => "-".into(),
+            priority_word(&a.priority),
+            state_word(&a.state),
+            match a.cleared_at {
+                Some(at) => format!(
+                    "{} ({})",
+                    local_time(at, tz),
+                    cleared_word(a.cleared_by.as_deref())
+                ),
+                None => "-".into(),
             },
             truncate(&a.subject, 60),
         ]);

@@ -538,3 +538,29 @@ fn demo_refuses_a_directory_that_is_not_empty() {
     );
     assert_ne!(std::fs::read(&db).unwrap(), b"a real deployment's data");
 }
+
+/// A failing command prints each cause once: the error messages carry their
+/// cause and do not also hand it on as `source()` (which anyhow's `{e:#}`
+/// printed again, three times for a database that cannot be opened).
+#[test]
+fn a_failing_command_prints_its_cause_once() {
+    let d = Deployment::new(Backend::Sqlite);
+    // A database "inside" a regular file: not creatable, even for root.
+    let blocker = d.dir.path().join("not-a-directory");
+    std::fs::write(&blocker, b"").unwrap();
+    let url = format!("sqlite:{}/buzon.db", blocker.display());
+    let out = d
+        .cmd()
+        .env("BUZON_DATABASE_URL", &url)
+        .args(["tickets", "list"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot open database"), "{stderr}");
+    assert_eq!(
+        stderr.matches("unable to open database file").count(),
+        1,
+        "{stderr}"
+    );
+}

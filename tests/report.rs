@@ -123,7 +123,11 @@ fn json_counts_states_responses_and_resolutions(backend: Backend) {
     // People get a table.
     let (from, to) = around_today();
     let text = d.ok(&["report", "--from", &from, "--to", &to]);
-    assert!(text.contains("RESPONSE MEDIAN"), "{text}");
+    assert!(
+        text.contains("MEDIANA 1.ª RESPUESTA") && text.contains("tickets creados del"),
+        "{text}"
+    );
+    assert!(!text.contains("RESPONSE MEDIAN"), "{text}");
     assert!(text.contains("email=4"), "{text}");
 }
 
