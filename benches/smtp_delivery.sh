@@ -11,10 +11,12 @@
 # Durable settings, as in production, and printed: SQLite synchronous=FULL (buzon's
 # setting), PostgreSQL with fsync, synchronous_commit and full_page_writes on.
 # Usage: bash benches/smtp_delivery.sh [N]      (root: Postfix only runs as root)
-#        BENCH_BIN=path/to/buzon to measure another build (e.g. an older commit's).
+#        BENCH_BIN=path/to/buzon to measure another build (e.g. an older commit's);
+#        BENCH_POOL=N sets smtp.pool_size (default 4, buzon's default).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 n=${1:-1000}
+pool=${BENCH_POOL:-4}   # smtp.pool_size: sessions sending at once
 H=tests/harness
 bash "$H/install-packages.sh" >/dev/null
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/buzon/target}
@@ -37,7 +39,7 @@ trap cleanup EXIT
 eval "$(MAILTEST_SMTP=postfix bash "$H/mail-start.sh" "$work/mail")"
 stack=$MAILTEST_DIR
 postfix_log=$MAILTEST_DIR/log/postfix.log
-echo "settings: $(nproc) cores; SQLite synchronous=FULL (WAL); PostgreSQL fsync=on synchronous_commit=on; Postfix on loopback, plain SMTP"
+echo "settings: $(nproc) cores; SQLite as buzon sets it (WAL, synchronous=FULL since the durability change); PostgreSQL fsync=on synchronous_commit=on; Postfix on loopback, plain SMTP, smtp.pool_size=$pool"
 
 # Mails Postfix accepted from buzon so far (one cleanup line per accepted message).
 accepted() { grep -c 'message-id=<buzon\.' "$postfix_log" 2>/dev/null || true; }
@@ -84,7 +86,7 @@ password_env = "BENCH_PASS"
 folders = [{ folder = "INBOX", mailbox = "$1", disposition = "seen" }]
 EOT
   if [ "${3:-}" = smtp ]; then
-    printf '[smtp]\nhost = "127.0.0.1"\nport = %s\ntls = "none"\n' "$SMTP_PORT"
+    printf '[smtp]\nhost = "127.0.0.1"\nport = %s\ntls = "none"\npool_size = %s\n' "$SMTP_PORT" "$pool"
   fi
 }
 
