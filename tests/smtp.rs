@@ -406,7 +406,7 @@ fn a_backlog_is_delivered_concurrently_once_and_in_order_per_ticket(backend: Bac
     let numbers = ticket_numbers(&d.ok(&args));
     assert_eq!(numbers.len(), N);
     for n in &numbers {
-        d.agent_mail_ok("reply", n, "Le respondemos su consulta.\n", "x");
+        d.agent_mail_ok("reply", n, "Le respondemos su consulta.\n", "supervisora");
     }
     assert_eq!(outbox(&d, Some("queued")).len(), 2 * N);
 
