@@ -2,7 +2,9 @@
 """IMAP drain benchmark helper: fill a Dovecot maildir fast, and measure the
 raw IMAP fetch rate of a folder (the physical limit of the intake stage).
 
-  imap_drain.py fill  MAILDIR COUNT     write COUNT realistic mails into MAILDIR/cur
+  imap_drain.py fill  MAILDIR COUNT [FROM]  write COUNT realistic mails into MAILDIR/cur;
+                                        FROM: sender pattern, {i} the mail's number
+                                        (default cliente{i}@cliente.example)
   imap_drain.py fetch PORT USER PASS    fetch every BODY.PEEK[] of INBOX, print mails/s
 """
 import imaplib
@@ -19,7 +21,7 @@ SUBJECTS = [
 ]
 
 
-def mail(i):
+def mail(i, sender="cliente{i}@cliente.example"):
     subject = SUBJECTS[i % len(SUBJECTS)].format(n=70000 + i)
     body = (
         "Hola, buenos días:\r\n\r\n"
@@ -29,7 +31,7 @@ def mail(i):
         "Saludos cordiales,\r\nCliente de prueba\r\n"
     )
     return (
-        f"From: Cliente {i} <cliente{i}@cliente.example>\r\n"
+        f"From: Cliente {i} <{sender.format(i=i)}>\r\n"
         "To: soporte@example.test\r\n"
         f"Subject: {subject}\r\n"
         f"Message-ID: <bench-{i}-{int(time.time())}@cliente.example>\r\n"
@@ -40,14 +42,14 @@ def mail(i):
     ).encode("utf-8")
 
 
-def fill(maildir, count):
+def fill(maildir, count, sender="cliente{i}@cliente.example"):
     cur = os.path.join(maildir, "cur")
     os.makedirs(cur, exist_ok=True)
     os.makedirs(os.path.join(maildir, "new"), exist_ok=True)
     os.makedirs(os.path.join(maildir, "tmp"), exist_ok=True)
     stamp = int(time.time())
     for i in range(count):
-        data = mail(i)
+        data = mail(i, sender)
         name = f"{stamp}.M{i}P{os.getpid()}.bench,S={len(data)}:2,"
         with open(os.path.join(cur, name), "wb") as f:
             f.write(data)
@@ -72,6 +74,6 @@ def fetch(port, user, password):
 
 if __name__ == "__main__":
     if sys.argv[1] == "fill":
-        fill(sys.argv[2], int(sys.argv[3]))
+        fill(sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])
     elif sys.argv[1] == "fetch":
         fetch(sys.argv[2], sys.argv[3], sys.argv[4])

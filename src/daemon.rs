@@ -26,13 +26,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(9);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    #[error("cannot listen on {addr} for {what}")]
+    #[error("cannot listen on {addr} for {what}: {cause}")]
     Listen {
         addr: String,
         /// What would have been served there.
         what: &'static str,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("the web workspace cannot start: {0}")]
     Web(String),
@@ -162,10 +161,10 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
     } else {
         let listener = tokio::net::TcpListener::bind(&config.daemon.listen)
             .await
-            .map_err(|source| DaemonError::Listen {
+            .map_err(|cause| DaemonError::Listen {
                 addr: config.daemon.listen.clone(),
                 what: "/healthz and /metrics (daemon.listen)",
-                source,
+                cause,
             })?;
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "Health endpoint listening: /healthz and /metrics.");
@@ -246,10 +245,10 @@ async fn start_web(
     }
     let listener = tokio::net::TcpListener::bind(&config.web.listen)
         .await
-        .map_err(|source| DaemonError::Listen {
+        .map_err(|cause| DaemonError::Listen {
             addr: config.web.listen.clone(),
             what: "the web workspace (web.listen)",
-            source,
+            cause,
         })?;
     let app = crate::web::App::new(config.clone(), store.clone())
         .map_err(|e| DaemonError::Web(e.to_string()))?;

@@ -38,6 +38,11 @@ pub struct DemoRun {
 pub enum DemoError {
     #[error("cannot prepare demo directory {0}: {1}")]
     Dir(PathBuf, std::io::Error),
+    #[error(
+        "{0} is not empty, and the demo writes fresh databases there: choose a new or empty \
+         directory, or add --force to replace an earlier demo in it"
+    )]
+    NotEmpty(PathBuf),
     #[error("the bundled example {0} does not load: {1}")]
     Example(String, String),
     #[error(transparent)]
@@ -112,9 +117,15 @@ async fn run_team(team: &str, dir: &Path) -> Result<TeamRun, DemoError> {
     })
 }
 
-/// Runs the demo into `dir`, one folder per team.
-pub async fn run(dir: &Path) -> Result<DemoRun, DemoError> {
-    std::fs::create_dir_all(dir).map_err(|e| DemoError::Dir(dir.to_path_buf(), e))?;
+/// Runs the demo into `dir`, one folder per team. A directory that is not
+/// empty is refused (it may hold a real deployment's database) unless
+/// `force`: then an earlier demo's databases and outboxes are replaced.
+pub async fn run(dir: &Path, force: bool) -> Result<DemoRun, DemoError> {
+    let dir_err = |e| DemoError::Dir(dir.to_path_buf(), e);
+    if !force && dir.exists() && std::fs::read_dir(dir).map_err(dir_err)?.next().is_some() {
+        return Err(DemoError::NotEmpty(dir.to_path_buf()));
+    }
+    std::fs::create_dir_all(dir).map_err(dir_err)?;
     let mut runs = Vec::new();
     for team in teams() {
         runs.push(run_team(team, &dir.join(team)).await?);

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 
-use cli::{Cli, Command, LogFormat};
+use cli::{Cli, Command, LogFormat, outln};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -67,8 +67,8 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
-    if let Command::Demo { dir } = &cli.command {
-        return cli::demo::run(dir.clone()).await;
+    if let Command::Demo { dir, force } = &cli.command {
+        return cli::demo::run(dir.clone(), *force).await;
     }
     let config = cli::load_config(&cli.config)?;
     // Rule commands need no database: admins run them before a reload.
@@ -93,7 +93,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Passwd { name } => cli::passwd::run(&config, &store, &name).await?,
         Command::Migrate => {
-            println!("database is up to date ({})", store.backend_name());
+            outln!("database is up to date ({})", store.backend_name());
             ExitCode::SUCCESS
         }
         Command::Run { once } => cli::outbox::daemon(&config, &store, once).await?,

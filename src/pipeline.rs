@@ -64,8 +64,8 @@ pub enum PipelineError {
     #[error("{0}")]
     UnknownMailbox(String),
     #[error("invalid ticket prefix for tags: {0}")]
-    TagPattern(#[from] regex::Error),
-    #[error("{0}")]
+    TagPattern(regex::Error),
+    #[error(transparent)]
     Templates(#[from] TemplateErrors),
     #[error("the rules cannot be loaded:\n{0}")]
     Rules(String),
@@ -74,6 +74,13 @@ pub enum PipelineError {
     /// A request written down by hand that cannot be opened (see `ByHand`).
     #[error("{0}")]
     Refused(String),
+}
+
+/// The message says the cause, so it is not a `source()` too.
+impl From<regex::Error> for PipelineError {
+    fn from(e: regex::Error) -> PipelineError {
+        PipelineError::TagPattern(e)
+    }
 }
 
 impl PipelineError {

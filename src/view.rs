@@ -1,5 +1,10 @@
 //! How tickets, quarantine and outbox rows are shown on a terminal or
 //! exported (table, CSV, JSON, text). Pure formatting, no I/O.
+//!
+//! What people read (tables, `tickets show`, the report, alerts) is in
+//! Spanish, with the team's words for states and priorities where the rule
+//! files give them; JSON and CSV keep their English keys and canonical
+//! values, which scripts rely on.
 
 use std::fmt::Write as _;
 
@@ -25,12 +30,21 @@ impl<'r> Labels<'r> {
         Labels(rules)
     }
 
+    /// The team's word for a state, or the Spanish one when the rule
+    /// files give none.
     pub fn state(self, s: State) -> &'r str {
-        self.0.map_or(s.as_str(), |r| r.state_label(s))
+        match self.0.map(|r| r.state_label(s)) {
+            Some(label) if label != s.as_str() => label,
+            _ => state_word(s),
+        }
     }
 
+    /// The team's word for a priority, or the Spanish one.
     pub fn priority(self, p: Priority) -> &'r str {
-        self.0.map_or(p.as_str(), |r| r.priority_label(p))
+        match self.0.map(|r| r.priority_label(p)) {
+            Some(label) if label != p.as_str() => label,
+            _ => crate::outbound::templates::priority_label(p),
+        }
     }
 }
 
@@ -73,16 +87,16 @@ pub fn tickets_table(
     let mut rows: Vec<Vec<String>> = vec![
         [
             "TICKET",
-            "STATE",
+            "ESTADO",
             "PIPELINE",
-            "OWNER",
-            "PRIORITY",
-            "MAILS",
-            "REQUESTER",
-            "CREATED",
-            "DUE",
-            "KEYS",
-            "SUBJECT",
+            "RESPONSABLE",
+            "PRIORIDAD",
+            "CORREOS",
+            "CONTACTO",
+            "CREADO",
+            "FECHA LÍMITE",
+            "CLAVES",
+            "ASUNTO",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -268,11 +282,20 @@ fn csv_rows<'a>(
     out
 }
 
+/// One CSV cell: quoted when needed (RFC 4180), and a cell a spreadsheet
+/// would take for a formula (`=`, `+`, `-`, `@`, tab, carriage return first:
+/// a customer's subject `=HYPERLINK(…)`) starts with a single quote, as OWASP
+/// advises, so Excel and LibreOffice show it as text.
 fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        s
     }
 }
 
@@ -309,8 +332,62 @@ pub fn report_csv(rows: &[ReportRow], now: i64, prefix: &str, tz: &jiff::tz::Tim
     )
 }
 
-/// `buzon report` for people: one line per group.
-pub fn report_table(report: &crate::report::Report) -> String {
+/// A state as people read it: the team's label when one was put in its
+/// place (`with_labels`), else the Spanish word for a canonical name.
+pub fn state_word(state: State) -> &'static str {
+    match state {
+        State::New => "Nuevo",
+        State::Open => "En curso",
+        State::WaitingOnContact => "Esperando al contacto",
+        State::WaitingOnUs => "Esperando acción nuestra",
+        State::Done => "Finalizado",
+    }
+}
+
+fn outcome_word(outcome: crate::ticket::Outcome) -> &'static str {
+    match outcome {
+        crate::ticket::Outcome::Success => "con éxito",
+        crate::ticket::Outcome::Failure => "sin éxito",
+    }
+}
+
+/// Why an alert was cleared, as stored (`first response`, `done`, …), in words.
+fn cleared_word(by: Option<&str>) -> &str {
+    match by {
+        Some("first response") => "primera respuesta",
+        Some("done") => "finalizado",
+        Some("due date moved") => "fecha límite cambiada",
+        Some(other) => other,
+        None => "-",
+    }
+}
+
+fn direction_word(direction: &str) -> &str {
+    match direction {
+        "in" => "entrante",
+        _ => "saliente",
+    }
+}
+
+fn role_word(role: &str) -> &str {
+    match role {
+        "requester" => "contacto",
+        "cc" => "copia",
+        "notify" => "aviso",
+        other => other,
+    }
+}
+
+/// `buzon report` for people: one line per group, states in the team's
+/// words when the rule files (`rules`) name them.
+pub fn report_table(
+    report: &crate::report::Report,
+    rules: Option<&crate::rules::RuleSet>,
+) -> String {
+    let state_label = |s: &str| match s.parse::<crate::ticket::State>() {
+        Ok(state) => Labels::of(rules).state(state).to_string(),
+        Err(_) => s.to_string(),
+    };
     let opt = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
     // States in lifecycle order, then any the code no longer knows.
     let mut states: Vec<String> = crate::ticket::State::ALL
@@ -325,28 +402,36 @@ pub fn report_table(report: &crate::report::Report) -> String {
         }
     }
     let group = match report.by {
-        "none" => "GROUP".to_string(),
-        by => by.to_uppercase(),
+        "pipeline" => "PIPELINE",
+        "owner" => "RESPONSABLE",
+        "type" => "TIPO",
+        "mailbox" => "BUZÓN",
+        _ => "GRUPO",
     };
-    let mut header: Vec<String> = vec![group, "TICKETS".into()];
-    header.extend(states.iter().map(|s| s.to_uppercase()));
+    let mut header: Vec<String> = vec![group.into(), "TICKETS".into()];
+    header.extend(states.iter().map(|s| state_label(s).to_uppercase()));
     header.extend(
         [
-            "ANSWERED",
-            "NO RESPONSE",
-            "RESPONSE MEDIAN (MIN)",
+            "RESPONDIDOS",
+            "SIN RESPUESTA",
+            "MEDIANA 1.ª RESPUESTA (MIN)",
             "P90",
-            "RESOLVED",
-            "RESOLUTION MEDIAN (H)",
+            "RESUELTOS",
+            "MEDIANA RESOLUCIÓN (H)",
             "P90",
-            "OVERDUE",
-            "CHANNELS",
+            "ATRASADOS",
+            "CANALES",
         ]
         .map(String::from),
     );
     let mut rows = vec![header];
     for g in &report.groups {
-        let mut row = vec![g.key.clone(), g.tickets.to_string()];
+        let key = match g.key.as_str() {
+            "all" => "todos".to_string(),
+            crate::report::NO_VALUE => "(sin valor)".to_string(),
+            key => key.to_string(),
+        };
+        let mut row = vec![key, g.tickets.to_string()];
         row.extend(
             states
                 .iter()
@@ -376,7 +461,7 @@ pub fn report_table(report: &crate::report::Report) -> String {
         rows.push(row);
     }
     format!(
-        "tickets created {} to {} ({})\n{}",
+        "tickets creados del {} al {} ({})\n{}",
         report.from,
         report.to,
         report.time_zone,
@@ -397,11 +482,11 @@ pub fn ticket_text(
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let _ = writeln!(
         out,
-        "  state: {}{}   pipeline: {}   owner: {}   priority: {}",
+        "  estado: {}{}   pipeline: {}   responsable: {}   prioridad: {}",
         labels.state(t.state),
         t.outcome
             .as_ref()
-            .map(|o| format!(" ({o})"))
+            .map(|o| format!(" ({})", outcome_word(*o)))
             .unwrap_or_default(),
         t.pipeline,
         opt(&t.owner),
@@ -409,7 +494,7 @@ pub fn ticket_text(
     );
     let _ = writeln!(
         out,
-        "  type: {}   category: {}   area: {}   tags: {}",
+        "  tipo: {}   categoría: {}   área: {}   etiquetas: {}",
         opt(&t.ticket_type),
         opt(&t.category),
         opt(&t.area),
@@ -425,7 +510,7 @@ pub fn ticket_text(
     }
     let _ = writeln!(
         out,
-        "  requester: {}   mailbox: {}   keys: {}",
+        "  contacto: {}   buzón: {}   claves: {}",
         opt(&t.requester),
         t.mailbox,
         if t.keys.is_empty() {
@@ -436,7 +521,7 @@ pub fn ticket_text(
     );
     let _ = writeln!(
         out,
-        "  created: {}   updated: {}   due: {}",
+        "  creado: {}   actualizado: {}   fecha límite: {}",
         local_time(t.created_at, tz),
         local_time(t.updated_at, tz),
         t.due_at
@@ -446,11 +531,11 @@ pub fn ticket_text(
     if let Some(first) = t.first_response_due_at {
         let answered = t
             .first_response_at
-            .map(|a| format!("answered {}", local_time(a, tz)))
-            .unwrap_or_else(|| "not answered yet".into());
+            .map(|a| format!("respondida el {}", local_time(a, tz)))
+            .unwrap_or_else(|| "aún sin responder".into());
         let _ = writeln!(
             out,
-            "  first response due: {} ({answered})",
+            "  plazo de primera respuesta: {} ({answered})",
             local_time(first, tz)
         );
     }
@@ -459,39 +544,39 @@ pub fn ticket_text(
     {
         let _ = writeln!(
             out,
-            "  deadlines paused since {} (waiting on the contact)",
+            "  plazos detenidos desde el {} (esperando al contacto)",
             local_time(paused, tz)
         );
     }
     if t.needs_review {
-        let _ = writeln!(out, "  NEEDS REVIEW");
+        let _ = writeln!(out, "  REQUIERE REVISIÓN");
     }
     if t.internal {
-        let _ = writeln!(out, "  INTERNAL: hidden from the client");
+        let _ = writeln!(out, "  INTERNO: el cliente no lo ve");
     }
     if !d.requests.is_empty() {
-        let _ = writeln!(out, "  documents requested:");
+        let _ = writeln!(out, "  documentos solicitados:");
         for r in &d.requests {
             let mark = if r.status == "received" { "x" } else { " " };
             let when = match r.received_at {
-                Some(at) => format!("received {}", local_time(at, tz)),
-                None => format!("requested {}", local_time(r.requested_at, tz)),
+                Some(at) => format!("recibido el {}", local_time(at, tz)),
+                None => format!("solicitado el {}", local_time(r.requested_at, tz)),
             };
             let _ = writeln!(out, "    [{mark}] {}  ({when})", r.item);
         }
     }
     for a in &d.alerts {
-        let status = match (&a.cleared_at, &a.cleared_by) {
-            (Some(at), by) => format!(
-                "cleared {} ({})",
-                local_time(*at, tz),
-                by.as_deref().unwrap_or("-")
+        let status = match a.cleared_at {
+            Some(at) => format!(
+                "resuelta el {} ({})",
+                local_time(at, tz),
+                cleared_word(a.cleared_by.as_deref())
             ),
-            (None, _) => "OPEN".to_string(),
+            None => "ABIERTA".to_string(),
         };
         let _ = writeln!(
             out,
-            "  alert: {} missed, due {}: {status}",
+            "  alerta: plazo de {} vencido el {}: {status}",
             crate::deadline::target_label(a.target),
             local_time(a.due_at, tz)
         );
@@ -500,45 +585,45 @@ pub fn ticket_text(
         let people: Vec<String> = d
             .participants
             .iter()
-            .map(|p| format!("{} ({})", p.address, p.role))
+            .map(|p| format!("{} ({})", p.address, role_word(&p.role)))
             .collect();
-        let _ = writeln!(out, "  participants: {}", people.join(", "));
+        let _ = writeln!(out, "  participantes: {}", people.join(", "));
     }
     for m in &d.messages {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
-            "--- {} message {} · {} · {} · mailboxes: {}{}",
-            if m.direction == "in" {
-                "incoming"
-            } else {
-                "outgoing"
-            },
+            "--- mensaje {} {} · {} · {} · buzones: {}{}",
+            direction_word(&m.direction),
             m.id,
             local_time(m.created_at, tz),
             m.from.as_deref().unwrap_or("-"),
-            m.mailboxes.join(", "),
+            if m.mailboxes.is_empty() {
+                "-".to_string()
+            } else {
+                m.mailboxes.join(", ")
+            },
             m.automatic
                 .as_ref()
-                .map(|a| format!(" · automatic: {a}"))
+                .map(|a| format!(" · automático: {a}"))
                 .unwrap_or_default()
         );
-        let _ = writeln!(out, "Subject: {}", m.subject);
+        let _ = writeln!(out, "Asunto: {}", m.subject);
         for a in &m.attachments {
             let _ = writeln!(
                 out,
-                "Attachment: {} ({}, {} bytes)",
+                "Adjunto: {} ({}, {} bytes)",
                 a.name, a.content_type, a.size
             );
         }
         if !m.warnings.is_empty() {
-            let _ = writeln!(out, "Warnings: {}", m.warnings.replace('\n', "; "));
+            let _ = writeln!(out, "Advertencias: {}", m.warnings.replace('\n', "; "));
         }
         let _ = writeln!(out);
         let _ = writeln!(out, "{}", m.body_text);
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "--- history");
+    let _ = writeln!(out, "--- historial");
     for e in &d.events {
         let _ = writeln!(
             out,
@@ -555,7 +640,7 @@ pub fn ticket_text(
 pub fn quarantine_table(rows: &[QuarantineRow], tz: &jiff::tz::TimeZone) -> String {
     let mut table = vec![
         [
-            "ID", "STATUS", "MAILBOX", "SIZE", "RECEIVED", "TICKET", "REASON",
+            "ID", "ESTADO", "BUZÓN", "TAMAÑO", "RECIBIDO", "TICKET", "MOTIVO",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -581,13 +666,13 @@ pub fn outbox_table(rows: &[OutboxRow], prefix: &str, tz: &jiff::tz::TimeZone) -
     let mut table = vec![
         [
             "ID",
-            "STATUS",
-            "KIND",
+            "ESTADO",
+            "TIPO",
             "TICKET",
-            "TO",
-            "ATTEMPTS",
-            "NEXT",
-            "LAST ERROR",
+            "PARA",
+            "INTENTOS",
+            "PRÓXIMO",
+            "ÚLTIMO ERROR",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -623,11 +708,19 @@ pub fn alerts_text(
     labels: Labels,
 ) -> String {
     if rows.is_empty() {
-        return "No alerts.\n".into();
+        return "Sin alertas.\n".into();
     }
     let mut table: Vec<Vec<String>> = vec![
         [
-            "TICKET", "MISSED", "DUE", "LATE", "OWNER", "PRIORITY", "STATE", "CLEARED", "SUBJECT",
+            "TICKET",
+            "PLAZO VENCIDO",
+            "VENCÍA",
+            "ATRASO",
+            "RESPONSABLE",
+            "PRIORIDAD",
+            "ESTADO",
+            "RESUELTA",
+            "ASUNTO",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -642,11 +735,13 @@ pub fn alerts_text(
             a.owner.clone().unwrap_or_else(|| "-".into()),
             labels.priority(a.priority).to_string(),
             labels.state(a.state).to_string(),
-            match (&a.cleared_at, &a.cleared_by) {
-                (Some(at), by) => {
-                    format!("{} ({})", local_time(*at, tz), by.as_deref().unwrap_or("-"))
-                }
-                (None, _) => "-".into(),
+            match a.cleared_at {
+                Some(at) => format!(
+                    "{} ({})",
+                    local_time(at, tz),
+                    cleared_word(a.cleared_by.as_deref())
+                ),
+                None => "-".into(),
             },
             truncate(&a.subject, 60),
         ]);

@@ -188,7 +188,7 @@ fn one_alert_and_one_escalation_per_breach_across_restarts(backend: Backend) {
         ticket
     });
     // A restart: a new process opens the store and checks again.
-    rt.block_on(async {
+    let alert_text = rt.block_on(async {
         let store = open(&config).await;
         let watch = Watch::new(&config, &store).await.unwrap();
         assert_eq!(recorded(&watch, "2026-12-07 13:00").await, 0);
@@ -229,6 +229,7 @@ fn one_alert_and_one_escalation_per_breach_across_restarts(backend: Backend) {
                 .count(),
             2
         );
+        text.text
     });
     // The admin sees both, most overdue first; another owner sees none.
     let all: serde_json::Value =
@@ -245,7 +246,19 @@ fn one_alert_and_one_escalation_per_breach_across_restarts(backend: Backend) {
         camila.contains("primera respuesta") && camila.contains("resolución"),
         "{camila}"
     );
-    assert_eq!(d.ok(&["alerts", "--owner", "alonso"]), "No alerts.\n");
+    assert_eq!(d.ok(&["alerts", "--owner", "alonso"]), "Sin alertas.\n");
+    // The command the alert's footer suggests works, and shows her alerts.
+    let suggested = alert_text
+        .split('`')
+        .find(|s| s.starts_with("buzon alerts"))
+        .unwrap_or_else(|| panic!("no command in the alert: {alert_text}"));
+    let args: Vec<&str> = suggested.split_whitespace().skip(1).collect();
+    assert_eq!(args, ["alerts", "--owner", "camila"], "{suggested}");
+    let shown = d.ok(&args);
+    assert!(
+        shown.contains("T-1") && shown.contains("primera respuesta"),
+        "{shown}"
+    );
     // An answer clears the first-response alert; done clears the other.
     rt.block_on(async {
         let store = open(&config).await;
@@ -338,6 +351,15 @@ fn waiting_on_the_contact_pauses_the_clock(backend: Backend) {
         let t = store.ticket(ticket).await.unwrap().ticket;
         assert_eq!(t.paused_at, Some(santiago("2026-12-14 11:00")));
         assert_eq!(t.first_response_at, Some(santiago("2026-12-14 11:00")));
+        // What the team reads, in Spanish.
+        let shown = d.ok(&["tickets", "show", &ticket.to_string()]);
+        assert!(
+            shown.contains("plazos detenidos desde el 2026-12-14 11:00 (esperando al contacto)")
+                && shown.contains("(respondida el 2026-12-14 11:00)")
+                && shown.contains("  estado: ")
+                && !shown.contains("waiting on the contact"),
+            "{shown}"
+        );
         // The client takes until Thursday to answer: no breach meanwhile,
         // and the ticket is not listed as overdue.
         let watch = Watch::new(&config, &store).await.unwrap();
@@ -515,14 +537,21 @@ fn the_daemon_alerts_without_new_mail(backend: Backend) {
     assert_eq!(numbers, vec!["T-1"]);
     let shown = d.ok(&["tickets", "show", "T-1"]);
     assert!(
-        shown.contains("alert: primera respuesta missed") && shown.contains(": OPEN"),
+        shown.contains("alerta: plazo de primera respuesta vencido el")
+            && shown.contains(": ABIERTA"),
         "{shown}"
     );
     assert!(
-        shown.contains("first response due:") && shown.contains("not answered yet"),
+        shown.contains("plazo de primera respuesta:") && shown.contains("aún sin responder"),
         "{shown}"
     );
-    assert!(d.ok(&["alerts"]).contains("T-1"));
+    let alerts = d.ok(&["alerts"]);
+    assert!(
+        alerts.contains("T-1")
+            && alerts.contains("PLAZO VENCIDO")
+            && alerts.contains("RESPONSABLE"),
+        "{alerts}"
+    );
 }
 
 on_both_backends!(

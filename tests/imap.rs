@@ -853,3 +853,68 @@ fn xoauth2_login_with_a_token_from_a_command() {
     assert!(out.contains("finanzas/INBOX: 1 stored"), "{out}");
     assert_eq!(counts(&d), (3, 3));
 }
+
+/// Durable before the mailbox is touched: the drain runs under `strace -f`,
+/// and every command that marks (`\Seen`) or moves stored mails comes after
+/// a sync (`fsync`/`fdatasync`) of the database's WAL that follows the
+/// last write to it, so a power cut can never leave the server saying a
+/// mail was handled while the database lost it.
+#[test]
+fn the_commit_is_synced_to_disk_before_the_mailbox_is_touched() {
+    let stack = MailStack::start();
+    load(&stack, "soporte", "INBOX", 0..5, "fs");
+    load(&stack, "soporte", "Mover", 5..10, "fm");
+    let d = deployment(
+        Backend::Sqlite,
+        &stack,
+        &[(
+            "soporte",
+            "soporte",
+            "none",
+            "[{ folder = \"INBOX\", mailbox = \"soporte\", disposition = \"seen\" }, \
+              { folder = \"Mover\", mailbox = \"soporte\", disposition = \"move\", move_to = \"Procesados\" }]",
+        )],
+    );
+    let trace = d.dir.path().join("strace.txt");
+    let out = std::process::Command::new("strace")
+        .args(["-f", "-y", "-s", "128", "-o"])
+        .arg(&trace)
+        .args([
+            "-e",
+            "trace=write,writev,pwrite64,sendto,sendmsg,fsync,fdatasync",
+        ])
+        .arg(assert_cmd::cargo::cargo_bin("buzon"))
+        .env_remove("BUZON_DATABASE_URL")
+        .env_remove("BUZON_OUTBOX_DIR")
+        .arg("--config")
+        .arg(&d.config)
+        .args(["run", "--once"])
+        .output()
+        .unwrap_or_else(|e| panic!("strace is needed (Debian package `strace`): {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(counts(&d).0, 10);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let wal = |l: &str| l.contains("buzon.db-wal>");
+    let sync = |l: &str| (l.contains("fsync(") || l.contains("fdatasync(")) && wal(l);
+    let write = |l: &str| l.contains("pwrite64(") && wal(l);
+    let touches = |l: &str| l.contains("UID STORE") || l.contains("UID MOVE");
+    let mut checked = 0;
+    for (i, line) in lines.iter().enumerate().filter(|(_, l)| touches(l)) {
+        let last_write = lines[..i]
+            .iter()
+            .rposition(|l| write(l))
+            .unwrap_or_else(|| panic!("no write to the database before: {line}"));
+        assert!(
+            lines[last_write..i].iter().any(|l| sync(l)),
+            "the mailbox is touched before the commit is synced:\n{}\n...\n{line}",
+            lines[last_write]
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2, "no \\Seen or MOVE in the trace:\n{text}");
+}

@@ -482,3 +482,85 @@ fn demo_runs_every_team_on_its_own_rules() {
         "{rescue}"
     );
 }
+
+fn demo_cmd(dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_buzon"));
+    cmd.env_remove("BUZON_CONFIG")
+        .env_remove("BUZON_DATABASE_URL")
+        .args(["demo", "--dir"])
+        .arg(dir);
+    cmd
+}
+
+/// `buzon demo | head -1`: the reader is gone before the demo prints its
+/// first line. Every print sees a closed pipe; the demo ends quietly with
+/// status 0, where `println!` used to panic (exit 101).
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = demo_cmd(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // It still did all its work.
+    assert!(dir.path().join("tuprocurador/buzon.db").exists());
+}
+
+/// `demo --dir D` on a directory that already holds something (an earlier
+/// demo, or a real deployment's database) refuses and touches nothing;
+/// `--force` replaces an earlier demo.
+#[test]
+fn demo_refuses_a_directory_that_is_not_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("pvi/buzon.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    std::fs::write(&db, b"a real deployment's data").unwrap();
+    let out = demo_cmd(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is not empty") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), b"a real deployment's data");
+
+    let out = demo_cmd(dir.path()).arg("--force").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(std::fs::read(&db).unwrap(), b"a real deployment's data");
+}
+
+/// A failing command prints each cause once: the error messages carry their
+/// cause and do not also hand it on as `source()` (which anyhow's `{e:#}`
+/// printed again, three times for a database that cannot be opened).
+#[test]
+fn a_failing_command_prints_its_cause_once() {
+    let d = Deployment::new(Backend::Sqlite);
+    // A database "inside" a regular file: not creatable, even for root.
+    let blocker = d.dir.path().join("not-a-directory");
+    std::fs::write(&blocker, b"").unwrap();
+    let url = format!("sqlite:{}/buzon.db", blocker.display());
+    let out = d
+        .cmd()
+        .env("BUZON_DATABASE_URL", &url)
+        .args(["tickets", "list"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot open database"), "{stderr}");
+    assert_eq!(
+        stderr.matches("unable to open database file").count(),
+        1,
+        "{stderr}"
+    );
+}

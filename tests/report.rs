@@ -123,7 +123,11 @@ fn json_counts_states_responses_and_resolutions(backend: Backend) {
     // People get a table.
     let (from, to) = around_today();
     let text = d.ok(&["report", "--from", &from, "--to", &to]);
-    assert!(text.contains("RESPONSE MEDIAN"), "{text}");
+    assert!(
+        text.contains("MEDIANA 1.ª RESPUESTA") && text.contains("tickets creados del"),
+        "{text}"
+    );
+    assert!(!text.contains("RESPONSE MEDIAN"), "{text}");
     assert!(text.contains("email=4"), "{text}");
 }
 
@@ -237,6 +241,48 @@ fn csv_with_bom_reads_back_in_a_spreadsheet(backend: Backend) {
     );
 }
 
+/// A customer's subject a spreadsheet would run as a formula.
+const FORMULA_SUBJECT: &str = "=HYPERLINK(\"http://x\",\"clic\")";
+
+fn formula_mail(d: &Deployment) -> PathBuf {
+    let text = format!(
+        "From: @atacante <-x@gmail.example>\r\nTo: soporte@tupatrimonio.example\r\n\
+         Subject: {FORMULA_SUBJECT}\r\nMessage-ID: <formula1@gmail.example>\r\n\
+         Date: Mon, 2 Nov 2026 10:00:00 -0300\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n+1 -1 @SUM(A1)\r\n"
+    );
+    let path = d.dir.path().join("formula.eml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Every CSV buzon writes (`tickets list`, `report`) starts a cell that a
+/// spreadsheet would take for a formula with a single quote (OWASP's advice):
+/// the subject reads back as text, and no cell starts with `= + - @`.
+fn csv_cells_never_start_a_formula(backend: Backend) {
+    let d = Deployment::new(backend);
+    let numbers = ticket_numbers(&d.ingest("soporte", &formula_mail(&d)));
+    assert_eq!(numbers.len(), 1);
+    let (from, to) = around_today();
+    for args in [
+        vec!["tickets", "list", "--format", "csv"],
+        vec!["report", "--from", &from, "--to", &to, "--format", "csv"],
+    ] {
+        let path = d.dir.path().join("export.csv");
+        std::fs::write(&path, d.ok(&args)).unwrap();
+        let rows = python_csv_rows(&path);
+        assert_eq!(rows.len(), 1, "{args:?}: {rows:?}");
+        assert_eq!(rows[0]["subject"], format!("'{FORMULA_SUBJECT}").as_str());
+        for (column, cell) in &rows[0] {
+            let cell = cell.as_str().unwrap();
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{args:?}: column {column} starts a formula: {cell:?}"
+            );
+        }
+    }
+}
+
 fn bad_arguments_are_refused_with_a_hint(backend: Backend) {
     let d = Deployment::new(backend);
     let out = d.run(&["report", "--from", "2026-11-30", "--to", "2026-11-01"]);
@@ -250,5 +296,6 @@ fn bad_arguments_are_refused_with_a_hint(backend: Backend) {
 on_both_backends!(
     json_counts_states_responses_and_resolutions,
     csv_with_bom_reads_back_in_a_spreadsheet,
+    csv_cells_never_start_a_formula,
     bad_arguments_are_refused_with_a_hint,
 );

@@ -119,6 +119,52 @@ fn documents_sent_to_a_law_firm_get_the_teams_template_and_notify_the_extra_reci
         recipients.contains(&"procuracion@contreras-asociados.example"),
         "{recipients:?}"
     );
+    // Francisca sues her employer, Comercial Austral: nothing about her case
+    // goes to her address there.
+    assert!(
+        !recipients
+            .iter()
+            .any(|a| a.ends_with("@comercialaustral.example")),
+        "{recipients:?}"
+    );
+    assert!(
+        !shown["participants"]
+            .to_string()
+            .contains("comercialaustral"),
+        "{shown:#}"
+    );
+    // Her mail carries two PDFs: documents received, not "without attachments".
+    assert_eq!(
+        shown["ticket"]["tags"],
+        serde_json::json!(["documentos-recibidos"]),
+        "{shown:#}"
+    );
+}
+
+/// A reply to a request for documents with nothing attached is tagged so.
+#[test]
+fn a_reply_without_attachments_to_a_request_for_documents_is_tagged_so() {
+    let (dir, config) = deployment("tuprocurador");
+    let mail = dir.path().join("sin-adjuntos.eml");
+    std::fs::write(
+        &mail,
+        "From: Jorge Munoz <jmunoz@gmail.example>\r\nTo: clientes@tuprocurador.example\r\n\
+         Subject: RE: Solicitud de documentos - Cobro de honorarios\r\n\
+         Message-ID: <sin-adjuntos-1@gmail.example>\r\n\
+         In-Reply-To: <solicitud-41990.20251017.0930@tuprocurador.example>\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nNo tengo el contrato original.\r\n",
+    )
+    .unwrap();
+    buzon(
+        &config,
+        &["ingest", "--mailbox", "clientes", mail.to_str().unwrap()],
+    );
+    let shown = show(&config, "1");
+    assert_eq!(
+        shown["ticket"]["tags"],
+        serde_json::json!(["sin-adjuntos"]),
+        "{shown:#}"
+    );
 }
 
 #[test]
@@ -302,7 +348,16 @@ fn people_see_states_and_priorities_in_the_teams_words() {
     let table = buzon(&config, &["tickets", "list"]);
     assert!(table.contains("Nueva"), "{table}");
     let shown = buzon(&config, &["tickets", "show", "1"]);
-    assert!(shown.contains("state: Nueva"), "{shown}");
+    assert!(
+        shown.contains("estado: Nueva") && shown.contains("responsable:"),
+        "{shown}"
+    );
+    // The report's state columns too.
+    let report = buzon(
+        &config,
+        &["report", "--from", "2000-01-01", "--to", "2100-12-31"],
+    );
+    assert!(report.contains("NUEVA"), "{report}");
     // Scripts keep the canonical names.
     let json = buzon(&config, &["tickets", "list", "--format", "json"]);
     assert!(json.contains("\"state\": \"new\""), "{json}");
@@ -387,4 +442,34 @@ fn the_closing_mail_names_who_closed_the_request() {
         "{text}"
     );
     assert!(!text.contains("Carolina"), "{text}");
+}
+
+/// The customer's "RE:"/"RV:" is not part of the subject the automatic mails
+/// repeat: "Recibimos tu respuesta: Documento observado…", never
+/// "Recibimos tu respuesta: RE: Documento observado…".
+#[test]
+fn automatic_subjects_drop_the_customers_reply_prefixes() {
+    let (dir, config) = deployment("tupatrimonio");
+    ingest_demo(&config, "soporte", "01-re-observado-tupatrimonio.eml");
+    ingest_demo(&config, "soporte", "03-rv-revision-firma.eml");
+    let sent = outbox(dir.path());
+    assert!(sent.len() >= 2, "{sent:?}");
+    for m in &sent {
+        let after_tag = m.subject.split_once("] ").map_or(&*m.subject, |(_, s)| s);
+        let (words, customers) = after_tag.split_once(": ").unwrap_or(("", after_tag));
+        assert!(!words.is_empty(), "{}", m.subject);
+        assert_eq!(
+            buzon::thread::strip_reply_prefixes(customers),
+            customers,
+            "{}",
+            m.subject
+        );
+    }
+    assert!(
+        sent.iter().any(|m| m
+            .subject
+            .contains("Recibimos tu respuesta: Documento observado")),
+        "{:?}",
+        sent.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
 }

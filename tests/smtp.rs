@@ -365,7 +365,113 @@ fn updates_and_document_requests_reach_the_client(backend: Backend) {
     assert_eq!(stack.settled("customer", &customer(&t), QUIET).len(), 3);
 }
 
+/// Lines of the shared Postfix's log (`$MAILTEST_DIR/log/postfix.log`).
+fn postfix_log() -> String {
+    let dir = std::env::var("MAILTEST_DIR").expect("MAILTEST_DIR: run the tests with tests/run.sh");
+    std::fs::read_to_string(Path::new(&dir).join("log/postfix.log")).unwrap_or_default()
+}
+
+/// A backlog (SMTP down while the mail came in and the agents answered) is
+/// delivered over several sessions at once once the server is back: each
+/// mail arrives once; a ticket's acknowledgement is accepted before the
+/// agent's reply on it (the order Postfix logged them in); a recipient the
+/// server refuses fails alone, the others get their mail.
+fn a_backlog_is_delivered_concurrently_once_and_in_order_per_ticket(backend: Backend) {
+    let stack = Stack::from_env();
+    let t = tag("backlog");
+    let mut relay = Relay::down(stack.smtp_port);
+    let smtp = format!("{}pool_size = 4\n", plain_smtp(relay.port));
+    let d = deployment(backend, &t, &smtp, "");
+    const N: usize = 12;
+    let mut files = Vec::new();
+    for i in 0..N {
+        // Ticket 0's customer does not exist: Postfix refuses it (5xx).
+        let from = if i == 0 {
+            format!("nadie+{t}@example.test")
+        } else {
+            format!("customer+{t}-{i}@example.test")
+        };
+        let text = format!(
+            "From: Cliente {i} <{from}>\r\nTo: soporte+{t}@example.test\r\n\
+             Subject: Consulta {i} sobre el pedido {}\r\nMessage-ID: <{t}-b{i}@cliente.example>\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\nHola, consulta {i}.\r\n",
+            75400 + i
+        );
+        let path = d.dir.path().join(format!("backlog-{i}.eml"));
+        std::fs::write(&path, text).unwrap();
+        files.push(path);
+    }
+    let mut args = vec!["ingest", "--mailbox", "soporte"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let numbers = ticket_numbers(&d.ok(&args));
+    assert_eq!(numbers.len(), N);
+    for n in &numbers {
+        d.agent_mail_ok("reply", n, "Le respondemos su consulta.\n", "supervisora");
+    }
+    assert_eq!(outbox(&d, Some("queued")).len(), 2 * N);
+
+    relay.up();
+    std::thread::sleep(Duration::from_millis(1100)); // the 1 s retry step
+    let out = d.ok(&["outbox", "flush"]);
+    assert!(out.contains(&format!("{} sent", 2 * (N - 1))), "{out}");
+    assert!(out.contains("2 failed"), "{out}");
+
+    let to = format!("customer+{t}-");
+    stack.wait_for("customer", &to, 2 * (N - 1), WAIT);
+    let got = stack.settled("customer", &to, QUIET);
+    let mut ids: Vec<String> = got.iter().map(|r| parsed(r).message_id.unwrap()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        (got.len(), ids.len()),
+        (2 * (N - 1), 2 * (N - 1)),
+        "each mail once"
+    );
+
+    // Per ticket: the acknowledgement was accepted before the reply.
+    let rows = outbox(&d, None);
+    let start = Instant::now();
+    loop {
+        let log = postfix_log();
+        let position = |id: &str| log.find(&format!("message-id=<{id}>"));
+        let mut pending = 0;
+        for n in 2..=N {
+            let of_ticket = |kind: &str| {
+                rows.iter()
+                    .find(|r| r["ticket"] == n && r["kind"] == kind)
+                    .unwrap_or_else(|| panic!("no {kind} for ticket {n}: {rows:?}"))["message_id"]
+                    .as_str()
+                    .unwrap()
+                    .trim_matches(['<', '>'])
+                    .to_string()
+            };
+            match (
+                position(&of_ticket("acknowledgement")),
+                position(&of_ticket("reply")),
+            ) {
+                (Some(ack), Some(reply)) => {
+                    assert!(ack < reply, "ticket {n}: the reply went first")
+                }
+                _ => pending += 1,
+            }
+        }
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{pending} tickets not in the Postfix log"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The refused customer's two mails failed, with Postfix's answer.
+    let failed = outbox(&d, Some("failed"));
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed.iter().all(|r| r["ticket"] == 1), "{failed:?}");
+}
+
 on_both_backends!(
+    a_backlog_is_delivered_concurrently_once_and_in_order_per_ticket,
     acknowledgement_arrives_once_threaded_with_loop_headers,
     smtp_down_then_back_every_acknowledgement_arrives_once,
     robots_get_no_answer,

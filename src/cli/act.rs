@@ -16,7 +16,7 @@ use buzon::ticket::{Classification, Target};
 
 use super::labels;
 use super::tickets::{BodyArgs, TicketsCommand};
-use super::{flush_after, ticket_number};
+use super::{flush_after, outln, ticket_number};
 
 /// `tickets new`: a request written down by hand.
 #[derive(clap::Args)]
@@ -55,7 +55,7 @@ pub async fn run(
     let agent = Agent::open(config, store, &actor).await?;
     let done = act(config, &agent, command).await?;
     for line in describe(config, &agent, &done) {
-        println!("{line}");
+        outln!("{line}");
     }
     flush_after(config, store).await;
     Ok(ExitCode::SUCCESS)

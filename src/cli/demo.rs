@@ -10,33 +10,34 @@ use buzon::store::TicketFilter;
 use buzon::ticket::display_number;
 use buzon::view;
 
-use super::time_zone;
+use super::{outln, time_zone};
 
-pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
+pub async fn run(dir: Option<PathBuf>, force: bool) -> Result<ExitCode> {
     let dir = match dir {
         Some(d) => d,
         None => std::env::temp_dir().join(format!("buzon-demo-{}", std::process::id())),
     };
-    let run = buzon::demo::run(&dir).await?;
+    let run = buzon::demo::run(&dir, force).await?;
     let mails: usize = run.teams.iter().map(|t| t.results.len()).sum();
-    println!(
+    outln!(
         "buzon demo: {mails} sample mails through the real pipeline, each team with its own rules\n"
     );
     for team in &run.teams {
         let prefix = &team.config.deployment.ticket_prefix;
-        println!(
+        outln!(
             "== {} (examples/{})",
-            team.config.deployment.name, team.team
+            team.config.deployment.name,
+            team.team
         );
         for (name, mailbox, outcome) in &team.results {
-            println!(
+            outln!(
                 "  {mailbox:<18} {name:<44} {}",
                 demo_outcome(prefix, outcome)
             );
         }
         let rows = team.store.list_tickets(&TicketFilter::default()).await?;
         let rules = buzon::pipeline::load_rules(&team.config).ok();
-        println!(
+        outln!(
             "\n{}",
             view::tickets_table(
                 &rows,
@@ -45,12 +46,12 @@ pub async fn run(dir: Option<PathBuf>) -> Result<ExitCode> {
                 view::Labels::of(rules.as_ref())
             )
         );
-        println!(
+        outln!(
             "  acknowledgements: {} written to {}",
             team.delivered.sent,
             team.dir.join("outbox").display()
         );
-        println!(
+        outln!(
             "  explore:          buzon --config {} tickets show 1\n",
             team.dir.join("buzon.toml").display()
         );

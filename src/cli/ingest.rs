@@ -14,7 +14,7 @@ use buzon::store::{Store, now_ms};
 use buzon::ticket::display_number;
 use buzon::view;
 
-use super::{EX_TEMPFAIL, ShowFormat, flush_after, print_out, time_zone};
+use super::{EX_TEMPFAIL, ShowFormat, flush_after, outln, print_out, time_zone};
 
 #[derive(Subcommand)]
 pub enum QuarantineCommand {
@@ -54,7 +54,7 @@ pub async fn ingest(
             Ok(Outcome::Created {
                 ticket,
                 acknowledged,
-            }) => println!(
+            }) => outln!(
                 "{name}: {} created{}",
                 display_number(prefix, ticket),
                 if acknowledged {
@@ -63,7 +63,7 @@ pub async fn ingest(
                     ""
                 }
             ),
-            Ok(Outcome::Appended { ticket, reopened }) => println!(
+            Ok(Outcome::Appended { ticket, reopened }) => outln!(
                 "{name}: {} follow-up appended{}",
                 display_number(prefix, ticket),
                 if reopened { ", ticket reopened" } else { "" }
@@ -71,7 +71,7 @@ pub async fn ingest(
             Ok(Outcome::Duplicate {
                 ticket,
                 new_mailbox,
-            }) => println!(
+            }) => outln!(
                 "{name}: {} already stored{}",
                 display_number(prefix, ticket),
                 if new_mailbox {
@@ -81,7 +81,7 @@ pub async fn ingest(
                 }
             ),
             Ok(Outcome::Quarantined { id, reason }) => {
-                println!("{name}: quarantined as Q{id}: {reason}")
+                outln!("{name}: quarantined as Q{id}: {reason}")
             }
             Err(e) => {
                 eprintln!("buzon: {name}: not stored: {e}");
@@ -131,14 +131,14 @@ pub async fn quarantine(
                             now,
                         )
                         .await?;
-                    println!("Q{id}: released into {}", display_number(prefix, ticket));
+                    outln!("Q{id}: released into {}", display_number(prefix, ticket));
                     ExitCode::SUCCESS
                 }
                 Outcome::Quarantined { reason, .. } => {
                     store
                         .quarantine_update(id, "held", &reason, None, now)
                         .await?;
-                    println!("Q{id}: still cannot be ticketed: {reason}");
+                    outln!("Q{id}: still cannot be ticketed: {reason}");
                     ExitCode::FAILURE
                 }
             };

@@ -113,9 +113,14 @@ pub enum Command {
     Migrate,
     /// Run the pipeline over bundled sample mail into a fresh SQLite file.
     Demo {
-        /// Where to put the database and the acknowledgements.
+        /// Where to put the database and the acknowledgements (a new or
+        /// empty directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Run even if the directory is not empty, replacing an earlier
+        /// demo's databases and acknowledgements there.
+        #[arg(long)]
+        force: bool,
     },
     /// Run the daemon: watch the IMAP folders, deliver the outbox.
     Run {
@@ -185,12 +190,28 @@ pub async fn flush_after(config: &Config, store: &Store) {
     }
 }
 
-pub fn print_drain(to: &str, report: &DrainReport) {
-    println!(
+pub fn print_drain(to: &str, report: &DrainReport) -> Result<()> {
+    outln!(
         "outbox: {} sent, {} to retry, {} failed ({to})",
-        report.sent, report.retrying, report.failed
+        report.sent,
+        report.retrying,
+        report.failed
     );
+    Ok(())
 }
+
+/// `println!` for the command's output: a closed pipe (`buzon demo | head
+/// -1`) ends the output quietly (the command still does all its work and
+/// exits 0) where `println!` would panic; other write errors are errors.
+macro_rules! outln {
+    () => {
+        $crate::cli::print_out("\n")?
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::print_out(&format!("{}\n", format_args!($($arg)*)))?
+    };
+}
+pub(crate) use outln;
 
 /// Prints, treating a closed pipe (`| head`) as success.
 pub fn print_out(s: &str) -> Result<()> {

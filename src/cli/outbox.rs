@@ -10,7 +10,7 @@ use buzon::store::{Store, now_ms};
 use buzon::ticket::OutboxStatus;
 use buzon::view;
 
-use super::{ShowFormat, flush_outbox, print_drain, print_out, time_zone};
+use super::{ShowFormat, flush_outbox, outln, print_drain, print_out, time_zone};
 
 #[derive(Subcommand)]
 pub enum OutboxCommand {
@@ -47,7 +47,7 @@ pub async fn run(config: &Config, store: &Store, command: OutboxCommand) -> Resu
             }
         }
         OutboxCommand::Flush => match flush_outbox(config, store).await? {
-            Some((to, report)) => print_drain(&to, &report),
+            Some((to, report)) => print_drain(&to, &report)?,
             None => bail!(
                 "no transport configured: set [smtp] (host, port, tls, ...) or outbox.dir / BUZON_OUTBOX_DIR"
             ),
@@ -65,7 +65,7 @@ pub async fn run(config: &Config, store: &Store, command: OutboxCommand) -> Resu
                 );
             }
             store.outbox_requeue(id, now_ms()).await?;
-            println!(
+            outln!(
                 "outgoing mail {id} ({} to {}) queued again; it was {}{}",
                 row.kind,
                 row.rcpt_to.join(", "),
@@ -75,7 +75,7 @@ pub async fn run(config: &Config, store: &Store, command: OutboxCommand) -> Resu
                     .unwrap_or_default()
             );
             if let Some((to, report)) = flush_outbox(config, store).await? {
-                print_drain(&to, &report);
+                print_drain(&to, &report)?;
             }
         }
     }
@@ -92,9 +92,11 @@ pub async fn daemon(config: &Config, store: &Store, once: bool) -> Result<ExitCo
     let mut code = ExitCode::SUCCESS;
     for (folder, result) in report {
         match result {
-            Ok(s) => println!(
+            Ok(s) => outln!(
                 "{folder}: {} stored, {} already stored, {} quarantined",
-                s.stored, s.duplicates, s.quarantined
+                s.stored,
+                s.duplicates,
+                s.quarantined
             ),
             Err(e) => {
                 eprintln!("buzon: {folder}: {e}");

@@ -74,7 +74,7 @@ pub async fn report(config: &Config, store: &Store, args: ReportArgs) -> Result<
             if format == ReportFormat::Json {
                 format!("{:#}\n", serde_json::to_value(&summary)?)
             } else {
-                view::report_table(&summary)
+                view::report_table(&summary, buzon::pipeline::load_rules(config).ok().as_ref())
             }
         }
     };

@@ -25,7 +25,7 @@ use crate::ticket::{Breach, EventKind, NewEvent, Target, TicketDetail};
 pub enum DeadlineError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Templates(#[from] templates::TemplateErrors),
 }
 

@@ -24,7 +24,14 @@ pub enum ComposeError {
     #[error(transparent)]
     Template(#[from] RenderError),
     #[error("cannot build message: {0}")]
-    Build(#[from] lettre::error::Error),
+    Build(lettre::error::Error),
+}
+
+/// The message says the cause, so it is not a `source()` too.
+impl From<lettre::error::Error> for ComposeError {
+    fn from(e: lettre::error::Error) -> ComposeError {
+        ComposeError::Build(e)
+    }
 }
 
 /// The subject tag that identifies a ticket: `[#T-1042]`.

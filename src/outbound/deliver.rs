@@ -10,8 +10,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::smtp::{SendFailure, SmtpSender, SmtpSetupError};
+use futures::StreamExt;
 use tracing::Instrument;
+
+use super::smtp::{SendFailure, SmtpSender, SmtpSetupError};
 
 use crate::config::Config;
 use crate::store::{Store, StoreError};
@@ -27,8 +29,8 @@ pub const DEFAULT_SCHEDULE_SECS: &[i64] = &[120, 300, 600, 900, 1800, 3600, 7200
 /// Default: give up on a mail this long after it was queued.
 pub const DEFAULT_MAX_AGE_MS: i64 = 3 * 24 * 3600 * 1000;
 
-/// Rows claimed per round trip.
-const CLAIM_BATCH: i64 = 20;
+/// Rows claimed per round: enough to keep every SMTP connection busy.
+const CLAIM_BATCH: i64 = 200;
 
 /// When to retry and when to give up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +136,15 @@ impl Transport {
         }))
     }
 
+    /// How many mails are sent at once: one per pooled SMTP connection;
+    /// files one at a time.
+    pub fn parallelism(&self) -> usize {
+        match &self.sink {
+            Sink::Dir(_) => 1,
+            Sink::Smtp(s) => s.connections(),
+        }
+    }
+
     /// For logs: where mail goes.
     pub fn describe(&self) -> String {
         match &self.sink {
@@ -187,6 +198,12 @@ pub fn next_attempt(since: i64, attempts: i64, now: i64, retry: &RetryPolicy) ->
 
 /// Sends every row due at `now` once. Returns counts; store errors abort
 /// the drain (the claimed rows are retried when their lease runs out).
+///
+/// Each claim holds at most one mail per ticket (the store keeps a ticket's
+/// later mail back while an earlier one is queued), so a claimed batch is
+/// sent concurrently, up to the transport's [`Transport::parallelism`], in
+/// the order of each ticket; one recipient's failure does not hold back
+/// another's mail. The mails sent are marked in one statement per round.
 pub async fn drain(
     store: &Store,
     transport: &Transport,
@@ -196,7 +213,7 @@ pub async fn drain(
     // Once the server is unreachable, the rest of this round is rescheduled
     // without a connection attempt each: with a server that hangs, one
     // timeout per drain instead of one per queued mail.
-    let mut unreachable: Option<String> = None;
+    let unreachable: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     loop {
         let rows = store
             .outbox_claim(now, now + transport.retry.lease_ms, CLAIM_BATCH)
@@ -204,25 +221,36 @@ pub async fn drain(
         if rows.is_empty() {
             return Ok(report);
         }
-        // A short batch means nothing else was due: no need to ask again.
-        let last_round = rows.len() < CLAIM_BATCH as usize;
-        for row in rows {
+        let unreachable = &unreachable;
+        let results: Vec<(OutboxRow, Result<String, DeliveryError>)> =
+            futures::stream::iter(rows)
+                .map(|row| async move {
+                    let span = tracing::info_span!("outbox", id = row.id, kind = %row.kind, ticket = ?row.ticket);
+                    let down = unreachable.lock().ok().and_then(|u| u.clone());
+                    let result = match down {
+                        Some(error) => Err(DeliveryError::Transient(format!(
+                            "{error} (not tried again in this round)"
+                        ))),
+                        None => transport.send(&row).instrument(span).await,
+                    };
+                    if let Err(DeliveryError::Unreachable(error)) = &result
+                        && let Ok(mut u) = unreachable.lock()
+                    {
+                        u.get_or_insert_with(|| error.clone());
+                    }
+                    (row, result)
+                })
+                .buffer_unordered(transport.parallelism())
+                .collect()
+                .await;
+        let mut sent = Vec::new();
+        for (row, result) in results {
             let span =
                 tracing::info_span!("outbox", id = row.id, kind = %row.kind, ticket = ?row.ticket);
-            let result = match &unreachable {
-                Some(error) => Err(DeliveryError::Transient(format!(
-                    "{error} (not tried again in this round)"
-                ))),
-                None => transport.send(&row).instrument(span.clone()).await,
-            };
-            if let Err(DeliveryError::Unreachable(error)) = &result {
-                unreachable = Some(error.clone());
-            }
             match result {
                 Ok(receipt) => {
-                    store.outbox_sent(row.id, crate::store::now_ms()).await?;
                     tracing::info!(parent: &span, %receipt, "Mail delivered.");
-                    report.sent += 1;
+                    sent.push(row.id);
                 }
                 Err(DeliveryError::Store(e)) => return Err(e),
                 Err(DeliveryError::Transient(error) | DeliveryError::Unreachable(error)) => {
@@ -247,9 +275,8 @@ pub async fn drain(
                 }
             }
         }
-        if last_round {
-            return Ok(report);
-        }
+        store.outbox_sent(&sent, crate::store::now_ms()).await?;
+        report.sent += sent.len();
     }
 }
 

@@ -70,10 +70,14 @@ impl Plan {
             None => (String::new(), config.deployment.name.clone()),
         };
         let tz = &config.deployment.zone;
-        let subject = if facts.subject.trim().is_empty() {
+        // "RE: Documento observado" is the customer's subject "Documento
+        // observado": a template puts its own words before it ("Recibimos tu
+        // respuesta: …"), never after the customer's "RE:".
+        let subject = crate::thread::strip_reply_prefixes(facts.subject);
+        let subject = if subject.is_empty() {
             "(sin asunto)".to_string()
         } else {
-            facts.subject.to_string()
+            subject.to_string()
         };
         Plan {
             vars: Vars {
@@ -91,6 +95,7 @@ impl Plan {
                     .owner
                     .map(|o| owner_name(config, o))
                     .unwrap_or_default(),
+                owner_id: facts.owner.map(shell_word).unwrap_or_default(),
                 priority: templates::priority_label(facts.priority).to_string(),
                 due: facts
                     .due_at
@@ -284,6 +289,17 @@ pub fn owner_name(config: &Config, owner: &str) -> String {
         .get(owner)
         .and_then(|p| p.name.clone())
         .unwrap_or_else(|| owner.to_string())
+}
+
+/// `s` as one shell word: as is when it is plain (`camila`), else in single
+/// quotes (`'maría josé'`), for the commands a mail suggests.
+fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_alphanumeric() || "._-@".contains(c);
+    if !s.is_empty() && !s.starts_with('-') && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 fn withheld(detail: String) -> NewEvent {

@@ -59,6 +59,9 @@ pub struct Vars {
     pub pipeline: String,
     /// The owner's display name (or id).
     pub owner: String,
+    /// The owner as `buzon alerts --owner` takes it: the name in `[people]`,
+    /// quoted for the shell when it needs to be.
+    pub owner_id: String,
     /// The priority's label ("alta").
     pub priority: String,
     /// The due date in the team's time zone ("lunes 2 de noviembre de 2026, 18:00").
@@ -90,6 +93,7 @@ const SAMPLE: &[(&str, &str)] = &[
     ("customer", "ana@cliente.example"),
     ("pipeline", "Soporte"),
     ("owner", "Camila"),
+    ("owner_id", "camila"),
     ("priority", "alta"),
     ("due", "lunes 2 de noviembre de 2026, 18:00"),
     ("team", "Soporte"),
@@ -140,11 +144,10 @@ impl std::error::Error for TemplateErrors {}
 pub enum RenderError {
     #[error("unknown mail template '{0}'")]
     Unknown(String),
-    #[error("template {name}: {source}")]
+    #[error("template {name}: {cause}")]
     Render {
         name: String,
-        #[source]
-        source: minijinja::Error,
+        cause: minijinja::Error,
     },
 }
 
@@ -365,7 +368,7 @@ impl Templates {
             self.env
                 .get_template(&key)
                 .and_then(|t| t.render(Serde(vars)))
-                .map_err(|source| RenderError::Render { name: key, source })
+                .map_err(|cause| RenderError::Render { name: key, cause })
         };
         let subject = crate::parse::collapse_ws(&part("subject")?);
         let mut text = part("txt")?;
@@ -713,7 +716,7 @@ El ticket {{ ticket }} «{{ subject }}» a su cargo está atrasado: el plazo de
 La alerta se elimina cuando el ticket se responde o se finaliza.
 
 --
-Aviso automático de {{ team }}. Vea sus alertas con `buzon alerts --owner`.
+Aviso automático de {{ team }}. Vea sus alertas con `buzon alerts --owner {{ owner_id }}`.
 ",
     ),
     (

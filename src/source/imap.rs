@@ -37,21 +37,16 @@ use crate::store::{Store, StoreError, now_ms};
 /// What can go wrong talking to the IMAP server.
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
-    #[error("cannot connect to {host}:{port}: {source}")]
+    #[error("cannot connect to {host}:{port}: {cause}")]
     Connect {
         host: String,
         port: u16,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(transparent)]
     Tls(#[from] TlsError),
-    #[error("TLS handshake with {host} failed: {source}")]
-    Handshake {
-        host: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("TLS handshake with {host} failed: {cause}")]
+    Handshake { host: String, cause: std::io::Error },
     #[error("the server closed the connection before its greeting")]
     NoGreeting,
     #[error("login as {user} failed: {reason}")]
@@ -59,13 +54,21 @@ pub enum ImapError {
     #[error("cannot read the secret: {0}")]
     Secret(String),
     #[error("IMAP: {0}")]
-    Imap(#[from] async_imap::error::Error),
+    Imap(async_imap::error::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+}
+
+/// The message says the cause, so it is not a `source()` too (`{e:#}` would
+/// print it twice).
+impl From<async_imap::error::Error> for ImapError {
+    fn from(e: async_imap::error::Error) -> ImapError {
+        ImapError::Imap(e)
+    }
 }
 
 /// Longest wait for one IMAP command (a fetch of a whole batch included):
@@ -311,10 +314,10 @@ impl FolderWorker {
         let tcp = tokio::time::timeout(timeout, TcpStream::connect((a.host.as_str(), port)))
             .await
             .map_err(|_| ImapError::Timeout(timeout))?
-            .map_err(|source| ImapError::Connect {
+            .map_err(|cause| ImapError::Connect {
                 host: a.host.clone(),
                 port,
-                source,
+                cause,
             })?;
         let stream: Stream = match a.tls {
             ImapTls::None => Box::new(tcp),
@@ -350,13 +353,13 @@ impl FolderWorker {
         let server_name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| {
             ImapError::Handshake {
                 host: host.clone(),
-                source: std::io::Error::other(e.to_string()),
+                cause: std::io::Error::other(e.to_string()),
             }
         })?;
         TlsConnector::from(config)
             .connect(server_name, tcp)
             .await
-            .map_err(|source| ImapError::Handshake { host, source })
+            .map_err(|cause| ImapError::Handshake { host, cause })
     }
 
     async fn login(&self, client: Client<Stream>) -> Result<Session<Stream>, ImapError> {

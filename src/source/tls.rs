@@ -15,7 +15,14 @@ pub enum TlsError {
     #[error("cannot read CA file {path}: {reason}")]
     CaFile { path: String, reason: String },
     #[error("TLS setup: {0}")]
-    Rustls(#[from] rustls::Error),
+    Rustls(rustls::Error),
+}
+
+/// The message says the cause, so it is not a `source()` too.
+impl From<rustls::Error> for TlsError {
+    fn from(e: rustls::Error) -> TlsError {
+        TlsError::Rustls(e)
+    }
 }
 
 /// A client configuration trusting the system roots and `extra_ca`.

@@ -38,16 +38,12 @@ static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open database {url}: {source}")]
-    Open {
-        url: String,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error("cannot open database {url}: {cause}")]
+    Open { url: String, cause: sqlx::Error },
     #[error("cannot apply database migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     #[error("{0} not found")]
     NotFound(String),
     #[error("stored data is corrupt: {0}")]
@@ -57,6 +53,20 @@ pub enum StoreError {
     /// or by a newer buzon.
     #[error("the database holds '{value}' in {column}, which buzon does not know")]
     Invalid { column: &'static str, value: String },
+}
+
+// The messages say their cause, so it is not a `source()` too: anyhow's
+// `{e:#}` would print it again (and sqlx's own chain once more).
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        StoreError::Db(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> StoreError {
+        StoreError::Migrate(e)
+    }
 }
 
 impl StoreError {
@@ -139,15 +149,19 @@ macro_rules! dispatch {
 impl Store {
     /// Opens (creating a SQLite file if needed) and migrates.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store> {
-        let open_err = |source| StoreError::Open {
+        let open_err = |cause| StoreError::Open {
             url: redact(url),
-            source,
+            cause,
         };
         let backend = if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(open_err)?
                 .create_if_missing(true)
-                .synchronous(SqliteSynchronous::Normal)
+                // FULL: a commit is on disk (the WAL synced) when it returns,
+                // so the IMAP disposition that follows a batch's commit can
+                // never be ahead of the database after a power cut. One sync
+                // per transaction: per batch of mail, per delivery round.
+                .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
             let lock_path = format!("{}.migrate-lock", opts.get_filename().display());
@@ -428,8 +442,9 @@ impl Store {
         dispatch!(self, outbox_claim(now, lease_until, limit))
     }
 
-    pub async fn outbox_sent(&self, id: i64, now: i64) -> Result<()> {
-        dispatch!(self, outbox_sent(id, now))
+    /// Marks these outbox rows sent at `now` (one statement per round).
+    pub async fn outbox_sent(&self, ids: &[i64], now: i64) -> Result<()> {
+        dispatch!(self, outbox_sent(ids, now))
     }
 
     /// Records a failed attempt: `next` is when to retry, `None` to give up.
@@ -674,7 +689,7 @@ async fn migrate_sqlite(pool: &SqlitePool, lock_path: &str) -> Result<()> {
     }
     let lock_err = |e: std::io::Error| StoreError::Open {
         url: lock_path.to_string(),
-        source: sqlx::Error::Io(e),
+        cause: sqlx::Error::Io(e),
     };
     let path = lock_path.to_string();
     let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {

@@ -8,7 +8,7 @@
 # is missing it fails with the list of Debian packages to install (sudo apt-get install ...).
 #
 # Packages: postgresql (initdb/pg_ctl under /usr/lib/postgresql/*/bin), dovecot-imapd,
-# dovecot-lmtpd, postfix, openssl, python3, ca-certificates, tzdata, and for the web
+# dovecot-lmtpd, postfix, openssl, python3, ca-certificates, tzdata, strace, and for the web
 # workspace's browser tests chromium, chromium-driver and fonts-dejavu-core. Rootless runs use the
 # aiosmtpd bridge instead of Postfix (Postfix only runs as root), so for a normal user
 # python3-aiosmtpd replaces postfix in the list (MAILTEST_SMTP=none needs neither).
@@ -24,7 +24,8 @@ if [ "$(id -u)" = 0 ]; then root=1; else root=0; fi
 smtp=${MAILTEST_SMTP:-$([ $root = 1 ] && echo postfix || echo aiosmtpd)}
 
 # Packages checked with dpkg (one dpkg-query call for all of them).
-dpkg_pkgs=(dovecot-imapd dovecot-lmtpd ca-certificates tzdata chromium chromium-driver fonts-dejavu-core)
+# strace: the durability test checks that the database is synced before the mailbox is touched.
+dpkg_pkgs=(dovecot-imapd dovecot-lmtpd ca-certificates tzdata strace chromium chromium-driver fonts-dejavu-core)
 [ "$smtp" = postfix ] && dpkg_pkgs+=(postfix)
 
 missing=()

@@ -10,13 +10,15 @@
 #   export BUZON_TEST_PG_DIR=DIR
 # The superuser is "postgres", with trust auth (no password) over TCP and the unix socket,
 # which lives in DIR. Tests may create and drop databases freely. The server is tuned for
-# tests, not durability: fsync, synchronous_commit and full_page_writes are off.
+# tests, not durability: fsync, synchronous_commit and full_page_writes are off, unless
+# BUZON_PG_DURABLE=1 (the benchmarks): then they stay on, as in production.
 #
 # PostgreSQL refuses to run as root: as root, initdb and pg_ctl run as the "postgres" system
 # user (created by Debian's postgresql package), which owns DIR.
 # Env in: BUZON_PG_BINDIR   directory of initdb/pg_ctl (default: newest /usr/lib/postgresql/*/bin,
 #                           else the initdb on PATH)
 #         BUZON_TEST_RUN_DIR parent of DIR (default ${TMPDIR:-/tmp}); see lib.sh
+#         BUZON_PG_DURABLE  1: keep fsync, synchronous_commit and full_page_writes on
 # On failure: prints the server log to stderr, stops what it started, keeps DIR.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -73,11 +75,11 @@ cat >> "$D/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$D'
 max_connections = 200
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 include 'port.conf'
 CONF
+if [ "${BUZON_PG_DURABLE:-0}" != 1 ]; then
+  printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n' >> "$D/data/postgresql.conf"
+fi
 
 # Pick a free port; if another process grabs it before the server binds it, pick again.
 for attempt in 1 2 3; do

@@ -264,10 +264,17 @@ pub async fn outbox_claim(
     limit: i64,
 ) -> Result<Vec<OutboxRow>> {
     let mut tx = begin(pool).await?;
+    // Order per ticket: a mail waits while an earlier one of its ticket is
+    // still queued (due later, or leased by another worker), so one claim
+    // holds at most one mail per ticket and the mails of different tickets
+    // may be sent concurrently.
     let sql = format!(
         "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 WHERE id IN \
-         (SELECT id FROM outbox WHERE status = 'queued' AND next_attempt_at <= $2 \
-          AND (lease_until IS NULL OR lease_until < $2) ORDER BY id LIMIT $3{}) \
+         (SELECT o.id FROM outbox o WHERE o.status = 'queued' AND o.next_attempt_at <= $2 \
+          AND (o.lease_until IS NULL OR o.lease_until < $2) \
+          AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.status = 'queued' \
+          AND e.ticket_id = o.ticket_id AND e.id < o.id) \
+          ORDER BY o.id LIMIT $3{}) \
          RETURNING {OUTBOX_COLUMNS}",
         CLAIM_LOCK
     );
@@ -286,15 +293,21 @@ pub async fn outbox_claim(
     Ok(out)
 }
 
-pub async fn outbox_sent(pool: &Pool<Db>, id: i64, now: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE outbox SET status = 'sent', sent_at = $2, lease_until = NULL, \
-         last_error = NULL WHERE id = $1",
-    )
-    .bind(id)
-    .bind(now)
-    .execute(pool)
-    .await?;
+/// Marks the mails of one delivery round sent, in one statement (one
+/// commit, one sync of the database file per round).
+pub async fn outbox_sent(pool: &Pool<Db>, ids: &[i64], now: i64) -> Result<()> {
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<Db>::new(
+            "UPDATE outbox SET status = 'sent', lease_until = NULL, last_error = NULL, sent_at = ",
+        );
+        q.push_bind(now).push(" WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(")");
+        q.build().execute(pool).await?;
+    }
     Ok(())
 }
 
