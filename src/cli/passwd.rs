@@ -34,9 +34,10 @@ pub async fn run(config: &Config, store: &Store, name: &str) -> Result<ExitCode>
     }
     let hash = buzon::web::hash_password(&password).map_err(anyhow::Error::msg)?;
     store.set_password(&person.id, &hash, now_ms()).await?;
-    println!(
+    super::outln!(
         "Contraseña guardada para {} ({}); sus sesiones abiertas se cerraron.",
-        person.name, person.id
+        person.name,
+        person.id
     );
     Ok(ExitCode::SUCCESS)
 }

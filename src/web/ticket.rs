@@ -58,10 +58,10 @@ pub async fn show(
             value => id.clone(), label => p.name.clone().unwrap_or_else(|| id.clone()),
         }).collect::<Vec<_>>(),
         states => TicketState::ALL.iter().filter(|s| **s != TicketState::Done).map(|s| context! {
-            value => s.as_str(), label => agent.state_label(*s).to_string(),
+            value => s.as_str(), label => state_label(Some(agent.rules()), *s),
         }).collect::<Vec<_>>(),
         priorities => Priority::ALL.iter().map(|p| context! {
-            value => p.as_str(), label => agent.rules().priority_label(*p).to_string(),
+            value => p.as_str(), label => super::tray::priority_label(Some(agent.rules()), *p),
         }).collect::<Vec<_>>(),
         types => agent.rules().type_names().into_iter().map(str::to_string).collect::<Vec<_>>(),
     };
@@ -121,7 +121,7 @@ fn ticket(app: &App, agent: &Agent<'_>, d: &TicketDetail) -> Value {
         outcome => t.outcome.map(|o| match o { crate::ticket::Outcome::Success => "con éxito", crate::ticket::Outcome::Failure => "sin éxito" }),
         pipeline => t.pipeline.clone(),
         owner => t.owner.as_deref().map(|o| owner_name(&app.config, o)),
-        priority_label => agent.rules().priority_label(t.priority).to_string(),
+        priority_label => super::tray::priority_label(rules, t.priority),
         ticket_type => t.ticket_type.clone(),
         category => t.category.clone(),
         area => t.area.clone(),

@@ -158,7 +158,7 @@ pub async fn show(
         }).collect::<Vec<_>>(),
         priorities => Priority::ALL.iter().map(|p| context! {
             value => p.as_str(),
-            label => rules.as_ref().map(|r| r.priority_label(*p).to_string()).unwrap_or_else(|| p.as_str().into()),
+            label => priority_label(rules.as_ref(), *p),
             selected => filters.priority.as_deref() == Some(p.as_str()),
         }).collect::<Vec<_>>(),
         people => app.config.people.iter().map(|(id, p)| context! {
@@ -190,7 +190,7 @@ fn row(app: &App, rules: Option<&RuleSet>, t: &TicketRow) -> Value {
         state => t.state.as_str(),
         state_label => state_label(rules, t.state),
         priority => t.priority.as_str(),
-        priority_label => rules.map(|r| r.priority_label(t.priority).to_string()).unwrap_or_else(|| t.priority.as_str().to_string()),
+        priority_label => priority_label(rules, t.priority),
         owner => t.owner.as_deref().map(|o| owner_name(&app.config, o)),
         requester => t.requester_name.clone().or_else(|| t.requester.clone()),
         pipeline => t.pipeline.clone(),
@@ -202,10 +202,14 @@ fn row(app: &App, rules: Option<&RuleSet>, t: &TicketRow) -> Value {
     }
 }
 
+/// The team's word for a state (Spanish when the rule files name none).
 pub fn state_label(rules: Option<&RuleSet>, s: TicketState) -> String {
-    rules
-        .map(|r| r.state_label(s).to_string())
-        .unwrap_or_else(|| s.as_str().to_string())
+    crate::view::Labels::of(rules).state(s).to_string()
+}
+
+/// The team's word for a priority (Spanish when the rule files name none).
+pub fn priority_label(rules: Option<&RuleSet>, p: Priority) -> String {
+    crate::view::Labels::of(rules).priority(p).to_string()
 }
 
 /// Missed deadlines, most overdue first: an agent's own, and everyone's
