@@ -147,6 +147,33 @@ impl Browser {
         );
     }
 
+    /// The visible text of `css`, or `None` while the page is changing
+    /// (no such element yet, or one from the page being left).
+    pub fn try_text(&self, css: &str) -> Option<String> {
+        self.try_get(css, "text")
+    }
+
+    /// A property of `css`, or `None` while the page is changing.
+    pub fn try_property(&self, css: &str, name: &str) -> Option<String> {
+        self.try_get(css, &format!("property/{name}"))
+    }
+
+    fn try_get(&self, css: &str, what: &str) -> Option<String> {
+        let e = self.find(css)?;
+        let r = http::request(
+            self.port,
+            "GET",
+            &self.s(&format!("/element/{e}/{what}")),
+            &[],
+            "",
+        );
+        if r.status >= 400 {
+            return None;
+        }
+        let v: Value = serde_json::from_str(&r.body).ok()?;
+        v["value"].as_str().map(str::to_string)
+    }
+
     /// The visible text of the first element matching `css`.
     pub fn text(&self, css: &str) -> String {
         let e = self.el(css);
