@@ -335,6 +335,12 @@ fn an_agent_works_the_tray_in_a_browser(backend: Backend) {
     );
     assert_ne!(d.show_json(&evil)["ticket"]["state"], "done");
 
+    // On a phone the tray still reads.
+    b.resize(390, 844);
+    b.go(&format!("{}/", base(port)));
+    b.screenshot(&shots().join(format!("tray-phone-{backend:?}.png")));
+    b.resize(1280, 1000);
+
     // Log out: the session is over.
     b.click("#logout");
     wait_until(&b, "signed out", |b| b.url().ends_with("/login"));
@@ -474,6 +480,16 @@ fn the_web_refuses_what_it_must(backend: Backend) {
     );
     assert!(r.cookie("buzon_session").is_none());
 
+    // Seed 001's filters live in the URL: area, channel, search.
+    let tray = |q: &str| get(&format!("/?{q}"), &cookie).body;
+    assert!(tray("area=Legal").contains("No hay tickets"));
+    assert!(tray("medio=email").contains(&format!(">{evil}<")));
+    assert!(tray("medio=phone").contains("No hay tickets"));
+    assert!(
+        tray("q=hostil%2B").contains(&format!(">{evil}<")),
+        "search by address"
+    );
+
     // What a mail carried is escaped in the page as served.
     assert!(
         page.body
@@ -512,6 +528,31 @@ fn the_web_refuses_what_it_must(backend: Backend) {
         .and_then(|s| s.split('"').next())
         .unwrap()
         .to_string();
+    // A call written down in "Nuevo ingreso" becomes a ticket like `tickets new`.
+    let r = post(
+        "/new",
+        &form(&[
+            ("csrf", &csrf),
+            ("canal", "phone"),
+            ("buzon", "finanzas"),
+            ("nombre", "Inés Carrasco"),
+            ("asunto", "Llamó por su rescate"),
+            ("descripcion", "Pide el estado del rescate de marzo."),
+        ]),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let created = r.header("location").unwrap_or("").to_string();
+    assert!(created.contains("aviso=creado"), "{created}");
+    let shown = get(&created, &cookie);
+    assert!(
+        shown.body.contains("Llamó por su rescate"),
+        "{}",
+        shown.body
+    );
+    assert!(shown.body.contains("Ticket creado."));
+    // Administration is for administrators.
+    assert_eq!(get("/admin", &cookie).status, 403);
+
     let r = post("/logout", &form(&[("csrf", &csrf)]));
     assert_eq!((r.status, r.header("location")), (303, Some("/login")));
     assert_eq!(get("/", &cookie).status, 303);

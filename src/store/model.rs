@@ -148,6 +148,11 @@ pub struct TicketFilter {
     pub search: Option<String>,
     pub search_number: Option<i64>,
     pub order: TicketOrder,
+    /// Seed 001's "Tipo, Categoría, Área, Medio Ingreso".
+    pub ticket_type: Option<String>,
+    pub category: Option<String>,
+    pub area: Option<String>,
+    pub channel: Option<crate::ticket::Channel>,
 }
 
 /// How a ticket list is sorted (an overdue list: most overdue first).

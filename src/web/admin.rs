@@ -29,7 +29,22 @@ fn admin_only(me: &Me) -> Result<(), WebError> {
 
 pub async fn show(State(app): State<Arc<App>>, me: Me) -> Result<Response, WebError> {
     admin_only(&me)?;
-    let quarantine = app.store.quarantine_list().await?;
+    let mut quarantine = Vec::new();
+    for q in app.store.quarantine_list().await? {
+        if q.status == "released" {
+            continue;
+        }
+        // The header block, as text: who wrote, when, about what.
+        let (_, raw) = app.store.quarantine_raw(q.id).await?;
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
+            .unwrap_or(raw.len())
+            .min(8192);
+        let headers = String::from_utf8_lossy(&raw[..end]).into_owned();
+        quarantine.push((q, headers));
+    }
     let failed = app
         .store
         .outbox_list(Some(crate::ticket::OutboxStatus::Failed))
@@ -43,8 +58,9 @@ pub async fn show(State(app): State<Arc<App>>, me: Me) -> Result<Response, WebEr
     let prefix = &app.config.deployment.ticket_prefix;
     let frame = Frame::of(&app, &me).await?;
     let ctx = context! {
-        quarantine => quarantine.iter().filter(|q| q.status != "released").map(|q| context! {
+        quarantine => quarantine.iter().map(|(q, headers)| context! {
             id => q.id, mailbox => q.mailbox.clone(), reason => q.reason.clone(), size => q.size, at => q.created_at,
+            headers => headers.clone(),
         }).collect::<Vec<_>>(),
         failed => failed.iter().map(|o| context! {
             id => o.id, kind => o.kind.clone(), to => o.rcpt_to.join(", "),

@@ -31,6 +31,10 @@ struct Filters {
     overdue: bool,
     search: Option<String>,
     order: Option<String>,
+    ticket_type: Option<String>,
+    category: Option<String>,
+    area: Option<String>,
+    channel: Option<String>,
     page: i64,
 }
 
@@ -56,6 +60,10 @@ impl Filters {
                 "vencidos" => f.overdue = true,
                 "q" => f.search = Some(v),
                 "orden" => f.order = Some(v),
+                "tipo" => f.ticket_type = Some(v),
+                "categoria" => f.category = Some(v),
+                "area" => f.area = Some(v),
+                "medio" => f.channel = Some(v),
                 "pagina" => f.page = v.parse().unwrap_or(1).max(1),
                 _ => {}
             }
@@ -94,6 +102,10 @@ impl Filters {
                 Some("numero") => TicketOrder::Number,
                 _ => TicketOrder::Activity,
             },
+            ticket_type: self.ticket_type.clone(),
+            category: self.category.clone(),
+            area: self.area.clone(),
+            channel: self.channel.as_deref().and_then(|c| c.parse().ok()),
             limit: Some(PAGE + 1),
             offset: Some((self.page - 1) * PAGE),
             key: None,
@@ -111,6 +123,10 @@ impl Filters {
             ("buzon", &self.mailbox),
             ("q", &self.search),
             ("orden", &self.order),
+            ("tipo", &self.ticket_type),
+            ("categoria", &self.category),
+            ("area", &self.area),
+            ("medio", &self.channel),
         ] {
             if let Some(v) = v {
                 pairs.push((k, v.clone()));
@@ -171,6 +187,15 @@ pub async fn show(
             value => m.clone(), selected => filters.mailbox.as_deref() == Some(m.as_str()),
         }).collect::<Vec<_>>(),
         pipeline => filters.pipeline.clone(),
+        types => rules.as_ref().map(|r| r.type_names().iter().map(|t| context! {
+            value => t.to_string(), selected => filters.ticket_type.as_deref() == Some(*t),
+        }).collect::<Vec<_>>()).unwrap_or_default(),
+        ticket_type => filters.ticket_type.clone(),
+        category => filters.category.clone(),
+        area => filters.area.clone(),
+        channels => crate::ticket::Channel::ALL.iter().map(|c| context! {
+            value => c.as_str(), label => c.label(), selected => filters.channel.as_deref() == Some(c.as_str()),
+        }).collect::<Vec<_>>(),
         q => filters.search.clone(),
         overdue => filters.overdue,
         order => filters.order.clone().unwrap_or_else(|| "actividad".into()),

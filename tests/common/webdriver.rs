@@ -217,6 +217,15 @@ impl Browser {
         v["value"]["value"].as_str().map(str::to_string)
     }
 
+    /// Resizes the window (a phone: 390 × 844).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            &self.s("/window/rect"),
+            Some(json!({"width": width, "height": height})),
+        );
+    }
+
     /// Saves a PNG of the page.
     pub fn screenshot(&self, path: &std::path::Path) {
         use base64::Engine;

@@ -123,7 +123,7 @@ async fn with_keys(pool: &Pool<Db>, stored: Vec<StoredTicket>) -> Result<Vec<Tic
 }
 
 /// The conditions of a ticket list: one static text for every combination
-/// of filters, `($n IS NULL OR ...)`. `bind_filter` binds $1..$13; $7
+/// of filters, `($n IS NULL OR ...)`. `bind_filter` binds $1..$17; $7
 /// (limit), $9 (order) and $10 (offset) only matter to `list_tickets`.
 fn ticket_where() -> String {
     format!(
@@ -135,6 +135,10 @@ fn ticket_where() -> String {
               WHERE k.ticket_id = t.id AND k.name = $5 AND k.value = $6)) \
          AND ($8 IS NULL OR (t.state <> 'done' AND {EFFECTIVE_DUE} <= COALESCE(t.paused_at, $8))) \
          AND ($11 IS NULL OR t.mailbox = $11) \
+         AND ($14 IS NULL OR t.ticket_type = $14) \
+         AND ($15 IS NULL OR t.category = $15) \
+         AND ($16 IS NULL OR t.area = $16) \
+         AND ($17 IS NULL OR t.channel = $17) \
          AND ($12 IS NULL OR t.id = $13 \
               OR LOWER(COALESCE(t.requester, '')) LIKE '%' || $12 || '%' ESCAPE '\\' \
               OR LOWER(t.subject) LIKE '%' || $12 || '%' ESCAPE '\\' \
@@ -186,6 +190,10 @@ fn bind_filter<'q, O>(
         .bind(&filter.mailbox)
         .bind(pattern)
         .bind(filter.search_number)
+        .bind(&filter.ticket_type)
+        .bind(&filter.category)
+        .bind(&filter.area)
+        .bind(filter.channel.map(|c| c.as_str()))
 }
 
 pub async fn list_tickets(pool: &Pool<Db>, filter: &TicketFilter) -> Result<Vec<TicketRow>> {
