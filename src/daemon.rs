@@ -173,8 +173,8 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
         Some(tokio::spawn(health::serve(listener, health.clone(), after)))
     };
 
-    let web = start_web(&config, &store).await?;
     let rules = live_rules(&config)?;
+    let web = start_web(&config, &store, rules.clone()).await?;
     let mut tasks = Vec::new();
     for worker in imap::workers(&config, &store, &health, &instance, &outbox, rules.as_ref()) {
         tasks.push(spawn_worker(worker, stop_rx.clone()));
@@ -239,6 +239,7 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
 async fn start_web(
     config: &Arc<Config>,
     store: &Store,
+    rules: Option<Arc<LiveRules>>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, DaemonError> {
     if config.web.listen.is_empty() {
         return Ok(None);
@@ -250,7 +251,7 @@ async fn start_web(
             what: "the web workspace (web.listen)",
             cause,
         })?;
-    let app = crate::web::App::new(config.clone(), store.clone())
+    let app = crate::web::App::new(config.clone(), store.clone(), rules)
         .map_err(|e| DaemonError::Web(e.to_string()))?;
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "Web workspace listening.");

@@ -94,8 +94,18 @@ impl<'a> Agent<'a> {
         store: &'a Store,
         actor: &str,
     ) -> Result<Self, ActionError> {
-        let me = people::find(config, actor).map_err(ActionError::UnknownPerson)?;
         let rules = Arc::new(load_rules(config)?);
+        Self::open_with_rules(config, store, actor, rules).await
+    }
+
+    /// As `open`, with a rule set already loaded (the daemon's live one).
+    pub async fn open_with_rules(
+        config: &'a Config,
+        store: &'a Store,
+        actor: &str,
+        rules: Arc<RuleSet>,
+    ) -> Result<Self, ActionError> {
+        let me = people::find(config, actor).map_err(ActionError::UnknownPerson)?;
         let key = store.message_id_key().await?;
         let templates =
             Templates::load(config.templates.dir.as_deref()).map_err(PipelineError::from)?;

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::auth::Me;
 use super::ticket::number_of;
 use super::{App, WebError};
-use crate::actions::Agent;
 use crate::ticket::{Classification, Target};
 use crate::ticket::{Outcome, State as TicketState};
 
@@ -25,7 +24,7 @@ pub async fn post(
 ) -> Result<Response, WebError> {
     me.check_csrf(form.get("csrf").map(String::as_str))?;
     let n = number_of(&app, &number)?;
-    let agent = Agent::open(&app.config, &app.store, &me.staff.id).await?;
+    let agent = app.agent(&me).await?;
     let f = Fields(&form);
     let done = match action.as_str() {
         "tomar" => agent.take(n).await.map(|_| "tomado")?,

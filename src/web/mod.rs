@@ -27,7 +27,9 @@ use axum::routing::{get, post};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::actions::Agent;
 use crate::config::Config;
+use crate::rules::{LiveRules, RuleSet};
 use crate::store::Store;
 
 pub use auth::hash_password;
@@ -37,18 +39,38 @@ pub use error::WebError;
 pub struct App {
     pub config: Arc<Config>,
     pub store: Store,
+    /// The daemon's rule set, reloaded when the files change or on SIGHUP
+    /// (`None`: no rules directory).
+    rules: Option<Arc<LiveRules>>,
     pages: page::Pages,
 }
 
 impl App {
-    pub fn new(config: Arc<Config>, store: Store) -> Result<Arc<App>, minijinja::Error> {
-        let tz = jiff::tz::TimeZone::get(&config.deployment.time_zone)
-            .unwrap_or(jiff::tz::TimeZone::UTC);
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        rules: Option<Arc<LiveRules>>,
+    ) -> Result<Arc<App>, minijinja::Error> {
         Ok(Arc::new(App {
-            pages: page::Pages::new(tz)?,
+            pages: page::Pages::new(config.deployment.zone.clone())?,
             config,
             store,
+            rules,
         }))
+    }
+
+    /// The rules in force: the team's words, types and business hours.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        match &self.rules {
+            Some(live) => live.current(),
+            None => Arc::new(RuleSet::empty()),
+        }
+    }
+
+    /// The signed-in person acting through the action layer, with the
+    /// rules in force (not read again from disk on every request).
+    pub async fn agent(&self, me: &auth::Me) -> Result<Agent<'_>, WebError> {
+        Ok(Agent::open_with_rules(&self.config, &self.store, &me.staff.id, self.rules()).await?)
     }
 }
 

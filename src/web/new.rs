@@ -11,7 +11,7 @@ use minijinja::context;
 use super::auth::Me;
 use super::page::Frame;
 use super::{App, WebError};
-use crate::actions::{Agent, NewRequest};
+use crate::actions::NewRequest;
 use crate::ticket::Channel;
 
 pub async fn form(State(app): State<Arc<App>>, me: Me) -> Result<Response, WebError> {
@@ -51,7 +51,7 @@ pub async fn create(
         body: get("descripcion").unwrap_or_default(),
         owner: get("responsable"),
     };
-    let agent = Agent::open(&app.config, &app.store, &me.staff.id).await?;
+    let agent = app.agent(&me).await?;
     let done = agent.create(&request).await?;
     Ok(Redirect::to(&format!("/tickets/{}?aviso=creado", done.number)).into_response())
 }

@@ -40,7 +40,7 @@ pub async fn show(
     Query(view): Query<View>,
 ) -> Result<Response, WebError> {
     let n = number_of(&app, &number)?;
-    let agent = Agent::open(&app.config, &app.store, &me.staff.id).await?;
+    let agent = app.agent(&me).await?;
     let detail = agent.load(n, Action::Read).await?;
     let draft = match view.plantilla.as_deref().filter(|p| !p.is_empty()) {
         Some(name) => Some(agent.template_body(n, name, None).await?),
@@ -177,7 +177,7 @@ pub async fn attachment(
     Path((number, message, index)): Path<(String, i64, i64)>,
 ) -> Result<Response, WebError> {
     let n = number_of(&app, &number)?;
-    let agent = Agent::open(&app.config, &app.store, &me.staff.id).await?;
+    let agent = app.agent(&me).await?;
     agent.load(n, Action::Read).await?;
     let file = app
         .store

@@ -154,27 +154,28 @@ pub async fn show(
     if let Some(s) = filters.search.as_deref() {
         filter.search_number = parse_number(&app.config.deployment.ticket_prefix, s);
     }
-    let rules = crate::pipeline::load_rules(&app.config).ok();
+    let live = app.rules();
+    let rules: Option<&RuleSet> = Some(&live);
     let mut rows = app.store.list_tickets(&filter).await?;
     let more = rows.len() as i64 > PAGE;
     rows.truncate(PAGE as usize);
     let counts = app.store.count_by_state(&filter).await?;
     let frame = Frame::of(&app, &me).await?;
     let ctx = context! {
-        tickets => rows.iter().map(|t| row(&app, rules.as_ref(), t)).collect::<Vec<_>>(),
+        tickets => rows.iter().map(|t| row(&app, rules, t)).collect::<Vec<_>>(),
         counts => TicketState::ALL.iter().map(|s| context! {
             state => s.as_str(),
-            label => state_label(rules.as_ref(), *s),
+            label => state_label(rules, *s),
             count => counts.iter().find(|(n, _)| n == s.as_str()).map(|(_, c)| *c).unwrap_or(0),
         }).collect::<Vec<_>>(),
         states => TicketState::ALL.iter().map(|s| context! {
             value => s.as_str(),
-            label => state_label(rules.as_ref(), *s),
+            label => state_label(rules, *s),
             selected => filters.states.iter().any(|f| f == s.as_str()),
         }).collect::<Vec<_>>(),
         priorities => Priority::ALL.iter().map(|p| context! {
             value => p.as_str(),
-            label => priority_label(rules.as_ref(), *p),
+            label => priority_label(rules, *p),
             selected => filters.priority.as_deref() == Some(p.as_str()),
         }).collect::<Vec<_>>(),
         people => app.config.people.iter().map(|(id, p)| context! {
@@ -187,7 +188,7 @@ pub async fn show(
             value => m.clone(), selected => filters.mailbox.as_deref() == Some(m.as_str()),
         }).collect::<Vec<_>>(),
         pipeline => filters.pipeline.clone(),
-        types => rules.as_ref().map(|r| r.type_names().iter().map(|t| context! {
+        types => rules.map(|r| r.type_names().iter().map(|t| context! {
             value => t.to_string(), selected => filters.ticket_type.as_deref() == Some(*t),
         }).collect::<Vec<_>>()).unwrap_or_default(),
         ticket_type => filters.ticket_type.clone(),
