@@ -40,6 +40,8 @@ pub struct Config {
     pub daemon: Daemon,
     /// The agents' web workspace.
     pub web: Web,
+    /// What vouches for staff mail (agents answering by mail).
+    pub security: Security,
     /// Deadlines: how often they are checked, who hears about missed ones.
     pub deadlines: DeadlinePolicy,
     /// IMAP accounts by name, each with the folders to watch.
@@ -344,6 +346,18 @@ pub struct Rules {
 pub struct Templates {
     /// Directory of mail templates (`NAME.txt`); unset: built-in Spanish ones.
     pub dir: Option<PathBuf>,
+}
+
+/// What vouches for mail that claims to come from the team.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Security {
+    /// The authserv-id of the receiving server whose
+    /// `Authentication-Results` header buzon trusts (`mx.example.cl`): an
+    /// agent's reply by mail then also needs its `dmarc=pass` (or an aligned
+    /// `dkim=pass`). Unset: the signed notification and the From address
+    /// must do.
+    pub trusted_authserv_id: Option<String>,
 }
 
 /// The agents' web workspace, served by `buzon run`.
@@ -703,6 +717,7 @@ impl Config {
             templates: raw.templates.unwrap_or_default(),
             daemon: raw.daemon.unwrap_or_default(),
             web: raw.web.unwrap_or_default(),
+            security: raw.security.unwrap_or_default(),
             deadlines: raw.deadlines.unwrap_or_default(),
             accounts: raw.accounts.unwrap_or_default(),
             mailboxes: raw.mailboxes.unwrap_or_default(),
@@ -735,6 +750,7 @@ impl Config {
             templates: Templates::default(),
             daemon: Daemon::default(),
             web: Web::default(),
+            security: Security::default(),
             deadlines: DeadlinePolicy::default(),
             accounts: BTreeMap::new(),
             mailboxes: BTreeMap::new(),
@@ -1089,6 +1105,18 @@ impl Config {
         }
     }
 
+    /// The person of `[people]` whose address this is, if any.
+    pub fn person_by_address(&self, address: &str) -> Option<&str> {
+        self.people
+            .iter()
+            .find(|(_, p)| {
+                p.address
+                    .as_deref()
+                    .is_some_and(|a| a.eq_ignore_ascii_case(address))
+            })
+            .map(|(id, _)| id.as_str())
+    }
+
     /// Whether `address` is one of the shared mailboxes buzon reads: mail
     /// sent there would come back to us.
     pub fn is_mailbox_address(&self, address: &str) -> bool {
@@ -1166,6 +1194,7 @@ struct RawSections {
     templates: Option<Templates>,
     daemon: Option<Daemon>,
     web: Option<Web>,
+    security: Option<Security>,
     deadlines: Option<DeadlinePolicy>,
     accounts: Option<BTreeMap<String, Account>>,
     mailboxes: Option<BTreeMap<String, Mailbox>>,
@@ -1173,6 +1202,7 @@ struct RawSections {
 
 const SECTIONS: &[&str] = &[
     "web",
+    "security",
     "daemon",
     "deadlines",
     "accounts",
@@ -1274,6 +1304,7 @@ fn read_sections(cfg: &config::Config, problems: &mut Vec<Problem>) -> RawSectio
         ],
         problems,
     );
+    raw.security = section(cfg, "security", &["trusted_authserv_id"], problems);
     raw.web = section(
         cfg,
         "web",

@@ -141,6 +141,7 @@ pub async fn run_once(config: Arc<Config>, store: Store) -> Result<OnceReport, D
         eprint!("\r\x1b[K");
     }
     check_deadlines(&config, &store).await;
+    carry_out_staff_mail(&config, &store).await;
     if let Some(t) = transport(&config)
         && let Err(e) = deliver::drain(&store, &t, now_ms()).await
     {
@@ -280,14 +281,20 @@ async fn outbox_worker(
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Some(transport) = transport(&config) else {
+    let transport = transport(&config);
+    if transport.is_none() {
         tracing::info!("No outbound transport configured; outgoing mail stays queued.");
-        return;
-    };
+    }
     let poll = Duration::from_secs(config.daemon.outbox_poll_seconds.max(1));
     loop {
-        match deliver::drain(&store, &transport, now_ms()).await {
-            Ok(report) => {
+        // Agents' answers by mail first: what they queue goes out now.
+        carry_out_staff_mail(&config, &store).await;
+        let drained = match &transport {
+            Some(t) => Some(deliver::drain(&store, t, now_ms()).await),
+            None => None,
+        };
+        match drained {
+            Some(Ok(report)) => {
                 health
                     .outbox_sent
                     .fetch_add(report.sent as u64, Ordering::Relaxed);
@@ -295,7 +302,8 @@ async fn outbox_worker(
                     .outbox_failed
                     .fetch_add(report.failed as u64, Ordering::Relaxed);
             }
-            Err(e) => tracing::warn!(error = %e, "Outbox delivery failed; will retry."),
+            Some(Err(e)) => tracing::warn!(error = %e, "Outbox delivery failed; will retry."),
+            None => {}
         }
         if let Ok(queued) = store
             .outbox_list(Some(crate::ticket::OutboxStatus::Queued))
@@ -313,6 +321,22 @@ async fn outbox_worker(
             _ = tokio::time::sleep(poll) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// Carries out the agents' mails the intake queued (see `mailroom`); a
+/// failure is logged and the jobs are tried again on the next pass.
+async fn carry_out_staff_mail(config: &Config, store: &Store) {
+    match crate::mailroom::run::run_pending(config, store).await {
+        Ok(r) if r.done + r.refused > 0 => {
+            tracing::info!(
+                done = r.done,
+                refused = r.refused,
+                "Agents' mails carried out."
+            );
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "Agents' mails not carried out yet; will retry."),
     }
 }
 

@@ -30,6 +30,7 @@ pub mod daemon;
 pub mod deadline;
 pub mod demo;
 pub mod health;
+pub mod mailroom;
 pub mod outbound;
 pub mod parse;
 pub mod pipeline;

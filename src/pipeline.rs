@@ -478,6 +478,17 @@ impl<'a> Pipeline<'a> {
         // below. Duplicates are rare; one statement less per new mail is
         // not.
         let automatic = classify(mail, &|a: &str| self.config.is_own_address(a));
+        let arrival = Arrival {
+            mailbox,
+            raw,
+            mail,
+            automatic: automatic.as_ref(),
+            now,
+            by_hand: None,
+        };
+        if let Some(outcome) = self.staff_mail(tx, &arrival).await? {
+            return Ok(outcome);
+        }
         let input = RuleInput::new(mailbox, mail, automatic.as_ref());
         let route = self.route(tx, &input, mailbox_cfg).await?;
         let outcome = match self
@@ -819,6 +830,88 @@ impl<'a> Pipeline<'a> {
         }
     }
 
+    /// An answer to a staff notification (see `mailroom`): kept on the
+    /// notification's ticket without touching its state. An agent's answer
+    /// is queued to be carried out once this transaction commits; an
+    /// automatic one (out of office) or one that cannot be trusted as the
+    /// agent's is only recorded, and reaches no customer. `None`: not staff
+    /// mail, or no ticket of ours is referenced: the usual pipeline.
+    async fn staff_mail(
+        &self,
+        tx: &mut StoreTx,
+        arrival: &Arrival<'_>,
+    ) -> Result<Option<Outcome>, PipelineError> {
+        let mail = arrival.mail;
+        let verdict = crate::mailroom::identify(mail, self.config, &self.signer);
+        if verdict == crate::mailroom::Verdict::NotStaff {
+            return Ok(None);
+        }
+        let ids: Vec<String> = referenced_ids(mail)
+            .into_iter()
+            .filter(|id| self.signer.verify(id) == Some(true))
+            .collect();
+        let Some(ticket) = tx.ticket_for_message_ids(&ids).await? else {
+            return Ok(None);
+        };
+        let from = mail
+            .from
+            .as_ref()
+            .map(|f| f.address.clone())
+            .unwrap_or_default();
+        let (event, job) = match (&verdict, arrival.automatic) {
+            (crate::mailroom::Verdict::Agent { person }, None) => (
+                NewEvent {
+                    actor: crate::ticket::Actor::Agent(person.clone()),
+                    kind: EventKind::AgentMail,
+                    detail: "answered the notification by mail; carried out next".into(),
+                },
+                Some(person.clone()),
+            ),
+            (crate::mailroom::Verdict::Agent { person }, Some(auto)) => (
+                NewEvent::system(
+                    EventKind::StaffMailUntrusted,
+                    format!(
+                        "automatic answer ({}) of {person} to a notification: kept, not forwarded",
+                        auto.kind.as_str()
+                    ),
+                ),
+                None,
+            ),
+            (crate::mailroom::Verdict::Untrusted { reason }, _) => (
+                NewEvent::system(
+                    EventKind::StaffMailUntrusted,
+                    format!("mail from {from} kept, not forwarded: {reason}"),
+                ),
+                None,
+            ),
+            (crate::mailroom::Verdict::NotStaff, _) => return Ok(None),
+        };
+        let add = AppendMessage {
+            ticket,
+            mailbox: arrival.mailbox,
+            raw: arrival.raw,
+            mail,
+            automatic: arrival.automatic,
+            participants: Vec::new(),
+            new_state: None,
+            clock: None,
+            now: arrival.now,
+            events: vec![event],
+            outgoing: Vec::new(),
+        };
+        if tx.append_message(&add).await? == AppendOutcome::Duplicate {
+            return Ok(self.dedupe(tx, mail, arrival.mailbox, arrival.now).await?);
+        }
+        if let Some(person) = job {
+            tx.queue_staff_mail(&mail.dedupe_key(), ticket, &person, arrival.now)
+                .await?;
+        }
+        Ok(Some(Outcome::Appended {
+            ticket,
+            reopened: false,
+        }))
+    }
+
     /// Opens a new ticket (maybe linked to another). `None` on a dedupe race.
     async fn create(
         &self,
@@ -1062,6 +1155,7 @@ impl<'a> Pipeline<'a> {
             template,
             to: (requester.address, requester.name),
             submitted: AutoSubmitted::Replied,
+            person: None,
         });
         (plan, events)
     }

@@ -109,17 +109,49 @@ impl IdSigner {
         format!("buzon.{nonce}.{}@{domain}", self.sign(&nonce))
     }
 
+    /// A fresh Message-ID signed for one person (a staff notification):
+    /// `buzon.<nonce>.p<hex of the person's key>.<HMAC of both>@domain`.
+    /// A reply that references it proves that this person received it.
+    pub fn new_id_for(&self, domain: &str, person: &str) -> String {
+        let nonce = uuid::Uuid::now_v7().simple().to_string();
+        let tag: String = person.bytes().map(|b| format!("{b:02x}")).collect();
+        let signed = format!("{nonce}.p{tag}");
+        format!("buzon.{signed}.{}@{domain}", self.sign(&signed))
+    }
+
     /// `Some(true)`: ours and genuine; `Some(false)`: claims to be ours but
     /// the signature is wrong (forged or from another deployment); `None`:
     /// not in our format at all.
     pub fn verify(&self, id: &str) -> Option<bool> {
-        let local = id.split('@').next()?;
-        let rest = local.strip_prefix("buzon.")?;
-        let (nonce, sig) = rest.split_once('.')?;
+        let (signed, sig) = Self::parts(id)?;
         Some(constant_time_eq(
-            self.sign(nonce).as_bytes(),
+            self.sign(signed).as_bytes(),
             sig.as_bytes(),
         ))
+    }
+
+    /// The person a genuine Message-ID was signed for (see `new_id_for`).
+    pub fn signed_for(&self, id: &str) -> Option<String> {
+        let (signed, _) = Self::parts(id)?;
+        if self.verify(id) != Some(true) {
+            return None;
+        }
+        let hex = signed.split_once(".p")?.1;
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
+            .collect();
+        String::from_utf8(bytes?).ok()
+    }
+
+    /// The signed part and the signature of one of our Message-IDs.
+    fn parts(id: &str) -> Option<(&str, &str)> {
+        let local = id.trim().trim_start_matches('<').split('@').next()?;
+        let rest = local.strip_prefix("buzon.")?;
+        rest.rsplit_once('.')
     }
 
     fn sign(&self, nonce: &str) -> String {
@@ -169,6 +201,25 @@ mod tests {
             m.strip("RE: [#T-1] Recibimos [# t-2 ] x"),
             "RE: Recibimos x"
         );
+    }
+
+    #[test]
+    fn ids_signed_for_a_person_name_them_and_nobody_else() {
+        let s = IdSigner::new(b"clave");
+        let id = s.new_id_for("tupatrimonio.example", "alonso");
+        assert_eq!(s.verify(&id), Some(true));
+        assert_eq!(s.signed_for(&id).as_deref(), Some("alonso"));
+        // A plain id is ours but for nobody; a forged person tag fails.
+        let plain = s.new_id("tupatrimonio.example");
+        assert_eq!(s.verify(&plain), Some(true));
+        assert_eq!(s.signed_for(&plain), None);
+        let forged = id.replace(".p616c6f6e736f.", ".p6d696c6167726f73.");
+        assert_ne!(forged, id);
+        assert_eq!(s.verify(&forged), Some(false));
+        assert_eq!(s.signed_for(&forged), None);
+        // Another deployment's key signs nothing here.
+        assert_eq!(IdSigner::new(b"otra").signed_for(&id), None);
+        assert_eq!(s.signed_for(&format!("<{id}>")).as_deref(), Some("alonso"));
     }
 
     #[test]

@@ -59,7 +59,7 @@ impl Agent<'_> {
         events: &mut Vec<crate::ticket::NewEvent>,
     ) -> Vec<crate::ticket::OutgoingMail> {
         let t = &detail.ticket;
-        let last_in = detail.messages.iter().rev().find(|m| m.direction == "in");
+        let last_in = self.last_from_customer(detail);
         let mut plan = Plan::for_ticket(
             self.config,
             t,

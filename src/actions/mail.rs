@@ -141,7 +141,7 @@ impl Agent<'_> {
                 self.number(t.number)
             )));
         }
-        let last_in = detail.messages.iter().rev().find(|m| m.direction == "in");
+        let last_in = self.last_from_customer(detail);
         Ok(Envelope {
             kind,
             message_id: self.signer.new_id(domain_of(&mailbox.address)),

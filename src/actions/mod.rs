@@ -19,6 +19,7 @@ mod note;
 pub mod people;
 pub mod permission;
 mod state;
+mod tell;
 pub mod words;
 
 use std::sync::Arc;
@@ -36,10 +37,11 @@ use crate::outbound::plan::{Plan, owner_name};
 use crate::outbound::templates::{self, Templates, Vars};
 use crate::pipeline::{Pipeline, PipelineError, load_rules};
 use crate::rules::RuleSet;
-use crate::store::{Store, StoreError, TicketUpdate, now_ms};
+use crate::store::{JobStep, Store, StoreError, TicketUpdate, now_ms};
 use crate::thread::{IdSigner, strip_reply_prefixes};
 use crate::ticket::{
-    Actor, EventKind, NewEvent, OutgoingMail, State, TicketDetail, TicketRow, display_number,
+    Actor, EventKind, MessageView, NewEvent, OutgoingMail, State, TicketDetail, TicketRow,
+    display_number,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +86,9 @@ pub struct Agent<'a> {
     me: Staff,
     /// A fixed time for every action (tests); `None`: the real clock.
     clock: Option<i64>,
+    /// The step of an agent's mail this action carries out (`mailroom`):
+    /// counted in the action's transaction, refused if already counted.
+    step: Option<JobStep>,
 }
 
 impl<'a> Agent<'a> {
@@ -156,6 +161,22 @@ impl<'a> Agent<'a> {
             rules,
             me,
             clock: None,
+            step: None,
+        }
+    }
+
+    /// The same person carrying out one step of their mail.
+    pub fn for_step(&self, step: JobStep) -> Agent<'a> {
+        Agent {
+            config: self.config,
+            store: self.store,
+            signer: self.signer.clone(),
+            templates: self.templates.clone(),
+            rules: self.rules.clone(),
+            calendar: self.calendar.clone(),
+            me: self.me.clone(),
+            clock: self.clock,
+            step: Some(step),
         }
     }
 
@@ -250,6 +271,7 @@ impl<'a> Agent<'a> {
         }
         change.first_response =
             answer.is_some_and(|a| self.config.deadlines.meets_first_response(a));
+        change.step = self.step.clone();
         let queued = Queued::of(&change.outgoing);
         self.store.update_ticket(ticket, &change).await?;
         Ok(Done {
@@ -340,6 +362,19 @@ impl<'a> Agent<'a> {
             actor: self.me.name.clone(),
             ..Vars::default()
         }
+    }
+
+    /// The customer's latest mail on the ticket: what answers thread under.
+    /// Mail from the team (an agent answering a notification) is on the
+    /// ticket too, but is not the customer's.
+    fn last_from_customer<'d>(&self, detail: &'d TicketDetail) -> Option<&'d MessageView> {
+        detail.messages.iter().rev().find(|m| {
+            m.direction == "in"
+                && m.from.as_deref().is_none_or(|from| {
+                    self.config.person_by_address(from).is_none()
+                        && !self.config.is_own_address(from)
+                })
+        })
     }
 
     /// The team's word for a state ("En ejecución").

@@ -89,6 +89,11 @@ pub async fn ingest(
             }
         }
     }
+    // An agent's answer to a notification is carried out now (the mail
+    // is stored: a failure here leaves the job for the daemon).
+    if let Err(e) = buzon::mailroom::run::run_pending(config, store).await {
+        eprintln!("buzon: agents' mails stay queued: {e}");
+    }
     flush_after(config, store).await;
     Ok(worst)
 }

@@ -22,6 +22,9 @@ pub struct PlannedMail {
     pub template: String,
     pub to: (String, Option<String>),
     pub submitted: AutoSubmitted,
+    /// The person of `[people]` a staff notification is for: its
+    /// Message-ID is signed for them, so their reply proves who answers.
+    pub person: Option<String>,
 }
 
 /// The automatic mails of one event on one ticket.
@@ -177,6 +180,7 @@ impl Plan {
                 template: template.to_string(),
                 to: (address.to_string(), name.map(str::to_string)),
                 submitted: AutoSubmitted::Generated,
+                person: Some(owner.to_string()),
             }),
             Err(why) => events.push(withheld(format!(
                 "{template} notification to {owner} not sent: {why}"
@@ -224,6 +228,7 @@ impl Plan {
                 template: template.to_string(),
                 to: (address.clone(), None),
                 submitted: AutoSubmitted::Generated,
+                person: None,
             });
         }
     }
@@ -254,7 +259,10 @@ impl Plan {
             .filter_map(|m| {
                 let envelope = Envelope {
                     kind: m.kind,
-                    message_id: signer.new_id(domain),
+                    message_id: match &m.person {
+                        Some(person) => signer.new_id_for(domain, person),
+                        None => signer.new_id(domain),
+                    },
                     from_address: &self.from_address,
                     from_name: &self.from_name,
                     to: vec![m.to.clone()],

@@ -628,9 +628,13 @@ El ticket {{ ticket }} quedó a su cargo.
 {% endif %}
 {{ text }}
 
+Para contestar al cliente, responda a este correo: el cliente recibe
+sólo su texto, desde el buzón del equipo. En las primeras líneas puede
+escribir #nota (comentario interno), #cerrar, #cerrar sin éxito,
+#asignar NOMBRE, #tomar, #estado PALABRA o #prioridad PALABRA.
+
 --
-Aviso automático de {{ team }}. No responda a este correo: para contestar
-al cliente use `buzon tickets reply {{ ticket }}`.
+Aviso automático de {{ team }} para {{ owner }}.
 ",
     ),
     (
@@ -647,8 +651,13 @@ Le asignaron el ticket {{ ticket }}.
   Prioridad: {{ priority }}
 {% if due %}  Vence:     {{ due }}
 {% endif %}
+Para contestar al cliente, responda a este correo: el cliente recibe
+sólo su texto, desde el buzón del equipo. En las primeras líneas puede
+escribir #nota (comentario interno), #cerrar, #cerrar sin éxito,
+#asignar NOMBRE, #tomar, #estado PALABRA o #prioridad PALABRA.
+
 --
-Aviso automático de {{ team }}. Vea el ticket con `buzon tickets show {{ ticket }}`.
+Aviso automático de {{ team }} para {{ owner }}.
 ",
     ),
     (
@@ -661,9 +670,13 @@ Hola{% if owner %} {{ owner }}{% endif %}:
 
 {{ text }}
 
+Para contestar al cliente, responda a este correo: el cliente recibe
+sólo su texto, desde el buzón del equipo. En las primeras líneas puede
+escribir #nota (comentario interno), #cerrar, #cerrar sin éxito,
+#asignar NOMBRE, #tomar, #estado PALABRA o #prioridad PALABRA.
+
 --
-Aviso automático de {{ team }}. No responda a este correo: para contestar
-al cliente use `buzon tickets reply {{ ticket }}`.
+Aviso automático de {{ team }} para {{ owner }}.
 ",
     ),
     (
@@ -696,8 +709,13 @@ a su cargo.
 {% if text %}
 {{ text }}
 {% endif %}
+Para contestar al cliente, responda a este correo: el cliente recibe
+sólo su texto, desde el buzón del equipo. En las primeras líneas puede
+escribir #nota (comentario interno), #cerrar, #cerrar sin éxito,
+#asignar NOMBRE, #tomar, #estado PALABRA o #prioridad PALABRA.
+
 --
-Aviso automático de {{ team }}. Vea el ticket con `buzon tickets show {{ ticket }}`.
+Aviso automático de {{ team }} para {{ owner }}.
 ",
     ),
     (

@@ -46,6 +46,10 @@ pub enum StoreError {
     Db(sqlx::Error),
     #[error("{0} not found")]
     NotFound(String),
+    /// A step of an agent's mail already carried out (another instance, or
+    /// before a crash): nothing was written.
+    #[error("already done: {0}")]
+    Stale(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// A text column holds a value buzon does not know (a state, a
@@ -410,6 +414,16 @@ impl Store {
         dispatch!(self, attachment(ticket, message, index))
     }
 
+    /// Agents' mails not carried out yet, oldest first.
+    pub async fn pending_staff_mail(&self) -> Result<Vec<StaffJob>> {
+        dispatch!(self, pending_staff_mail())
+    }
+
+    /// Finishes an agent's mail with nothing more to do.
+    pub async fn finish_staff_mail(&self, key: &str, now: i64) -> Result<()> {
+        dispatch!(self, finish_staff_mail(key, now))
+    }
+
     /// How many tickets each state holds under `filter`, its states aside.
     pub async fn count_by_state(&self, filter: &TicketFilter) -> Result<Vec<(String, i64)>> {
         dispatch!(self, count_by_state(filter))
@@ -597,6 +611,17 @@ impl StoreTx {
         domain: Option<&str>,
     ) -> Result<Option<i64>> {
         dispatch_tx!(self, open_ticket_for_key(name, value, requester, domain))
+    }
+
+    /// Queues an agent's mail to be carried out once this commits.
+    pub async fn queue_staff_mail(
+        &mut self,
+        key: &str,
+        ticket: i64,
+        person: &str,
+        now: i64,
+    ) -> Result<()> {
+        dispatch_tx!(self, queue_staff_mail(key, ticket, person, now))
     }
 
     pub async fn is_participant(&mut self, ticket: i64, address: &str) -> Result<bool> {

@@ -113,6 +113,34 @@ pub struct TicketUpdate {
     pub now: i64,
     pub events: Vec<NewEvent>,
     pub outgoing: Vec<OutgoingMail>,
+    /// The step of an agent's mail this change carries out: counted in the
+    /// same transaction, and the change is refused (`StoreError::Stale`)
+    /// when that step was already counted.
+    pub step: Option<JobStep>,
+}
+
+/// One step of an agent's mail (see `mailroom`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobStep {
+    /// The dedupe key of the agent's mail.
+    pub key: String,
+    /// Steps done before this one.
+    pub index: i64,
+    /// The last step: the job is finished with it.
+    pub last: bool,
+}
+
+/// An agent's mail waiting to be carried out.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StaffJob {
+    #[sqlx(rename = "message_key")]
+    pub key: String,
+    #[sqlx(rename = "ticket_id")]
+    pub ticket: i64,
+    pub person: String,
+    pub steps_done: i64,
+    /// The decoded text of the agent's mail.
+    pub body_text: String,
 }
 
 /// What the ingest transaction did.

@@ -53,6 +53,14 @@ pub enum EventKind {
     /// The ticket became internal or visible to the client.
     Visibility,
     Closed,
+    /// An agent answered the ticket's notification by mail.
+    AgentMail,
+    /// Mail that answers a notification but is not trusted as the agent's:
+    /// kept, never forwarded.
+    StaffMailUntrusted,
+    /// An agent's mail could not be carried out (a refused or unknown
+    /// command); they were told why.
+    AgentMailRefused,
 }
 
 stored_text!(EventKind, "kind of history line", {
@@ -78,6 +86,9 @@ stored_text!(EventKind, "kind of history line", {
     Due => "due",
     Visibility => "visibility",
     Closed => "closed",
+    AgentMail => "agent_mail",
+    StaffMailUntrusted => "staff_mail_untrusted",
+    AgentMailRefused => "agent_mail_refused",
 });
 
 /// Who did it. Stored as `system`, `agent:NAME`, `customer:ADDRESS` or

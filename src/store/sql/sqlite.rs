@@ -36,6 +36,8 @@ mod outbox;
 mod quarantine;
 #[path = "settings.rs"]
 mod settings;
+#[path = "staff_mail.rs"]
+mod staff_mail;
 #[path = "tickets.rs"]
 mod tickets;
 #[path = "tx.rs"]
@@ -45,5 +47,5 @@ mod web;
 
 pub(in crate::store) use self::{
     deadlines::*, leases::*, listing::*, messages::*, outbox::*, quarantine::*, settings::*,
-    tickets::*, tx::*, web::*,
+    staff_mail::*, tickets::*, tx::*, web::*,
 };

@@ -185,6 +185,16 @@ pub async fn update_ticket(pool: &Pool<Db>, number: i64, change: &TicketUpdate) 
         tx.rollback().await?;
         return Err(StoreError::NotFound(format!("ticket {number}")));
     }
+    if let Some(step) = &change.step
+        && !super::staff_mail::count_step(&mut tx, step, change.now).await?
+    {
+        tx.rollback().await?;
+        return Err(StoreError::Stale(format!(
+            "step {} of the agent's mail {}",
+            step.index + 1,
+            step.key
+        )));
+    }
     if let Some(clock) = &change.clock {
         deadlines::apply_clock(&mut tx, number, clock).await?;
     }
