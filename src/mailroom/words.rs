@@ -37,10 +37,11 @@ pub fn new_words(body: &str) -> String {
             break;
         }
     }
+    // Trailing spaces (and Outlook's non-breaking ones) are layout, not words.
     let kept: Vec<&str> = lines[..end]
         .iter()
         .filter(|l| !l.trim_start().starts_with('>'))
-        .copied()
+        .map(|l| l.trim_end())
         .collect();
     kept.join("\n").trim().to_string()
 }
