@@ -106,17 +106,40 @@ impl Team {
     /// The agent's reply, submitted through Postfix to the shared address,
     /// then found in the shared address's mailbox and handed to buzon's.
     fn agent_replies(&self, who: &str, answering: &ParsedMail, body: &str, extra: &str) {
+        self.agent_replies_with(who, answering, body, extra, None)
+    }
+
+    /// As `agent_replies`, with a PDF named `file` attached.
+    fn agent_replies_with(
+        &self,
+        who: &str,
+        answering: &ParsedMail,
+        body: &str,
+        extra: &str,
+        file: Option<&str>,
+    ) {
         let id = format!(
             "{}-{}@{who}.example",
             self.t,
             buzon::parse::sha256_hex(body.as_bytes())
         );
         let notification = answering.message_id.clone().unwrap();
+        let content = match file {
+            None => format!(
+                "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
+            ),
+            Some(name) => format!(
+                "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n\
+                 --b\r\nContent-Type: application/pdf; name=\"{name}\"\r\n\
+                 Content-Disposition: attachment; filename=\"{name}\"\r\n\
+                 Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKJcOkw7zDtsOfCg==\r\n--b--\r\n"
+            ),
+        };
         let raw = format!(
             "From: {who} <{from}>\r\nTo: {to}\r\nSubject: RE: {subject}\r\n\
              Message-ID: <{id}>\r\nIn-Reply-To: <{notification}>\r\nReferences: <{notification}>\r\n\
-             Date: Mon, 7 Dec 2026 10:05:00 -0300\r\n{extra}MIME-Version: 1.0\r\n\
-             Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n",
+             Date: Mon, 7 Dec 2026 10:05:00 -0300\r\n{extra}MIME-Version: 1.0\r\n{content}",
             from = self.address(who),
             to = self.address("soporte"),
             subject = answering.subject,
@@ -202,7 +225,13 @@ fn an_agent_answers_the_customer_by_replying_to_the_notification(backend: Backen
         team.address("soporte"),
         notification.text.lines().next().unwrap_or("")
     );
-    team.agent_replies("alonso", notification, &body, "");
+    team.agent_replies_with(
+        "alonso",
+        notification,
+        &body,
+        "",
+        Some("escritura-corregida.pdf"),
+    );
     team.drain();
     let customer = team.inbox("customer", "customer", 2);
     let reply = customer
@@ -210,6 +239,13 @@ fn an_agent_answers_the_customer_by_replying_to_the_notification(backend: Backen
         .find(|m| m.text.contains("documento corregido"))
         .expect("the customer receives the agent's words");
     assert_eq!(reply.text.trim_end(), words, "only the agent's new words");
+    let files: Vec<&str> = reply.attachments.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        files,
+        vec!["escritura-corregida.pdf"],
+        "the agent's file goes along"
+    );
+    assert!(reply.attachments[0].content.starts_with(b"%PDF-1.4"));
     assert_eq!(
         reply.from.as_ref().unwrap().address,
         team.address("soporte")

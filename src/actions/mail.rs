@@ -5,7 +5,7 @@
 
 use super::{Action, ActionError, Agent, Change, Done};
 use crate::config::Response;
-use crate::outbound::compose::{self, Auto, Envelope, MailParts, ticket_tag};
+use crate::outbound::compose::{self, Auto, Envelope, FileToSend, MailParts, ticket_tag};
 use crate::pipeline::domain_of;
 use crate::rules::fold_text;
 use crate::thread::strip_reply_prefixes;
@@ -16,9 +16,19 @@ impl Agent<'_> {
     /// Mails the requester and participants, threaded under the latest
     /// inbound message; the ticket then waits on the contact.
     pub async fn reply(&self, ticket: i64, body: &str) -> Result<Done, ActionError> {
+        self.reply_with(ticket, body, Vec::new()).await
+    }
+
+    /// A reply with files (an agent answering by mail forwards theirs).
+    pub async fn reply_with(
+        &self,
+        ticket: i64,
+        body: &str,
+        files: Vec<FileToSend>,
+    ) -> Result<Done, ActionError> {
         let detail = self.load(ticket, Action::Mail).await?;
         let before = detail.ticket.state;
-        let mail = self.person_mail(&detail, "reply", "Re:", nonblank(body)?)?;
+        let mail = self.person_mail_with(&detail, "reply", "Re:", nonblank(body)?, files)?;
         let mut change = self.change(EventKind::Reply, format!("to {}", mail.rcpt_to.join(", ")));
         change.outgoing.push(mail);
         let mut changes = vec![Change::Mailed { kind: "reply" }];
@@ -91,6 +101,18 @@ impl Agent<'_> {
         prefix: &str,
         body: String,
     ) -> Result<OutgoingMail, ActionError> {
+        self.person_mail_with(detail, kind, prefix, body, Vec::new())
+    }
+
+    /// As `person_mail`, with files attached.
+    fn person_mail_with(
+        &self,
+        detail: &TicketDetail,
+        kind: &str,
+        prefix: &str,
+        body: String,
+        attachments: Vec<FileToSend>,
+    ) -> Result<OutgoingMail, ActionError> {
         let number = self.number(detail.ticket.number);
         let subject = subject_with(prefix, &detail.ticket.subject, &ticket_tag(&number));
         let references = thread_ids(detail);
@@ -100,6 +122,7 @@ impl Agent<'_> {
             subject,
             body,
             html: None,
+            attachments,
         })?)
     }
 

@@ -60,6 +60,7 @@ impl Agent<'_> {
                 subject: format!("No se aplicó su correo {}", ticket_tag(&number)),
                 body,
                 html: None,
+                attachments: Vec::new(),
             })?);
         }
         self.apply(&detail, change, None, Vec::new()).await

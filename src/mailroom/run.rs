@@ -12,6 +12,7 @@ use super::commands::{self, Command, Instructions};
 use super::words::new_words;
 use crate::actions::{ActionError, Agent};
 use crate::config::Config;
+use crate::outbound::compose::FileToSend;
 use crate::store::{JobStep, StaffJob, Store, StoreError, now_ms};
 use crate::ticket::{Classification, Outcome, Priority, State};
 
@@ -70,6 +71,7 @@ async fn run_job(config: &Config, store: &Store, job: &StaffJob) -> Result<bool,
         let why = "el correo no tenía texto ni comandos";
         return refuse(&agent, job, job.steps_done, why, message_id).await;
     }
+    let files = attachments(store, job).await?;
     let count = steps.len() as i64;
     for (i, step) in steps
         .iter()
@@ -82,7 +84,7 @@ async fn run_job(config: &Config, store: &Store, job: &StaffJob) -> Result<bool,
             index,
             last: index + 1 == count,
         };
-        match execute(&agent.for_step(marker), job.ticket, step).await {
+        match execute(&agent.for_step(marker), job.ticket, step, &files).await {
             Ok(()) => {}
             // Another instance did this step: it carries on from there.
             Err(ActionError::Store(StoreError::Stale(_))) => return Ok(true),
@@ -96,6 +98,22 @@ async fn run_job(config: &Config, store: &Store, job: &StaffJob) -> Result<bool,
         }
     }
     Ok(true)
+}
+
+/// The files of the agent's mail, to go to the customer with the reply.
+async fn attachments(store: &Store, job: &StaffJob) -> Result<Vec<FileToSend>, ActionError> {
+    let mut files = Vec::new();
+    for index in 0.. {
+        match store.attachment(job.ticket, job.message_row, index).await? {
+            Some(a) => files.push(FileToSend {
+                name: a.name,
+                content_type: a.content_type,
+                content: a.content,
+            }),
+            None => break,
+        }
+    }
+    Ok(files)
 }
 
 /// The agent is told why, in the step's transaction; the job ends.
@@ -188,7 +206,12 @@ fn plan(agent: &Agent<'_>, ins: &Instructions) -> Result<Vec<Step>, String> {
     Ok(steps)
 }
 
-async fn execute(agent: &Agent<'_>, ticket: i64, step: &Step) -> Result<(), ActionError> {
+async fn execute(
+    agent: &Agent<'_>,
+    ticket: i64,
+    step: &Step,
+    files: &[FileToSend],
+) -> Result<(), ActionError> {
     match step {
         Step::Take => agent.take(ticket).await?,
         Step::Assign(who) => agent.assign(ticket, who).await?,
@@ -205,7 +228,7 @@ async fn execute(agent: &Agent<'_>, ticket: i64, step: &Step) -> Result<(), Acti
             let note = (!note.is_empty()).then_some(note.as_str());
             agent.close(ticket, *outcome, note).await?
         }
-        Step::Reply(text) => agent.reply(ticket, text).await?,
+        Step::Reply(text) => agent.reply_with(ticket, text, files.to_vec()).await?,
     };
     Ok(())
 }

@@ -91,6 +91,16 @@ pub struct MailParts<'a> {
     pub body: String,
     /// An HTML alternative to `body`.
     pub html: Option<String>,
+    /// Files sent along (an agent's reply by mail forwards theirs).
+    pub attachments: Vec<FileToSend>,
+}
+
+/// A file attached to an outgoing mail.
+#[derive(Debug, Clone)]
+pub struct FileToSend {
+    pub name: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
 }
 
 /// Renders template `name` with `vars` and builds the mail.
@@ -106,6 +116,7 @@ pub fn from_template(
         subject: rendered.subject,
         body: rendered.text,
         html: rendered.html,
+        attachments: Vec::new(),
     })
 }
 
@@ -146,15 +157,32 @@ pub fn build(parts: MailParts<'_>) -> Result<OutgoingMail, ComposeError> {
             .in_reply_to(format!("<{parent}>"))
             .references(chain.join(" "));
     }
-    let message = match parts.html {
-        Some(html) => {
+    let text = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(parts.body.clone());
+    let message = match (parts.html, parts.attachments.is_empty()) {
+        (Some(html), true) => {
             builder.multipart(MultiPart::alternative_plain_html(parts.body.clone(), html))?
         }
-        None => builder.singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_PLAIN)
-                .body(parts.body.clone()),
-        )?,
+        (None, true) => builder.singlepart(text)?,
+        (html, false) => {
+            let mut mixed = match html {
+                Some(html) => MultiPart::mixed()
+                    .multipart(MultiPart::alternative_plain_html(parts.body.clone(), html)),
+                None => MultiPart::mixed().singlepart(text),
+            };
+            for file in parts.attachments {
+                // A type the mail carried that lettre cannot read is sent
+                // as plain bytes rather than dropped.
+                let kind = ContentType::parse(&file.content_type)
+                    .or_else(|_| ContentType::parse("application/octet-stream"))
+                    .unwrap_or(ContentType::TEXT_PLAIN);
+                mixed = mixed.singlepart(
+                    lettre::message::Attachment::new(file.name).body(file.content, kind),
+                );
+            }
+            builder.multipart(mixed)?
+        }
     };
     Ok(OutgoingMail {
         kind: env.kind.to_string(),
@@ -261,6 +289,7 @@ mod tests {
             envelope: envelope(&[], None),
             subject: "Re: x".into(),
             body: "texto\n".into(),
+            attachments: Vec::new(),
             html: Some("<p>texto</p>".into()),
         })
         .unwrap();

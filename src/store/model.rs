@@ -141,6 +141,8 @@ pub struct StaffJob {
     pub steps_done: i64,
     /// The decoded text of the agent's mail.
     pub body_text: String,
+    /// The agent's mail as stored (its attachments go to the customer).
+    pub message_row: i64,
 }
 
 /// What the ingest transaction did.

@@ -29,7 +29,8 @@ pub async fn queue_staff_mail(
 /// The jobs not finished, oldest first, with the agent's text.
 pub async fn pending_staff_mail(pool: &Pool<Db>) -> Result<Vec<StaffJob>> {
     Ok(sqlx::query_as(
-        "SELECT j.message_key, j.ticket_id, j.person, j.steps_done, m.body_text \
+        "SELECT j.message_key, j.ticket_id, j.person, j.steps_done, m.body_text, \
+         m.id AS message_row \
          FROM staff_mail_jobs j JOIN messages m ON m.dedupe_key = j.message_key \
          WHERE j.done_at IS NULL ORDER BY j.created_at, j.message_key",
     )
