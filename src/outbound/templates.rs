@@ -732,6 +732,9 @@ El ticket {{ ticket }} «{{ subject }}» a su cargo está atrasado: el plazo de
   Prioridad: {{ priority }}
 
 La alerta se elimina cuando el ticket se responde o se finaliza.
+Para contestar al cliente, responda a este correo: el cliente recibe
+sólo su texto, desde el buzón del equipo (#nota, #cerrar y los demás
+comandos también sirven aquí).
 
 --
 Aviso automático de {{ team }}. Vea sus alertas con `buzon alerts --owner {{ owner_id }}`.
