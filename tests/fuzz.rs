@@ -1,0 +1,279 @@
+//! A seeded mutation fuzzer over what buzon reads from outside: mail bytes
+//! (parse, classify, threading clues, the rules, an agent's words and
+//! commands), rule files, mail templates and the configuration. The seeds
+//! are the real-world corpus (`../shared/corpus`), the project's fixtures
+//! and the five teams' own files; each input is a seed mutated a few times
+//! (bit flips, inserted and deleted bytes, slices of another seed, cuts).
+//! The oracle: nothing panics, and every error is a value.
+//!
+//! Bounded in CI (`BUZON_FUZZ_INPUTS`, default 1,500 inputs per target);
+//! `BUZON_FUZZ_INPUTS=200000 cargo test --release --test fuzz -- --nocapture`
+//! is the long run. The seed is printed, and `BUZON_FUZZ_SEED` replays it.
+//! A crash found becomes a fixture beside its fix.
+
+use std::path::{Path, PathBuf};
+
+/// xorshift64*: small, fast, and the same sequence for the same seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
+/// One mutation of `data`, maybe with bytes of `other`.
+fn mutate(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8]) {
+    const INTERESTING: &[&[u8]] = &[
+        b"\r\n",
+        b"\n\n",
+        b"=?utf-8?B?",
+        b"?=",
+        b"--",
+        b"boundary=\"",
+        b"\xff\xfe",
+        b"\0",
+        b"Content-Type: multipart/mixed; boundary=x\r\n",
+        b"[[rule]]\n",
+        b"{{",
+        b"}}",
+        b"{%",
+        b"#cerrar",
+        b"#asignar ",
+        b"\"",
+        b"'",
+        b"=",
+        b"[",
+        b"]",
+        b"\xc3",
+        b"\xe2\x80\xae",
+    ];
+    match rng.below(7) {
+        0 if !data.is_empty() => {
+            let i = rng.below(data.len());
+            data[i] ^= 1 << rng.below(8);
+        }
+        1 => {
+            let i = rng.below(data.len() + 1);
+            data.insert(i, rng.next() as u8);
+        }
+        2 if !data.is_empty() => {
+            let i = rng.below(data.len());
+            let n = rng.below(16).min(data.len() - i);
+            data.drain(i..i + n);
+        }
+        3 if !other.is_empty() => {
+            let from = rng.below(other.len());
+            let n = rng.below(256).min(other.len() - from);
+            let at = rng.below(data.len() + 1);
+            data.splice(at..at, other[from..from + n].iter().copied());
+        }
+        4 => {
+            let piece = INTERESTING[rng.below(INTERESTING.len())];
+            let at = rng.below(data.len() + 1);
+            data.splice(at..at, piece.iter().copied());
+        }
+        5 if data.len() > 1 => {
+            let keep = rng.below(data.len());
+            data.truncate(keep);
+        }
+        _ => {
+            // Repeat a slice: deep nesting, long lines.
+            if !data.is_empty() {
+                let from = rng.below(data.len());
+                let n = rng.below(64).min(data.len() - from);
+                let piece: Vec<u8> = data[from..from + n].to_vec();
+                for _ in 0..rng.below(8) {
+                    data.extend_from_slice(&piece);
+                }
+            }
+        }
+    }
+}
+
+fn inputs() -> usize {
+    std::env::var("BUZON_FUZZ_INPUTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_500)
+}
+
+fn seed() -> u64 {
+    std::env::var("BUZON_FUZZ_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+                | 1
+        })
+}
+
+fn files_under(dir: &Path, ext: &[&str], out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files_under(&p, ext, out);
+        } else if p
+            .extension()
+            .and_then(|x| x.to_str())
+            .is_some_and(|x| ext.contains(&x))
+        {
+            out.push(p);
+        }
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The mail seeds: the project's fixtures, the teams' demo mail and, when
+/// present, the shared real-world corpus (a sample, to keep CI short).
+fn mail_seeds() -> Vec<Vec<u8>> {
+    let mut paths = Vec::new();
+    files_under(&repo().join("tests/fixtures"), &["eml"], &mut paths);
+    files_under(&repo().join("examples/demo/mail"), &["eml"], &mut paths);
+    let mut corpus = Vec::new();
+    files_under(
+        &repo().join("../shared/corpus"),
+        &["eml", "msg", "txt", "box", "mbox"],
+        &mut corpus,
+    );
+    corpus.sort();
+    paths.extend(corpus.into_iter().step_by(7));
+    paths
+        .iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .filter(|b| b.len() < 200_000)
+        .collect()
+}
+
+/// Runs `target` on `n` mutated seeds; returns how many it ran.
+fn campaign(name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8])) -> usize {
+    assert!(!seeds.is_empty(), "{name}: no seeds");
+    let seed = seed();
+    let mut rng = Rng(seed);
+    let n = inputs();
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        let mut data = seeds[rng.below(seeds.len())].clone();
+        let other = &seeds[rng.below(seeds.len())];
+        for _ in 0..1 + rng.below(4) {
+            mutate(&mut rng, &mut data, other);
+        }
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target(&data)));
+        if outcome.is_err() {
+            let dump = std::env::temp_dir().join(format!("buzon-fuzz-{name}-{seed}.bin"));
+            let _ = std::fs::write(&dump, &data);
+            panic!(
+                "{name}: a panic on input {} (BUZON_FUZZ_SEED={seed}; input saved to {})",
+                data.len(),
+                dump.display()
+            );
+        }
+    }
+    eprintln!(
+        "fuzz {name}: {n} inputs from {} seeds in {:.1?} (seed {seed})",
+        seeds.len(),
+        started.elapsed()
+    );
+    n
+}
+
+fn example_rules() -> buzon::rules::RuleSet {
+    let config = buzon::config::Config::load(buzon::config::Sources {
+        file: Some(repo().join("examples/genera-factoring/buzon.toml")),
+        env: Vec::new(),
+    })
+    .expect("the example configuration loads");
+    buzon::pipeline::load_rules(&config).expect("the example rules load")
+}
+
+#[test]
+fn mail_never_panics_the_reader() {
+    let rules = example_rules();
+    let seeds = mail_seeds();
+    let signer = buzon::thread::IdSigner::new(b"fuzz");
+    campaign("mail", &seeds, |data| {
+        let Ok(mail) = buzon::parse::parse(data, 1 << 22) else {
+            return;
+        };
+        let automatic = buzon::classify::classify(&mail, &|_| false);
+        for id in buzon::thread::referenced_ids(&mail) {
+            let _ = signer.signed_for(&id);
+        }
+        let input = buzon::rules::RuleInput::new("finanzas", &mail, automatic.as_ref());
+        let _ = rules.evaluate(&input);
+        let words = buzon::mailroom::words::new_words(&mail.text);
+        let _ = buzon::mailroom::commands::parse(&words);
+        let _ = buzon::mailroom::auth::vouched(&mail.headers, "mx.example", "example.test");
+    });
+}
+
+#[test]
+fn rule_files_never_panic_the_loader() {
+    let mut paths = Vec::new();
+    files_under(&repo().join("examples"), &["toml"], &mut paths);
+    let seeds: Vec<Vec<u8>> = paths
+        .iter()
+        .filter(|p| p.parent().is_some_and(|d| d.ends_with("rules")))
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect();
+    let ctx = buzon::rules::LoadContext::default();
+    campaign("rules", &seeds, |data| {
+        let text = String::from_utf8_lossy(data).into_owned();
+        if let Err(errors) =
+            buzon::rules::RuleSet::from_texts(vec![("rules/10-fuzz.toml".into(), text)], &ctx)
+        {
+            // Every problem renders with its place.
+            let _ = errors.to_string();
+        }
+    });
+}
+
+#[test]
+fn templates_and_configuration_never_panic_their_loaders() {
+    let mut paths = Vec::new();
+    files_under(&repo().join("examples"), &["txt", "toml"], &mut paths);
+    let seeds: Vec<Vec<u8>> = paths.iter().filter_map(|p| std::fs::read(p).ok()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    let template = templates.join("acknowledgement.txt");
+    let config = dir.path().join("buzon.toml");
+    campaign("templates", &seeds, |data| {
+        std::fs::write(&template, data).unwrap();
+        if let Err(e) = buzon::outbound::templates::Templates::load(Some(&templates)) {
+            let _ = e.to_string();
+        }
+    });
+    campaign("config", &seeds, |data| {
+        std::fs::write(&config, data).unwrap();
+        let loaded = buzon::config::Config::load(buzon::config::Sources {
+            file: Some(config.clone()),
+            env: Vec::new(),
+        });
+        if let Err(e) = loaded {
+            let _ = e.to_string();
+        }
+    });
+}
