@@ -455,7 +455,39 @@ fn a_prefix_already_in_the_subject_is_not_said_twice(backend: Backend) {
     assert!(!subject.contains("RE:"), "{subject}");
 }
 
+/// Two agents taking the same ticket at once: the permission was checked
+/// against "nobody owns it"; the second change finds an owner and writes
+/// nothing.
+fn a_change_decided_on_a_stale_owner_writes_nothing(backend: Backend) {
+    let d = deployment(backend);
+    let n = customer_ticket(&d, "soporte", "soporte@tupatrimonio.example", "Carrera");
+    ok_as(&d, "ana", &["take", &n]);
+    let number: i64 = n.trim_start_matches("T-").parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = buzon::store::Store::open(&d.database_url, 2).await.unwrap();
+        // What the second taker's action decided before ana's take landed.
+        let late = buzon::store::TicketUpdate {
+            owner: Some("alonso".into()),
+            owner_was: Some(None),
+            now: 1,
+            ..Default::default()
+        };
+        let err = store.update_ticket(number, &late).await.unwrap_err();
+        assert!(
+            matches!(err, buzon::store::StoreError::Conflict(_)),
+            "{err}"
+        );
+        store.close().await;
+    });
+    assert_eq!(d.show_json(&n)["ticket"]["owner"], "ana");
+}
+
 on_both_backends!(
+    a_change_decided_on_a_stale_owner_writes_nothing,
     agents_act_on_their_own_tickets_and_only_comment_and_mail_on_others,
     unknown_people_are_refused_with_the_list,
     an_unowned_ticket_is_taken_by_an_agent_of_its_pipeline,

@@ -36,7 +36,7 @@ impl Agent<'_> {
                 owner_name(self.config, owner)
             )));
         }
-        let mut change = self.change(
+        let mut change = self.owned_change(
             EventKind::Assigned,
             format!("{} → {owner}", before.as_deref().unwrap_or("-")),
         );

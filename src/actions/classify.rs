@@ -59,7 +59,7 @@ impl Agent<'_> {
                 "nada que cambiar: indique --priority, --type, --category, --area, --pipeline o --field NOMBRE=VALOR con un valor nuevo".into(),
             ));
         }
-        let mut update = self.change(EventKind::Classified, said.join("; "));
+        let mut update = self.owned_change(EventKind::Classified, said.join("; "));
         update.classify = Some(change);
         self.tell_owner(
             &detail,

@@ -32,7 +32,7 @@ impl Agent<'_> {
             body,
         )?;
         let before = detail.ticket.state;
-        let mut change = self.change(EventKind::DocumentsRequested, items.join("; "));
+        let mut change = self.owned_change(EventKind::DocumentsRequested, items.join("; "));
         change.outgoing.push(mail);
         change.request_items = items.clone();
         if before != State::WaitingOnContact {
@@ -73,7 +73,7 @@ impl Agent<'_> {
         }
         let item = words::pick(item, &asked, "un documento pedido en este ticket")
             .map_err(ActionError::Invalid)?;
-        let mut change = self.change(EventKind::DocumentReceived, item.clone());
+        let mut change = self.owned_change(EventKind::DocumentReceived, item.clone());
         change.received_item = Some(item.clone());
         self.apply(
             &detail,

@@ -10,7 +10,8 @@ impl Agent<'_> {
     pub async fn set_due(&self, ticket: i64, target: Target, at: i64) -> Result<Done, ActionError> {
         let detail = self.load(ticket, Action::Due).await?;
         let when = crate::view::local_time(at, self.calendar.time_zone());
-        let mut change = self.change(EventKind::Due, format!("{} due {when}", target.as_str()));
+        let mut change =
+            self.owned_change(EventKind::Due, format!("{} due {when}", target.as_str()));
         change.due = Some((target, at));
         self.apply(&detail, change, None, vec![Change::Due { target, at }])
             .await
@@ -24,7 +25,7 @@ impl Agent<'_> {
             true => "internal: hidden from the client",
             false => "visible to the client",
         };
-        let mut change = self.change(EventKind::Visibility, said.into());
+        let mut change = self.owned_change(EventKind::Visibility, said.into());
         change.internal = Some(internal);
         self.apply(&detail, change, None, vec![Change::Visibility { internal }])
             .await

@@ -272,6 +272,9 @@ impl<'a> Agent<'a> {
         change.first_response =
             answer.is_some_and(|a| self.config.deadlines.meets_first_response(a));
         change.step = self.step.clone();
+        if change.guard_owner {
+            change.owner_was = Some(detail.ticket.owner.clone());
+        }
         let queued = Queued::of(&change.outgoing);
         self.store.update_ticket(ticket, &change).await?;
         Ok(Done {
@@ -283,6 +286,17 @@ impl<'a> Agent<'a> {
     }
 
     /// A change at the action's time with its first history line.
+    /// A change whose permission rests on who owns the ticket (an agent
+    /// acting on their own, or taking an unowned one): it is written only if
+    /// the owner is still the one the check saw, so that two agents acting
+    /// at once cannot both pass. Admins' changes are not guarded.
+    fn owned_change(&self, kind: EventKind, detail: String) -> TicketUpdate {
+        TicketUpdate {
+            guard_owner: !self.me.is_admin(),
+            ..self.change(kind, detail)
+        }
+    }
+
     fn change(&self, kind: EventKind, detail: String) -> TicketUpdate {
         TicketUpdate {
             now: self.now(),

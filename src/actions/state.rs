@@ -33,7 +33,7 @@ impl Agent<'_> {
                 self.state_label(state)
             )));
         }
-        let mut change = self.change(EventKind::State, format!("{before} → {state}"));
+        let mut change = self.owned_change(EventKind::State, format!("{before} → {state}"));
         change.state = Some(state);
         let label = self.state_label(state).to_string();
         self.tell_owner(
@@ -75,7 +75,7 @@ impl Agent<'_> {
             )));
         }
         let why = why.map(str::trim).filter(|w| !w.is_empty());
-        let mut change = self.change(
+        let mut change = self.owned_change(
             EventKind::Reopened,
             format!(
                 "{before} → {state}{}",
@@ -118,7 +118,7 @@ impl Agent<'_> {
             .into(),
             ..self.ticket_vars(&detail)
         };
-        let mut change = self.change(
+        let mut change = self.owned_change(
             EventKind::Closed,
             format!("{} ({})", outcome.as_str(), note.unwrap_or("")),
         );

@@ -91,7 +91,11 @@ async fn run_job(config: &Config, store: &Store, job: &StaffJob) -> Result<bool,
             Err(ActionError::Denied(d)) => {
                 return refuse(&agent, job, index, &d.to_string(), message_id).await;
             }
-            Err(ActionError::Invalid(why) | ActionError::UnknownPerson(why)) => {
+            Err(
+                ActionError::Invalid(why)
+                | ActionError::UnknownPerson(why)
+                | ActionError::Store(StoreError::Conflict(why)),
+            ) => {
                 return refuse(&agent, job, index, &why, message_id).await;
             }
             Err(e) => return Err(e),

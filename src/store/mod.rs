@@ -46,6 +46,10 @@ pub enum StoreError {
     Db(sqlx::Error),
     #[error("{0} not found")]
     NotFound(String),
+    /// Someone changed the ticket since the change was decided (another
+    /// agent took it): nothing was written.
+    #[error("{0}")]
+    Conflict(String),
     /// A step of an agent's mail already carried out (another instance, or
     /// before a crash): nothing was written.
     #[error("already done: {0}")]

@@ -113,6 +113,11 @@ pub struct TicketUpdate {
     pub now: i64,
     pub events: Vec<NewEvent>,
     pub outgoing: Vec<OutgoingMail>,
+    /// Set by the action layer when the permission rested on ownership.
+    pub guard_owner: bool,
+    /// Written only while the ticket's owner is still this one; otherwise
+    /// nothing is written (`StoreError::Conflict`).
+    pub owner_was: Option<Option<String>>,
     /// The step of an agent's mail this change carries out: counted in the
     /// same transaction, and the change is refused (`StoreError::Stale`)
     /// when that step was already counted.

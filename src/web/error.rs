@@ -43,6 +43,7 @@ impl From<StoreError> for WebError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => WebError::NotFound(format!("no existe: {what}")),
+            StoreError::Conflict(why) => WebError::Invalid(why),
             other => WebError::Internal(other.to_string()),
         }
     }

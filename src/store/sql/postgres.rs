@@ -15,6 +15,9 @@ const LIMIT_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext(a)) \
                           FROM unnest(string_to_array($1, chr(10))) AS a";
 const GIVE_BACK_NUMBER: &str = "";
 
+/// Locks a ticket's row read inside a transaction until it ends.
+const ROW_LOCK: &str = " FOR UPDATE";
+
 /// A connection inside the caller's transaction.
 type Conn = <Db as sqlx::Database>::Connection;
 

@@ -17,6 +17,9 @@ const LIMIT_LOCK: &str = "";
 const GIVE_BACK_NUMBER: &str =
     "UPDATE sqlite_sequence SET seq = $1 - 1 WHERE name = 'tickets' AND seq = $1";
 
+/// Locks a ticket's row read inside a transaction until it ends (SQLite's write lock, taken at BEGIN IMMEDIATE, already does).
+const ROW_LOCK: &str = "";
+
 /// A connection inside the caller's transaction.
 type Conn = <Db as sqlx::Database>::Connection;
 

@@ -6,7 +6,7 @@ use sqlx::{Pool, Row};
 use super::events::insert_events;
 use super::messages::insert_inbound;
 use super::outbox::insert_outgoing;
-use super::{Conn, Db, Exec, GIVE_BACK_NUMBER, begin, deadlines};
+use super::{Conn, Db, Exec, GIVE_BACK_NUMBER, ROW_LOCK, begin, deadlines};
 use crate::store::sql::decode;
 use crate::store::{
     AppendMessage, AppendOutcome, NewTicket, Pending, Result, StoreError, TicketUpdate,
@@ -165,6 +165,25 @@ pub async fn append_message(
 
 pub async fn update_ticket(pool: &Pool<Db>, number: i64, change: &TicketUpdate) -> Result<()> {
     let mut tx = begin(pool).await?;
+    if let Some(expected) = &change.owner_was {
+        // The row is locked until commit (PostgreSQL; SQLite's write lock
+        // is already held), so the owner cannot change between here and the
+        // update.
+        let sql = format!("SELECT owner FROM tickets WHERE id = $1{ROW_LOCK}");
+        let owner: Option<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(number)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(now) = owner
+            && now != *expected
+        {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict(format!(
+                "el ticket cambió de responsable mientras tanto (ahora: {}); vuelva a cargarlo",
+                now.as_deref().unwrap_or("nadie")
+            )));
+        }
+    }
     let state = change.state.map(|s| s.as_str());
     let closing = change.state == Some(State::Done);
     let done = sqlx::query(
