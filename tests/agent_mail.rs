@@ -38,7 +38,7 @@ impl Team {
              ticket_prefix = \"TP-\"\n\n[database]\nurl = \"{db}\"\n\n\
              [outbox]\nretry_schedule = [\"1s\"]\n\n\
              [smtp]\nhost = \"127.0.0.1\"\nport = {smtp}\ntls = \"none\"\n\n\
-             {security}\n\
+             [daemon]\nlisten = \"\"\noutbox_poll_seconds = 1\n\n{security}\n\
              [accounts.soporte]\nhost = \"127.0.0.1\"\nport = {imap}\ntls = \"none\"\n\
              username = \"soporte@example.test\"\npassword_file = \"{secret}\"\n\
              folders = [{{ folder = \"INBOX\", mailbox = \"soporte\" }}]\n\n\
@@ -384,15 +384,30 @@ fn an_unvouched_reply_reaches_no_customer(backend: Backend) {
             .iter()
             .any(|(k, _, d)| k == "staff_mail_untrusted" && d.contains("Authentication-Results"))
     );
-    // The trusted server's pass lets it through.
+    // The trusted server's pass lets it through, with the daemon running
+    // (IDLE on the shared mailbox, the outbox worker carrying it out).
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_buzon"))
+        .env_remove("BUZON_DATABASE_URL")
+        .env_remove("BUZON_OUTBOX_DIR")
+        .arg("--config")
+        .arg(&team.d.config)
+        .arg("run")
+        .env("BUZON_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(
+            std::fs::File::create(team.d.dir.path().join("run.log")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
     team.agent_replies(
         "alonso",
         notification,
         "Hola Ana, recibimos su documento.",
         "Authentication-Results: mx.tupatrimonio.example; dkim=pass header.d=example.test; dmarc=pass header.from=example.test\r\n",
     );
-    team.drain();
     let customer = team.inbox("customer", "customer", 2);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
     assert!(
         customer
             .iter()
