@@ -239,8 +239,8 @@ fn an_agent_works_the_tray_in_a_browser(backend: Backend) {
     b.click("#plantilla option[value='revision-pedido']");
     b.click("#use-template");
     wait_until(&b, "the template filled in", |b| {
-        b.property("#reply-text", "value")
-            .contains("Revisamos su pedido")
+        b.try_property("#reply-text", "value")
+            .is_some_and(|v| v.contains("Revisamos su pedido"))
     });
     b.type_in("#reply-text", "Adjuntaremos el documento corregido mañana.");
     b.screenshot(&shots().join(format!("ticket-{backend:?}.png")));
