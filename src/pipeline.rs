@@ -26,8 +26,8 @@ use crate::rules::{LoadContext, RuleInput, RuleSet};
 use crate::store::{
     self, AppendMessage, AppendOutcome, NewParticipant, NewTicket, Store, StoreError, StoreTx,
 };
-use crate::thread::{IdSigner, TagMatcher, referenced_ids};
-use crate::ticket::{Actor, EventKind, NewEvent, OutgoingMail, State, TicketState, display_number};
+use crate::thread::{self, FollowUp, Found, IdSigner, TagMatcher, Thread, referenced_ids};
+use crate::ticket::{Actor, EventKind, NewEvent, OutgoingMail, State, display_number};
 
 /// What happened to one mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,39 +93,6 @@ impl PipelineError {
     /// `StoreError::is_about_the_data`), so that trying again cannot help.
     fn is_about_the_mail(&self) -> bool {
         matches!(self, PipelineError::Store(e) if e.is_about_the_data())
-    }
-}
-
-/// A ticket a mail continues, and how it was found.
-struct Found {
-    ticket: i64,
-    state: TicketState,
-    via: String,
-    /// Found through a signed Message-ID of ours (a reaction to our mail).
-    via_our_message: bool,
-}
-
-/// What threading decided.
-enum Thread {
-    New,
-    /// Append to this ticket.
-    Continue(Found),
-    /// New ticket linked to this one (not a participant, or closed too long
-    /// ago); `review` flags it for a person.
-    Linked {
-        found: Found,
-        review: bool,
-    },
-}
-
-impl Thread {
-    /// For a mail that opens a ticket: the ticket it is linked to, and
-    /// whether it needs review.
-    fn into_link(self) -> Option<(Found, bool)> {
-        match self {
-            Thread::Linked { found, review } => Some((found, review)),
-            Thread::New | Thread::Continue(_) => None,
-        }
     }
 }
 
@@ -576,8 +543,8 @@ impl<'a> Pipeline<'a> {
         })
     }
 
-    /// Looks the mail's clues up, strongest first, then decides whether the
-    /// sender may join the ticket found.
+    /// Looks the mail's clues up, strongest first, and whether the sender
+    /// may write to the ticket found; `thread::decide` says what then.
     async fn thread(
         &self,
         tx: &mut StoreTx,
@@ -590,27 +557,19 @@ impl<'a> Pipeline<'a> {
             return Ok(Thread::New);
         };
         let sender = mail.from.as_ref().map(|f| f.address.as_str()).unwrap_or("");
-        let is_reaction = automatic.is_some_and(|a| a.kind.is_reaction()) && found.via_our_message;
-        let allowed = is_reaction
+        let sender_may_join = found.reacts_to_our_mail(automatic)
             || self.config.is_own_address(sender)
             || tx.is_participant(found.ticket, sender).await?;
-        if !allowed {
-            return Ok(Thread::Linked {
-                found,
-                review: true,
-            });
-        }
-        let closed_long_ago = found.state.state == State::Done
-            && found.state.closed_at.is_some_and(|at| {
-                now - at > i64::from(self.config.deployment.reopen_days) * 86_400_000
-            });
-        if closed_long_ago && automatic.is_none() {
-            return Ok(Thread::Linked {
-                found,
-                review: false,
-            });
-        }
-        Ok(Thread::Continue(found))
+        let mail = FollowUp {
+            sender_may_join,
+            automatic: automatic.is_some(),
+        };
+        Ok(thread::decide(
+            found,
+            mail,
+            self.config.deployment.reopen_days,
+            now,
+        ))
     }
 
     async fn find(
