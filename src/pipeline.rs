@@ -108,6 +108,17 @@ struct Arrival<'m> {
     by_hand: Option<&'m ByHand<'m>>,
 }
 
+impl Arrival<'_> {
+    /// The From address ("" when the mail has none).
+    fn sender(&self) -> &str {
+        self.mail
+            .from
+            .as_ref()
+            .map(|f| f.address.as_str())
+            .unwrap_or("")
+    }
+}
+
 /// A request an agent writes down (`buzon tickets new`).
 pub struct ByHand<'a> {
     /// How it arrived: a phone call, a visit.
@@ -430,6 +441,7 @@ impl<'a> Pipeline<'a> {
         }
     }
 
+    /// One parsed mail of a batch: classify → route → thread → store.
     async fn ingest_parsed(
         &self,
         tx: &mut StoreTx,
@@ -439,11 +451,6 @@ impl<'a> Pipeline<'a> {
         mail: &ParsedMail,
         now: i64,
     ) -> Result<Outcome, PipelineError> {
-        // No lookup of the dedupe key first: the insert of the message is
-        // conditional (`ON CONFLICT DO NOTHING`), so a mail already stored
-        // rolls its transaction back and is recorded as one more arrival
-        // below. Duplicates are rare; one statement less per new mail is
-        // not.
         let automatic = classify(mail, &|a: &str| self.config.is_own_address(a));
         let arrival = Arrival {
             mailbox,
@@ -456,31 +463,22 @@ impl<'a> Pipeline<'a> {
         if let Some(outcome) = self.staff_mail(tx, &arrival).await? {
             return Ok(outcome);
         }
-        let input = RuleInput::new(mailbox, mail, automatic.as_ref());
+        let input = RuleInput::new(mailbox, mail, arrival.automatic);
         let route = self.route(tx, &input, mailbox_cfg).await?;
-        let outcome = match self
-            .thread(tx, mail, automatic.as_ref(), &route.keys, now)
-            .await?
-        {
-            Thread::Continue(found) => {
-                self.append(tx, found, mailbox, raw, mail, automatic.as_ref(), now)
-                    .await?
-            }
+        // No lookup of the dedupe key first: the insert of the message is
+        // conditional (`ON CONFLICT DO NOTHING`), so a mail already stored
+        // rolls its transaction back and is recorded as one more arrival
+        // below. Duplicates are rare; one statement less per new mail is
+        // not.
+        let stored = match self.thread(tx, &arrival, &route.keys).await? {
+            Thread::Continue(found) => self.append(tx, &arrival, found).await?,
             opened => {
-                let arrival = Arrival {
-                    mailbox,
-                    raw,
-                    mail,
-                    automatic: automatic.as_ref(),
-                    now,
-                    by_hand: None,
-                };
                 self.create(tx, &arrival, &route, opened.into_link())
                     .await?
             }
         };
-        match outcome {
-            Some(o) => Ok(o),
+        match stored {
+            Some(outcome) => Ok(outcome),
             // The message was already stored (an earlier arrival, or
             // another writer just now): record this arrival on its ticket.
             None => Ok(self
@@ -548,27 +546,25 @@ impl<'a> Pipeline<'a> {
     async fn thread(
         &self,
         tx: &mut StoreTx,
-        mail: &ParsedMail,
-        automatic: Option<&Automatic>,
+        arrival: &Arrival<'_>,
         keys: &[Key],
-        now: i64,
     ) -> Result<Thread, StoreError> {
-        let Some(found) = self.find(tx, mail, keys).await? else {
+        let Some(found) = self.find(tx, arrival.mail, keys).await? else {
             return Ok(Thread::New);
         };
-        let sender = mail.from.as_ref().map(|f| f.address.as_str()).unwrap_or("");
-        let sender_may_join = found.reacts_to_our_mail(automatic)
+        let sender = arrival.sender();
+        let sender_may_join = found.reacts_to_our_mail(arrival.automatic)
             || self.config.is_own_address(sender)
             || tx.is_participant(found.ticket, sender).await?;
         let mail = FollowUp {
             sender_may_join,
-            automatic: automatic.is_some(),
+            automatic: arrival.automatic.is_some(),
         };
         Ok(thread::decide(
             found,
             mail,
             self.config.deployment.reopen_days,
-            now,
+            arrival.now,
         ))
     }
 
@@ -631,22 +627,21 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Adds a follow-up to its ticket. Returns `None` on a dedupe race.
-    #[allow(clippy::too_many_arguments)]
     async fn append(
         &self,
         tx: &mut StoreTx,
+        arrival: &Arrival<'_>,
         found: Found,
-        mailbox: &str,
-        raw: &[u8],
-        mail: &ParsedMail,
-        automatic: Option<&Automatic>,
-        now: i64,
     ) -> Result<Option<Outcome>, StoreError> {
-        let sender = mail
-            .from
-            .as_ref()
-            .map(|f| f.address.clone())
-            .unwrap_or_default();
+        let Arrival {
+            mailbox,
+            raw,
+            mail,
+            automatic,
+            now,
+            by_hand: _,
+        } = *arrival;
+        let sender = arrival.sender().to_string();
         let from_us = self.config.is_own_address(&sender);
         let was = found.state.state;
         let reopened = was == State::Done && automatic.is_none() && !from_us;
