@@ -17,9 +17,8 @@ use tracing::Instrument;
 use crate::classify::{Automatic, classify};
 use crate::config::Config;
 use crate::deadline::{Calendar, on_state_change};
-use crate::outbound::compose::AutoSubmitted;
-use crate::outbound::plan::{Facts, Plan, PlannedMail};
-use crate::outbound::templates::{self, TemplateErrors, Templates};
+use crate::outbound::plan::{Incoming, Planner};
+use crate::outbound::templates::{TemplateErrors, Templates};
 use crate::parse::{self, MailAddress, ParsedMail};
 use crate::route::{Key, Route};
 use crate::rules::{LoadContext, RuleInput, RuleSet};
@@ -109,6 +108,15 @@ struct Arrival<'m> {
 }
 
 impl Arrival<'_> {
+    /// The mail as the planning of automatic mail sees it.
+    fn incoming(&self) -> Incoming<'_> {
+        Incoming {
+            mailbox: self.mailbox,
+            mail: self.mail,
+            automatic: self.automatic,
+        }
+    }
+
     /// The From address ("" when the mail has none).
     fn sender(&self) -> &str {
         self.mail
@@ -684,19 +692,15 @@ impl<'a> Pipeline<'a> {
                 detail: format!("{was} → {state}"),
             });
         }
-        // Only a person's answer is news for the owner; robots and staff
-        // writing to the shared mailbox are not.
-        let outgoing = if automatic.is_none() && !from_us {
-            self.plan_answer_notification(&found, mailbox, mail, &mut events)
-                .compose(
-                    &self.config.deployment.ticket_prefix,
-                    found.ticket,
-                    &self.signer,
-                    &self.templates,
-                )
-        } else {
-            Vec::new()
-        };
+        let outgoing = self
+            .planner()
+            .answer_notification(arrival.incoming(), &found.state, &mut events)
+            .compose(
+                &self.config.deployment.ticket_prefix,
+                found.ticket,
+                &self.signer,
+                &self.templates,
+            );
         let clock = new_state.and_then(|to| {
             on_state_change(
                 &self.calendar(),
@@ -886,16 +890,10 @@ impl<'a> Pipeline<'a> {
         // The acknowledgement promises the first answer when the rules set
         // that target, else the resolution.
         let promised = deadlines.first_response_due_at.or(deadlines.due_at);
-        let (mut plan, mut events) =
-            self.plan_acknowledgement(mail, automatic, route, mailbox, promised);
-        if let (Some(hand), Some(created)) = (by_hand, events.first_mut()) {
-            created.actor = Actor::Agent(hand.by.to_string());
-            created.detail = format!(
-                "written down by hand ({}) in mailbox {mailbox}",
-                hand.channel.label()
-            );
-        }
-        self.plan_notifications(&mut plan, automatic, route, &mut events);
+        let mut events = opening_events(arrival, route);
+        let planner = self.planner();
+        let mut plan = planner.acknowledgement(arrival.incoming(), route, promised, &mut events);
+        planner.notifications(&mut plan, automatic, route, &mut events);
         let (needs_review, linked_ticket) = match &link {
             Some((found, review)) => {
                 let prefix = &self.config.deployment.ticket_prefix;
@@ -947,6 +945,15 @@ impl<'a> Pipeline<'a> {
                 ticket,
                 acknowledged: false,
             }))
+    }
+
+    /// Plans the automatic mails of new tickets and follow-ups.
+    fn planner(&self) -> Planner<'_> {
+        Planner {
+            config: self.config,
+            templates: &self.templates,
+            tags: &self.tags,
+        }
     }
 
     /// Everyone on a mail except our own addresses: they may write to the
@@ -1001,17 +1008,29 @@ impl<'a> Pipeline<'a> {
         }
         out
     }
+}
 
-    /// Decides whether to acknowledge, and records why not when we don't.
-    fn plan_acknowledgement(
-        &self,
-        mail: &ParsedMail,
-        automatic: Option<&Automatic>,
-        route: &Route,
-        mailbox: &str,
-        due_at: Option<i64>,
-    ) -> (Plan, Vec<NewEvent>) {
-        let mut events = vec![NewEvent {
+/// The first history lines of a new ticket: who opened it (the sender, or
+/// the agent who wrote it down), how it was routed and by whom, and what
+/// kind of automatic mail it is.
+fn opening_events(arrival: &Arrival<'_>, route: &Route) -> Vec<NewEvent> {
+    let Arrival {
+        mailbox,
+        mail,
+        automatic,
+        by_hand,
+        ..
+    } = *arrival;
+    let created = match by_hand {
+        Some(hand) => NewEvent {
+            actor: Actor::Agent(hand.by.to_string()),
+            kind: EventKind::Created,
+            detail: format!(
+                "written down by hand ({}) in mailbox {mailbox}",
+                hand.channel.label()
+            ),
+        },
+        None => NewEvent {
             actor: mail
                 .from
                 .as_ref()
@@ -1019,13 +1038,16 @@ impl<'a> Pipeline<'a> {
                 .unwrap_or_else(|| Actor::Mailbox(mailbox.to_string())),
             kind: EventKind::Created,
             detail: format!("from mail in mailbox {mailbox}"),
-        }];
-        let set_by: Vec<String> = route
-            .set_by
-            .iter()
-            .map(|(field, by)| format!("{field} by {by}"))
-            .collect();
-        events.push(NewEvent::system(
+        },
+    };
+    let set_by: Vec<String> = route
+        .set_by
+        .iter()
+        .map(|(field, by)| format!("{field} by {by}"))
+        .collect();
+    let mut events = vec![
+        created,
+        NewEvent::system(
             EventKind::Routed,
             format!(
                 "pipeline={} priority={} owner={} ({})",
@@ -1034,136 +1056,15 @@ impl<'a> Pipeline<'a> {
                 route.owner.as_deref().unwrap_or("-"),
                 set_by.join(", ")
             ),
+        ),
+    ];
+    if let Some(auto) = automatic {
+        events.push(NewEvent::system(
+            EventKind::AutomaticMail,
+            format!("{}: {}", auto.kind.as_str(), auto.reason),
         ));
-        if let Some(auto) = automatic {
-            events.push(NewEvent::system(
-                EventKind::AutomaticMail,
-                format!("{}: {}", auto.kind.as_str(), auto.reason),
-            ));
-        }
-        // Answers go to Reply-To when there is one; a Reply-To without a
-        // display name still greets the person named in From.
-        let requester = mail
-            .reply_to
-            .clone()
-            .or_else(|| mail.from.clone())
-            .map(|mut r| {
-                if r.name.is_none() {
-                    r.name = mail.from.as_ref().and_then(|f| f.name.clone());
-                }
-                r
-            });
-        let mut plan = Plan::new(
-            self.config,
-            mailbox,
-            &Facts {
-                subject: &self.tags.strip(&mail.subject),
-                customer: requester.as_ref(),
-                pipeline: &route.pipeline,
-                owner: route.owner.as_deref(),
-                priority: route.priority,
-                due_at,
-                text: &mail.text,
-            },
-        )
-        .answering(mail.message_id.as_deref(), &mail.references);
-        let withheld = |why: String| NewEvent::system(EventKind::AckWithheld, why);
-        let Some(template) = route.ack_template.clone() else {
-            events.push(withheld(
-                "no acknowledgement configured for this mail".into(),
-            ));
-            return (plan, events);
-        };
-        if let Some(auto) = automatic {
-            events.push(withheld(format!(
-                "automatic mail ({}) is never answered",
-                auto.kind.as_str()
-            )));
-            return (plan, events);
-        }
-        let Some(requester) = requester else {
-            events.push(withheld("the mail has no sender address".into()));
-            return (plan, events);
-        };
-        if self.config.is_own_address(&requester.address) {
-            events.push(withheld(format!(
-                "{} is one of our own addresses",
-                requester.address
-            )));
-            return (plan, events);
-        }
-        if let Some(why) = crate::classify::unattended_address(&requester.address) {
-            events.push(withheld(format!("the answer would go to {why}")));
-            return (plan, events);
-        }
-        if let Err(why) = crate::outbound::compose::check_address(&requester.address) {
-            events.push(withheld(why));
-            return (plan, events);
-        }
-        if !self.templates.contains(&template) {
-            events.push(withheld(format!("unknown mail template '{template}'")));
-            return (plan, events);
-        }
-        plan.mails.push(PlannedMail {
-            kind: "acknowledgement",
-            template,
-            to: (requester.address, requester.name),
-            submitted: AutoSubmitted::Replied,
-            person: None,
-        });
-        (plan, events)
     }
-
-    /// The owner's and the rules' extra notifications for a new ticket.
-    /// Automatic mail does not tell the owner (bounces and newsletters are
-    /// not news); a rule that wants someone told names them in `notify`.
-    fn plan_notifications(
-        &self,
-        plan: &mut Plan,
-        automatic: Option<&Automatic>,
-        route: &Route,
-        events: &mut Vec<NewEvent>,
-    ) {
-        if let Some(owner) = &route.owner
-            && automatic.is_none()
-        {
-            plan.notify_owner(self.config, owner, templates::OWNER_NEW, events);
-        }
-        plan.notify_extra(self.config, &route.notify, events);
-    }
-
-    /// Tells the ticket's owner that the customer answered.
-    fn plan_answer_notification(
-        &self,
-        found: &Found,
-        mailbox: &str,
-        mail: &ParsedMail,
-        events: &mut Vec<NewEvent>,
-    ) -> Plan {
-        let t = &found.state;
-        let mut plan = Plan::new(
-            self.config,
-            if self.config.mailboxes.contains_key(&t.mailbox) {
-                &t.mailbox
-            } else {
-                mailbox
-            },
-            &Facts {
-                subject: &self.tags.strip(&t.subject),
-                customer: mail.from.as_ref(),
-                pipeline: &t.pipeline,
-                owner: t.owner.as_deref(),
-                priority: t.priority,
-                due_at: None,
-                text: &mail.text,
-            },
-        )
-        .answering(mail.message_id.as_deref(), &mail.references);
-        if let Some(owner) = &t.owner {
-            plan.notify_owner(self.config, owner, templates::OWNER_REPLY, events);
-        }
-        plan
-    }
+    events
 }
 
 fn failed(outcomes: Vec<Outcome>, e: PipelineError) -> BatchOutcome {
