@@ -8,8 +8,19 @@
 //! (new, or the one it continues), recorded as one more arrival of a
 //! message already stored, or quarantined with the reason; a mail fails
 //! only when nothing could be stored, and then the caller must keep it
-//! where it was (the mailbox is never touched first).
+//! where it was (the mailbox is never touched first). An answer of staff
+//! to a notification leaves the flow after classifying: it is kept on the
+//! notification's ticket for `mailroom` to carry out. `open_by_hand` routes
+//! a request an agent writes down and opens a ticket for it, never threaded.
+//!
+//! The decisions are pure and made elsewhere: `classify`, the rules and
+//! `route`, `thread::decide` (continue a ticket, or open one linked to it),
+//! `outbound::plan::Planner` (the acknowledgement and notifications). This
+//! module makes the store lookups they need (an owner group's load, the
+//! ticket the clues find, whether the sender is a participant), writes the
+//! history lines, and hands the result to the store.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tracing::Instrument;
@@ -108,6 +119,15 @@ struct Arrival<'m> {
 }
 
 impl Arrival<'_> {
+    /// What the rules see: the mail, and the channel it came by.
+    fn rule_input(&self) -> RuleInput<'_> {
+        let input = RuleInput::new(self.mailbox, self.mail, self.automatic);
+        match self.by_hand {
+            Some(hand) => input.via(hand.channel),
+            None => input,
+        }
+    }
+
     /// The mail as the planning of automatic mail sees it.
     fn incoming(&self) -> Incoming<'_> {
         Incoming {
@@ -203,40 +223,6 @@ impl<'a> Pipeline<'a> {
     /// Switches to a reloaded rule set for the next mails.
     pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
         self.rules = rules;
-    }
-
-    /// Routes a mail: the rules' decision, the mailbox's defaults for what
-    /// they left open, an owner picked from a group, the due date.
-    async fn route(
-        &self,
-        tx: &mut StoreTx,
-        input: &RuleInput<'_>,
-        mailbox_cfg: &crate::config::Mailbox,
-    ) -> Result<Route, StoreError> {
-        let mut route = self
-            .rules
-            .evaluate(input)
-            .complete(input.mailbox, mailbox_cfg);
-        if route.owner.is_none()
-            && let Some(name) = route.owner_group.clone()
-            && let Some(group) = self.rules.group(&name)
-        {
-            let mut counts = Vec::new();
-            let mut last: Option<(i64, String)> = None;
-            for member in &group.members {
-                let (open, newest) = tx.owner_load(member).await?;
-                counts.push((member.clone(), open));
-                if let Some(id) = newest
-                    && last.as_ref().is_none_or(|(best, _)| id > *best)
-                {
-                    last = Some((id, member.clone()));
-                }
-            }
-            let picked = group.pick(&counts, last.as_ref().map(|(_, m)| m.as_str()));
-            route.set_by.insert("owner".into(), format!("group:{name}"));
-            route.owner = Some(picked);
-        }
-        Ok(route)
     }
 
     /// The working calendar deadlines are counted in (the rules' business
@@ -392,9 +378,7 @@ impl<'a> Pipeline<'a> {
                 acknowledged,
             } = outcome
             {
-                *acknowledged = queued
-                    .get(ticket)
-                    .is_some_and(|kinds| kinds.iter().any(|k| k == "acknowledgement"));
+                *acknowledged = self::acknowledged(&queued, *ticket);
             }
             log_stored(outcome, mailbox, mail);
         }
@@ -449,7 +433,9 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// One parsed mail of a batch: classify → route → thread → store.
+    /// One parsed mail of a batch: classify → route → thread → store (an
+    /// agent's answer to a notification is kept on its ticket instead: see
+    /// `staff_mail`).
     async fn ingest_parsed(
         &self,
         tx: &mut StoreTx,
@@ -471,8 +457,7 @@ impl<'a> Pipeline<'a> {
         if let Some(outcome) = self.staff_mail(tx, &arrival).await? {
             return Ok(outcome);
         }
-        let input = RuleInput::new(mailbox, mail, arrival.automatic);
-        let route = self.route(tx, &input, mailbox_cfg).await?;
+        let route = self.route(tx, &arrival, mailbox_cfg).await?;
         // No lookup of the dedupe key first: the insert of the message is
         // conditional (`ON CONFLICT DO NOTHING`), so a mail already stored
         // rolls its transaction back and is recorded as one more arrival
@@ -496,57 +481,121 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// Quarantines a mail too large to fetch whole: its header is kept with
-    /// a note, so a person can see who wrote and what about.
-    pub async fn quarantine_oversize(
-        &self,
-        header: &[u8],
-        size: usize,
-        mailbox: &str,
-    ) -> Result<Outcome, PipelineError> {
-        let limit = self.config.limits.max_message_bytes;
-        let reason = parse::ParseError::TooLarge { size, limit }.to_string();
-        let mut kept = header.to_vec();
-        kept.extend_from_slice(
-            format!(
-                "\r\n[buzon: body of a {size}-byte message not fetched: {reason}; headers kept]\r\n"
-            )
-            .as_bytes(),
-        );
-        self.quarantine(mailbox, &reason, &kept, store::now_ms())
-            .await
-    }
-
-    async fn dedupe(
+    /// An answer to a staff notification (see `mailroom`): kept on the
+    /// notification's ticket without touching its state. An agent's answer
+    /// is queued to be carried out once this transaction commits; an
+    /// automatic one (out of office) or one that cannot be trusted as the
+    /// agent's is only recorded, and reaches no customer. `None`: not staff
+    /// mail, or no ticket of ours is referenced: the usual pipeline.
+    async fn staff_mail(
         &self,
         tx: &mut StoreTx,
-        mail: &ParsedMail,
-        mailbox: &str,
-        now: i64,
-    ) -> Result<Option<Outcome>, StoreError> {
-        let Some(found) = tx.find_message(&mail.dedupe_key()).await? else {
+        arrival: &Arrival<'_>,
+    ) -> Result<Option<Outcome>, PipelineError> {
+        let mail = arrival.mail;
+        let verdict = crate::mailroom::identify(mail, self.config, &self.signer);
+        if verdict == crate::mailroom::Verdict::NotStaff {
+            return Ok(None);
+        }
+        let ids: Vec<String> = referenced_ids(mail)
+            .into_iter()
+            .filter(|id| self.signer.verify(id) == Some(true))
+            .collect();
+        let Some(ticket) = tx.ticket_for_message_ids(&ids).await? else {
             return Ok(None);
         };
-        let new_mailbox = tx.record_arrival(found.message, mailbox, now).await?;
-        Ok(Some(Outcome::Duplicate {
-            ticket: found.ticket,
-            new_mailbox,
+        let from = mail
+            .from
+            .as_ref()
+            .map(|f| f.address.clone())
+            .unwrap_or_default();
+        let (event, job) = match (&verdict, arrival.automatic) {
+            (crate::mailroom::Verdict::Agent { person }, None) => (
+                NewEvent {
+                    actor: crate::ticket::Actor::Agent(person.clone()),
+                    kind: EventKind::AgentMail,
+                    detail: "answered the notification by mail; carried out next".into(),
+                },
+                Some(person.clone()),
+            ),
+            (crate::mailroom::Verdict::Agent { person }, Some(auto)) => (
+                NewEvent::system(
+                    EventKind::StaffMailUntrusted,
+                    format!(
+                        "automatic answer ({}) of {person} to a notification: kept, not forwarded",
+                        auto.kind.as_str()
+                    ),
+                ),
+                None,
+            ),
+            (crate::mailroom::Verdict::Untrusted { reason }, _) => (
+                NewEvent::system(
+                    EventKind::StaffMailUntrusted,
+                    format!("mail from {from} kept, not forwarded: {reason}"),
+                ),
+                None,
+            ),
+            (crate::mailroom::Verdict::NotStaff, _) => return Ok(None),
+        };
+        let add = AppendMessage {
+            ticket,
+            mailbox: arrival.mailbox,
+            raw: arrival.raw,
+            mail,
+            automatic: arrival.automatic,
+            participants: Vec::new(),
+            new_state: None,
+            clock: None,
+            now: arrival.now,
+            events: vec![event],
+            outgoing: Vec::new(),
+        };
+        if tx.append_message(&add).await? == AppendOutcome::Duplicate {
+            return Ok(self.dedupe(tx, mail, arrival.mailbox, arrival.now).await?);
+        }
+        if let Some(person) = job {
+            tx.queue_staff_mail(&mail.dedupe_key(), ticket, &person, arrival.now)
+                .await?;
+        }
+        Ok(Some(Outcome::Appended {
+            ticket,
+            reopened: false,
         }))
     }
 
-    async fn quarantine(
+    /// Routes a mail: the rules' decision (deadline targets included), the
+    /// mailbox's defaults for what they left open, an owner picked from a
+    /// group.
+    async fn route(
         &self,
-        mailbox: &str,
-        reason: &str,
-        raw: &[u8],
-        now: i64,
-    ) -> Result<Outcome, PipelineError> {
-        let id = self.store.quarantine(mailbox, reason, raw, now).await?;
-        tracing::warn!(mailbox, quarantine = id, reason, "Mail quarantined.");
-        Ok(Outcome::Quarantined {
-            id,
-            reason: reason.to_string(),
-        })
+        tx: &mut StoreTx,
+        arrival: &Arrival<'_>,
+        mailbox_cfg: &crate::config::Mailbox,
+    ) -> Result<Route, StoreError> {
+        let mut route = self
+            .rules
+            .evaluate(&arrival.rule_input())
+            .complete(arrival.mailbox, mailbox_cfg);
+        if route.owner.is_none()
+            && let Some(name) = route.owner_group.clone()
+            && let Some(group) = self.rules.group(&name)
+        {
+            let mut counts = Vec::new();
+            let mut last: Option<(i64, String)> = None;
+            for member in &group.members {
+                let (open, newest) = tx.owner_load(member).await?;
+                counts.push((member.clone(), open));
+                if let Some(id) = newest
+                    && last.as_ref().is_none_or(|(best, _)| id > *best)
+                {
+                    last = Some((id, member.clone()));
+                }
+            }
+            let picked = group.pick(&counts, last.as_ref().map(|(_, m)| m.as_str()));
+            route.set_by.insert("owner".into(), format!("group:{name}"));
+            route.owner = Some(picked);
+        }
+        Ok(route)
     }
 
     /// Looks the mail's clues up, strongest first, and whether the sender
@@ -634,6 +683,67 @@ impl<'a> Pipeline<'a> {
         }))
     }
 
+    /// Opens a new ticket (maybe linked to another). `None` on a dedupe race.
+    async fn create(
+        &self,
+        tx: &mut StoreTx,
+        arrival: &Arrival<'_>,
+        route: &Route,
+        link: Option<(Found, bool)>,
+    ) -> Result<Option<Outcome>, StoreError> {
+        let Arrival {
+            mailbox,
+            raw,
+            mail,
+            automatic,
+            now,
+            by_hand,
+        } = *arrival;
+        let deadlines = self.calendar().deadlines(route, now);
+        // The acknowledgement promises the first answer when the rules set
+        // that target, else the resolution.
+        let promised = deadlines.first_response_due_at.or(deadlines.due_at);
+        let mut events = opening_events(arrival, route);
+        let planner = self.planner();
+        let mut plan = planner.acknowledgement(arrival.incoming(), route, promised, &mut events);
+        planner.notifications(&mut plan, automatic, route, &mut events);
+        let prefix = &self.config.deployment.ticket_prefix;
+        let (needs_review, linked_ticket) = match &link {
+            Some((found, review)) => {
+                events.push(self.link_event(found, *review));
+                (*review, Some(found.ticket))
+            }
+            None => (false, None),
+        };
+        let outgoing = |ticket: i64| -> Vec<OutgoingMail> {
+            plan.compose(prefix, ticket, &self.signer, &self.templates)
+        };
+        let new = NewTicket {
+            mailbox,
+            channel: by_hand.map(|h| h.channel).unwrap_or_default(),
+            raw,
+            mail,
+            automatic,
+            route,
+            participants: self.participants_with_notify(mail, &route.notify),
+            needs_review,
+            linked_ticket,
+            deadlines,
+            now,
+            events,
+            outgoing: &outgoing,
+        };
+        // Whether the acknowledgement went out (or the limit on automatic
+        // mail held it back) is known at commit: see `store_batch`.
+        Ok(tx
+            .create_ticket(&new)
+            .await?
+            .map(|ticket| Outcome::Created {
+                ticket,
+                acknowledged: false,
+            }))
+    }
+
     /// Adds a follow-up to its ticket. Returns `None` on a dedupe race.
     async fn append(
         &self,
@@ -649,49 +759,16 @@ impl<'a> Pipeline<'a> {
             now,
             by_hand: _,
         } = *arrival;
-        let sender = arrival.sender().to_string();
-        let from_us = self.config.is_own_address(&sender);
+        let from_us = self.config.is_own_address(arrival.sender());
         let was = found.state.state;
-        let reopened = was == State::Done && automatic.is_none() && !from_us;
-        // Robots never change a ticket; a customer's answer puts the ball in
-        // our court (unless nobody has picked the ticket up yet).
-        let new_state = match (automatic, from_us) {
-            (Some(_), _) | (None, true) => None,
-            _ if was == State::New => None,
-            _ if was == State::WaitingOnUs => None,
-            _ => Some(State::WaitingOnUs),
-        };
-        let actor = if from_us {
-            Actor::Agent(sender.clone())
-        } else {
-            Actor::Customer(sender.clone())
-        };
-        let mut events = vec![NewEvent {
-            actor: actor.clone(),
-            kind: EventKind::Message,
-            detail: format!("follow-up in mailbox {mailbox}, found by {}", found.via),
-        }];
-        if let Some(auto) = automatic {
-            events.push(NewEvent::system(
-                EventKind::AutomaticMail,
-                format!(
-                    "{}: {}; ticket left unchanged",
-                    auto.kind.as_str(),
-                    auto.reason
-                ),
-            ));
-        }
-        if let Some(state) = new_state {
-            events.push(NewEvent {
-                actor,
-                kind: if reopened {
-                    EventKind::Reopened
-                } else {
-                    EventKind::State
-                },
-                detail: format!("{was} → {state}"),
-            });
-        }
+        // Robots and staff never change a ticket; a customer's answer puts
+        // the ball in our court (unless nobody has picked the ticket up
+        // yet), reopening it when it was done.
+        let customer = automatic.is_none() && !from_us;
+        let reopened = customer && was == State::Done;
+        let new_state = (customer && !matches!(was, State::New | State::WaitingOnUs))
+            .then_some(State::WaitingOnUs);
+        let mut events = follow_up_events(arrival, &found, from_us, new_state, reopened);
         let outgoing = self
             .planner()
             .answer_notification(arrival.incoming(), &found.state, &mut events)
@@ -736,6 +813,23 @@ impl<'a> Pipeline<'a> {
         })
     }
 
+    async fn dedupe(
+        &self,
+        tx: &mut StoreTx,
+        mail: &ParsedMail,
+        mailbox: &str,
+        now: i64,
+    ) -> Result<Option<Outcome>, StoreError> {
+        let Some(found) = tx.find_message(&mail.dedupe_key()).await? else {
+            return Ok(None);
+        };
+        let new_mailbox = tx.record_arrival(found.message, mailbox, now).await?;
+        Ok(Some(Outcome::Duplicate {
+            ticket: found.ticket,
+            new_mailbox,
+        }))
+    }
+
     /// Opens a ticket for a request an agent writes down (`buzon tickets
     /// new`: a phone call, a visit): routed by the same rules as mail, with
     /// its channel, and never threaded onto another ticket. `hand.authorize`
@@ -753,9 +847,16 @@ impl<'a> Pipeline<'a> {
             .map_err(PipelineError::UnknownMailbox)?;
         let mail = parse::parse(raw, self.config.limits.max_message_bytes)
             .map_err(|e| PipelineError::Refused(format!("the request cannot be read: {e}")))?;
+        let arrival = Arrival {
+            mailbox,
+            raw,
+            mail: &mail,
+            automatic: None,
+            now,
+            by_hand: Some(hand),
+        };
         let mut tx = self.store.begin().await?;
-        let input = RuleInput::new(mailbox, &mail, None).via(hand.channel);
-        let mut route = self.route(&mut tx, &input, mailbox_cfg).await?;
+        let mut route = self.route(&mut tx, &arrival, mailbox_cfg).await?;
         if let Some(owner) = hand.owner {
             route.owner = Some(owner.to_string());
             route.owner_group = None;
@@ -765,22 +866,12 @@ impl<'a> Pipeline<'a> {
             );
         }
         (hand.authorize)(&route).map_err(PipelineError::Refused)?;
-        let arrival = Arrival {
-            mailbox,
-            raw,
-            mail: &mail,
-            automatic: None,
-            now,
-            by_hand: Some(hand),
-        };
         let created = self.create(&mut tx, &arrival, &route, None).await?;
         let queued = tx.commit().await?;
         match created {
             Some(Outcome::Created { ticket, .. }) => Ok(Outcome::Created {
                 ticket,
-                acknowledged: queued
-                    .get(&ticket)
-                    .is_some_and(|kinds| kinds.iter().any(|k| k == "acknowledgement")),
+                acknowledged: acknowledged(&queued, ticket),
             }),
             _ => Err(PipelineError::Refused(
                 "a request with the same Message-ID is already stored".into(),
@@ -788,163 +879,65 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// An answer to a staff notification (see `mailroom`): kept on the
-    /// notification's ticket without touching its state. An agent's answer
-    /// is queued to be carried out once this transaction commits; an
-    /// automatic one (out of office) or one that cannot be trusted as the
-    /// agent's is only recorded, and reaches no customer. `None`: not staff
-    /// mail, or no ticket of ours is referenced: the usual pipeline.
-    async fn staff_mail(
+    /// Quarantines a mail too large to fetch whole: its header is kept with
+    /// a note, so a person can see who wrote and what about.
+    pub async fn quarantine_oversize(
         &self,
-        tx: &mut StoreTx,
-        arrival: &Arrival<'_>,
-    ) -> Result<Option<Outcome>, PipelineError> {
-        let mail = arrival.mail;
-        let verdict = crate::mailroom::identify(mail, self.config, &self.signer);
-        if verdict == crate::mailroom::Verdict::NotStaff {
-            return Ok(None);
-        }
-        let ids: Vec<String> = referenced_ids(mail)
-            .into_iter()
-            .filter(|id| self.signer.verify(id) == Some(true))
-            .collect();
-        let Some(ticket) = tx.ticket_for_message_ids(&ids).await? else {
-            return Ok(None);
-        };
-        let from = mail
-            .from
-            .as_ref()
-            .map(|f| f.address.clone())
-            .unwrap_or_default();
-        let (event, job) = match (&verdict, arrival.automatic) {
-            (crate::mailroom::Verdict::Agent { person }, None) => (
-                NewEvent {
-                    actor: crate::ticket::Actor::Agent(person.clone()),
-                    kind: EventKind::AgentMail,
-                    detail: "answered the notification by mail; carried out next".into(),
-                },
-                Some(person.clone()),
-            ),
-            (crate::mailroom::Verdict::Agent { person }, Some(auto)) => (
-                NewEvent::system(
-                    EventKind::StaffMailUntrusted,
-                    format!(
-                        "automatic answer ({}) of {person} to a notification: kept, not forwarded",
-                        auto.kind.as_str()
-                    ),
-                ),
-                None,
-            ),
-            (crate::mailroom::Verdict::Untrusted { reason }, _) => (
-                NewEvent::system(
-                    EventKind::StaffMailUntrusted,
-                    format!("mail from {from} kept, not forwarded: {reason}"),
-                ),
-                None,
-            ),
-            (crate::mailroom::Verdict::NotStaff, _) => return Ok(None),
-        };
-        let add = AppendMessage {
-            ticket,
-            mailbox: arrival.mailbox,
-            raw: arrival.raw,
-            mail,
-            automatic: arrival.automatic,
-            participants: Vec::new(),
-            new_state: None,
-            clock: None,
-            now: arrival.now,
-            events: vec![event],
-            outgoing: Vec::new(),
-        };
-        if tx.append_message(&add).await? == AppendOutcome::Duplicate {
-            return Ok(self.dedupe(tx, mail, arrival.mailbox, arrival.now).await?);
-        }
-        if let Some(person) = job {
-            tx.queue_staff_mail(&mail.dedupe_key(), ticket, &person, arrival.now)
-                .await?;
-        }
-        Ok(Some(Outcome::Appended {
-            ticket,
-            reopened: false,
-        }))
+        header: &[u8],
+        size: usize,
+        mailbox: &str,
+    ) -> Result<Outcome, PipelineError> {
+        let limit = self.config.limits.max_message_bytes;
+        let reason = parse::ParseError::TooLarge { size, limit }.to_string();
+        let mut kept = header.to_vec();
+        kept.extend_from_slice(
+            format!(
+                "\r\n[buzon: body of a {size}-byte message not fetched: {reason}; headers kept]\r\n"
+            )
+            .as_bytes(),
+        );
+        self.quarantine(mailbox, &reason, &kept, store::now_ms())
+            .await
     }
 
-    /// Opens a new ticket (maybe linked to another). `None` on a dedupe race.
-    async fn create(
+    async fn quarantine(
         &self,
-        tx: &mut StoreTx,
-        arrival: &Arrival<'_>,
-        route: &Route,
-        link: Option<(Found, bool)>,
-    ) -> Result<Option<Outcome>, StoreError> {
-        let Arrival {
-            mailbox,
-            raw,
-            mail,
-            automatic,
-            now,
-            by_hand,
-        } = *arrival;
-        let deadlines = self.calendar().deadlines(route, now);
-        // The acknowledgement promises the first answer when the rules set
-        // that target, else the resolution.
-        let promised = deadlines.first_response_due_at.or(deadlines.due_at);
-        let mut events = opening_events(arrival, route);
-        let planner = self.planner();
-        let mut plan = planner.acknowledgement(arrival.incoming(), route, promised, &mut events);
-        planner.notifications(&mut plan, automatic, route, &mut events);
-        let (needs_review, linked_ticket) = match &link {
-            Some((found, review)) => {
-                let prefix = &self.config.deployment.ticket_prefix;
-                let number = display_number(prefix, found.ticket);
-                events.push(NewEvent::system(
-                    if *review {
-                        EventKind::NeedsReview
-                    } else {
-                        EventKind::Linked
-                    },
-                    if *review {
-                        format!(
-                            "the sender is not a participant of {number}, which this mail references ({}); opened separately for review",
-                            found.via
-                        )
-                    } else {
-                        format!("{number} was closed more than {} days ago; opened a new ticket linked to it", self.config.deployment.reopen_days)
-                    },
-                ));
-                (*review, Some(found.ticket))
-            }
-            None => (false, None),
-        };
-        let prefix = &self.config.deployment.ticket_prefix;
-        let outgoing = |ticket: i64| -> Vec<OutgoingMail> {
-            plan.compose(prefix, ticket, &self.signer, &self.templates)
-        };
-        let new = NewTicket {
-            mailbox,
-            channel: by_hand.map(|h| h.channel).unwrap_or_default(),
-            raw,
-            mail,
-            automatic,
-            route,
-            participants: self.participants_with_notify(mail, &route.notify),
-            needs_review,
-            linked_ticket,
-            deadlines,
-            now,
-            events,
-            outgoing: &outgoing,
-        };
-        // Whether the acknowledgement went out (or the limit on automatic
-        // mail held it back) is known at commit: see `store_batch`.
-        Ok(tx
-            .create_ticket(&new)
-            .await?
-            .map(|ticket| Outcome::Created {
-                ticket,
-                acknowledged: false,
-            }))
+        mailbox: &str,
+        reason: &str,
+        raw: &[u8],
+        now: i64,
+    ) -> Result<Outcome, PipelineError> {
+        let id = self.store.quarantine(mailbox, reason, raw, now).await?;
+        tracing::warn!(mailbox, quarantine = id, reason, "Mail quarantined.");
+        Ok(Outcome::Quarantined {
+            id,
+            reason: reason.to_string(),
+        })
+    }
+
+    /// The history line of a new ticket linked to the one its mail's clues
+    /// found: flagged for `review` (a stranger), or opened beside a ticket
+    /// closed too long ago.
+    fn link_event(&self, found: &Found, review: bool) -> NewEvent {
+        let deployment = &self.config.deployment;
+        let number = display_number(&deployment.ticket_prefix, found.ticket);
+        if review {
+            NewEvent::system(
+                EventKind::NeedsReview,
+                format!(
+                    "the sender is not a participant of {number}, which this mail references ({}); opened separately for review",
+                    found.via
+                ),
+            )
+        } else {
+            NewEvent::system(
+                EventKind::Linked,
+                format!(
+                    "{number} was closed more than {} days ago; opened a new ticket linked to it",
+                    deployment.reopen_days
+                ),
+            )
+        }
     }
 
     /// Plans the automatic mails of new tickets and follow-ups.
@@ -1065,6 +1058,62 @@ fn opening_events(arrival: &Arrival<'_>, route: &Route) -> Vec<NewEvent> {
         ));
     }
     events
+}
+
+/// The history lines of a follow-up: the message (from an agent when
+/// `from_us`, else from the customer), what kind of automatic mail it is,
+/// and the state it moves the ticket to.
+fn follow_up_events(
+    arrival: &Arrival<'_>,
+    found: &Found,
+    from_us: bool,
+    new_state: Option<State>,
+    reopened: bool,
+) -> Vec<NewEvent> {
+    let sender = arrival.sender().to_string();
+    let actor = if from_us {
+        Actor::Agent(sender)
+    } else {
+        Actor::Customer(sender)
+    };
+    let mut events = vec![NewEvent {
+        actor: actor.clone(),
+        kind: EventKind::Message,
+        detail: format!(
+            "follow-up in mailbox {}, found by {}",
+            arrival.mailbox, found.via
+        ),
+    }];
+    if let Some(auto) = arrival.automatic {
+        events.push(NewEvent::system(
+            EventKind::AutomaticMail,
+            format!(
+                "{}: {}; ticket left unchanged",
+                auto.kind.as_str(),
+                auto.reason
+            ),
+        ));
+    }
+    if let Some(state) = new_state {
+        events.push(NewEvent {
+            actor,
+            kind: if reopened {
+                EventKind::Reopened
+            } else {
+                EventKind::State
+            },
+            detail: format!("{} → {state}", found.state.state),
+        });
+    }
+    events
+}
+
+/// Whether a transaction's commit queued an acknowledgement for `ticket`
+/// (the limit on automatic mail may have held it back).
+fn acknowledged(queued: &BTreeMap<i64, Vec<String>>, ticket: i64) -> bool {
+    queued
+        .get(&ticket)
+        .is_some_and(|kinds| kinds.iter().any(|k| k == "acknowledgement"))
 }
 
 fn failed(outcomes: Vec<Outcome>, e: PipelineError) -> BatchOutcome {
