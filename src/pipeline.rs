@@ -751,20 +751,12 @@ impl<'a> Pipeline<'a> {
         arrival: &Arrival<'_>,
         found: Found,
     ) -> Result<Option<Outcome>, StoreError> {
-        let Arrival {
-            mailbox,
-            raw,
-            mail,
-            automatic,
-            now,
-            by_hand: _,
-        } = *arrival;
         let from_us = self.config.is_own_address(arrival.sender());
         let was = found.state.state;
         // Robots and staff never change a ticket; a customer's answer puts
         // the ball in our court (unless nobody has picked the ticket up
         // yet), reopening it when it was done.
-        let customer = automatic.is_none() && !from_us;
+        let customer = arrival.automatic.is_none() && !from_us;
         let reopened = customer && was == State::Done;
         let new_state = (customer && !matches!(was, State::New | State::WaitingOnUs))
             .then_some(State::WaitingOnUs);
@@ -784,23 +776,23 @@ impl<'a> Pipeline<'a> {
                 &self.config.deadlines,
                 &found.state,
                 to,
-                now,
+                arrival.now,
             )
         });
         let add = AppendMessage {
             ticket: found.ticket,
-            mailbox,
-            raw,
-            mail,
-            automatic,
-            participants: if automatic.is_some() {
+            mailbox: arrival.mailbox,
+            raw: arrival.raw,
+            mail: arrival.mail,
+            automatic: arrival.automatic,
+            participants: if arrival.automatic.is_some() {
                 Vec::new()
             } else {
-                self.participants(mail)
+                self.participants(arrival.mail)
             },
             new_state,
             clock,
-            now,
+            now: arrival.now,
             events,
             outgoing,
         };

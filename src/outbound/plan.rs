@@ -583,6 +583,29 @@ mod tests {
         assert_eq!(out[0].auto_limit_per_hour, Some(60));
     }
 
+    /// What a `Planner` borrows besides the configuration.
+    struct Parts {
+        templates: Templates,
+        tags: TagMatcher,
+    }
+
+    impl Parts {
+        fn new() -> Parts {
+            Parts {
+                templates: Templates::builtin(),
+                tags: TagMatcher::new("T-").unwrap(),
+            }
+        }
+
+        fn planner<'a>(&'a self, config: &'a Config) -> Planner<'a> {
+            Planner {
+                config,
+                templates: &self.templates,
+                tags: &self.tags,
+            }
+        }
+    }
+
     /// A mail as parsed, from its header lines.
     fn mail(headers: &str) -> ParsedMail {
         let raw = format!("{headers}Message-ID: <m1@cliente.example>\r\n\r\nHola\r\n");
@@ -612,13 +635,8 @@ mod tests {
         automatic: Option<&Automatic>,
         route: &Route,
     ) -> Result<PlannedMail, String> {
-        let templates = Templates::builtin();
-        let tags = TagMatcher::new("T-").unwrap();
-        let planner = Planner {
-            config: c,
-            templates: &templates,
-            tags: &tags,
-        };
+        let parts = Parts::new();
+        let planner = parts.planner(c);
         let mut events = Vec::new();
         let mut plan = planner.acknowledgement(incoming(mail, automatic), route, None, &mut events);
         match (plan.mails.pop(), events.as_slice()) {
@@ -691,13 +709,8 @@ mod tests {
     #[test]
     fn new_tickets_of_robots_tell_only_the_rules_extra_addresses() {
         let c = config();
-        let templates = Templates::builtin();
-        let tags = TagMatcher::new("T-").unwrap();
-        let planner = Planner {
-            config: &c,
-            templates: &templates,
-            tags: &tags,
-        };
+        let parts = Parts::new();
+        let planner = parts.planner(&c);
         let mut r = route(&c);
         r.notify = vec!["jefa@tp.example".into()];
         let robot = Automatic {
@@ -718,13 +731,8 @@ mod tests {
     #[test]
     fn only_a_persons_answer_tells_the_owner() {
         let c = config();
-        let templates = Templates::builtin();
-        let tags = TagMatcher::new("T-").unwrap();
-        let planner = Planner {
-            config: &c,
-            templates: &templates,
-            tags: &tags,
-        };
+        let parts = Parts::new();
+        let planner = parts.planner(&c);
         let ticket = TicketState {
             state: crate::ticket::State::WaitingOnContact,
             closed_at: None,
