@@ -106,7 +106,8 @@ impl PipelineError {
     }
 }
 
-/// One mail on its way to a ticket: what it is and how it came.
+/// One mail on its way to a ticket: what it is, how it came and when. The
+/// argument every step after parsing takes (with the transaction).
 #[derive(Clone, Copy)]
 struct Arrival<'m> {
     mailbox: &'m str,
