@@ -107,7 +107,7 @@ impl PipelineError {
 }
 
 /// One mail on its way to a ticket: what it is, how it came and when. The
-/// argument every step after parsing takes (with the transaction).
+/// argument of every step after classifying (route, thread, store).
 #[derive(Clone, Copy)]
 struct Arrival<'m> {
     mailbox: &'m str,
