@@ -461,7 +461,7 @@ impl<'a> Pipeline<'a> {
         let route = self.route(tx, &arrival, mailbox_cfg).await?;
         // No lookup of the dedupe key first: the insert of the message is
         // conditional (`ON CONFLICT DO NOTHING`), so a mail already stored
-        // rolls its transaction back and is recorded as one more arrival
+        // leaves nothing of it written and is recorded as one more arrival
         // below. Duplicates are rare; one statement less per new mail is
         // not.
         let stored = match self.thread(tx, &arrival, &route.keys).await? {
