@@ -505,15 +505,11 @@ impl<'a> Pipeline<'a> {
         let Some(ticket) = tx.ticket_for_message_ids(&ids).await? else {
             return Ok(None);
         };
-        let from = mail
-            .from
-            .as_ref()
-            .map(|f| f.address.clone())
-            .unwrap_or_default();
+        let from = arrival.sender();
         let (event, job) = match (&verdict, arrival.automatic) {
             (crate::mailroom::Verdict::Agent { person }, None) => (
                 NewEvent {
-                    actor: crate::ticket::Actor::Agent(person.clone()),
+                    actor: Actor::Agent(person.clone()),
                     kind: EventKind::AgentMail,
                     detail: "answered the notification by mail; carried out next".into(),
                 },
