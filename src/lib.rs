@@ -5,10 +5,10 @@
 //! - [`config`]: the TOML file and `BUZON_*` overrides, validated at once.
 //! - [`parse`]: raw bytes → [`parse::ParsedMail`]; pure, never panics.
 //! - [`classify`]: is it automatic mail (auto-reply, bounce, list)? pure.
-//! - [`thread`]: which ticket a follow-up continues; signed Message-IDs; pure.
-//! - [`agent`]: agents' actions (assign, state, comment, reply, close).
 //! - [`rules`]: rule files → routing decisions, keys, explanations; pure evaluation.
 //! - [`route`]: the routing decision with mailbox defaults; pure.
+//! - [`thread`]: which ticket a follow-up continues (or is linked to);
+//!   signed Message-IDs; pure.
 //! - [`ticket`]: states, priorities, outcomes, ticket numbers, and the records
 //!   of a ticket (as read, its history, its mail); pure.
 //! - [`pipeline`]: one message through parse → classify → route → thread → store.
@@ -17,9 +17,17 @@
 //! - [`outbound`]: the mails buzon sends (templates, who gets what,
 //!   composing) and delivering the outbox (files or SMTP, retries).
 //! - [`source`]: where mail comes from; IMAP intake with checkpoints and leases.
+//! - [`mailroom`]: agents answering notifications by mail, identified and
+//!   carried out through `actions`.
+//! - [`actions`]: what people do to tickets (assign, state, note, reply,
+//!   close, open by hand), permission-checked, one transaction each.
+//! - [`deadline`]: the first-response and resolution clocks, and the alerts
+//!   of missed deadlines.
 //! - [`daemon`]: `buzon run`: folder workers, outbox worker, signals, systemd.
 //! - [`health`]: per-folder health, `/healthz` and `/metrics`.
+//! - [`web`]: the agents' workspace over `actions`.
 //! - [`report`]: `buzon report`: counts, response and resolution times; pure.
+//! - [`view`]: tables, CSV, JSON and text for the command line; pure.
 //! - [`demo`]: the bundled sample mail and the `buzon demo` run.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

@@ -8,8 +8,19 @@
 //! (new, or the one it continues), recorded as one more arrival of a
 //! message already stored, or quarantined with the reason; a mail fails
 //! only when nothing could be stored, and then the caller must keep it
-//! where it was (the mailbox is never touched first).
+//! where it was (the mailbox is never touched first). An answer of staff
+//! to a notification leaves the flow after classifying: it is kept on the
+//! notification's ticket for `mailroom` to carry out. `open_by_hand` routes
+//! a request an agent writes down and opens a ticket for it, never threaded.
+//!
+//! The decisions are pure and made elsewhere: `classify`, the rules and
+//! `route`, `thread::decide` (continue a ticket, or open one linked to it),
+//! `outbound::plan::Planner` (the acknowledgement and notifications). This
+//! module makes the store lookups they need (an owner group's load, the
+//! ticket the clues find, whether the sender is a participant), writes the
+//! history lines, and hands the result to the store.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tracing::Instrument;
@@ -17,17 +28,16 @@ use tracing::Instrument;
 use crate::classify::{Automatic, classify};
 use crate::config::Config;
 use crate::deadline::{Calendar, on_state_change};
-use crate::outbound::compose::AutoSubmitted;
-use crate::outbound::plan::{Facts, Plan, PlannedMail};
-use crate::outbound::templates::{self, TemplateErrors, Templates};
+use crate::outbound::plan::{Incoming, Planner};
+use crate::outbound::templates::{TemplateErrors, Templates};
 use crate::parse::{self, MailAddress, ParsedMail};
 use crate::route::{Key, Route};
 use crate::rules::{LoadContext, RuleInput, RuleSet};
 use crate::store::{
     self, AppendMessage, AppendOutcome, NewParticipant, NewTicket, Store, StoreError, StoreTx,
 };
-use crate::thread::{IdSigner, TagMatcher, referenced_ids};
-use crate::ticket::{Actor, EventKind, NewEvent, OutgoingMail, State, TicketState, display_number};
+use crate::thread::{self, FollowUp, Found, IdSigner, TagMatcher, Thread, referenced_ids};
+use crate::ticket::{Actor, EventKind, NewEvent, OutgoingMail, State, display_number};
 
 /// What happened to one mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,40 +106,8 @@ impl PipelineError {
     }
 }
 
-/// A ticket a mail continues, and how it was found.
-struct Found {
-    ticket: i64,
-    state: TicketState,
-    via: String,
-    /// Found through a signed Message-ID of ours (a reaction to our mail).
-    via_our_message: bool,
-}
-
-/// What threading decided.
-enum Thread {
-    New,
-    /// Append to this ticket.
-    Continue(Found),
-    /// New ticket linked to this one (not a participant, or closed too long
-    /// ago); `review` flags it for a person.
-    Linked {
-        found: Found,
-        review: bool,
-    },
-}
-
-impl Thread {
-    /// For a mail that opens a ticket: the ticket it is linked to, and
-    /// whether it needs review.
-    fn into_link(self) -> Option<(Found, bool)> {
-        match self {
-            Thread::Linked { found, review } => Some((found, review)),
-            Thread::New | Thread::Continue(_) => None,
-        }
-    }
-}
-
-/// One mail on its way to a ticket: what it is and how it came.
+/// One mail on its way to a ticket: what it is, how it came and when. The
+/// argument of every step after classifying (route, thread, store).
 #[derive(Clone, Copy)]
 struct Arrival<'m> {
     mailbox: &'m str,
@@ -139,6 +117,35 @@ struct Arrival<'m> {
     now: i64,
     /// Written down by an agent rather than read from a mailbox.
     by_hand: Option<&'m ByHand<'m>>,
+}
+
+impl Arrival<'_> {
+    /// What the rules see: the mail, and the channel it came by.
+    fn rule_input(&self) -> RuleInput<'_> {
+        let input = RuleInput::new(self.mailbox, self.mail, self.automatic);
+        match self.by_hand {
+            Some(hand) => input.via(hand.channel),
+            None => input,
+        }
+    }
+
+    /// The mail as the planning of automatic mail sees it.
+    fn incoming(&self) -> Incoming<'_> {
+        Incoming {
+            mailbox: self.mailbox,
+            mail: self.mail,
+            automatic: self.automatic,
+        }
+    }
+
+    /// The From address ("" when the mail has none).
+    fn sender(&self) -> &str {
+        self.mail
+            .from
+            .as_ref()
+            .map(|f| f.address.as_str())
+            .unwrap_or("")
+    }
 }
 
 /// A request an agent writes down (`buzon tickets new`).
@@ -217,40 +224,6 @@ impl<'a> Pipeline<'a> {
     /// Switches to a reloaded rule set for the next mails.
     pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
         self.rules = rules;
-    }
-
-    /// Routes a mail: the rules' decision, the mailbox's defaults for what
-    /// they left open, an owner picked from a group, the due date.
-    async fn route(
-        &self,
-        tx: &mut StoreTx,
-        input: &RuleInput<'_>,
-        mailbox_cfg: &crate::config::Mailbox,
-    ) -> Result<Route, StoreError> {
-        let mut route = self
-            .rules
-            .evaluate(input)
-            .complete(input.mailbox, mailbox_cfg);
-        if route.owner.is_none()
-            && let Some(name) = route.owner_group.clone()
-            && let Some(group) = self.rules.group(&name)
-        {
-            let mut counts = Vec::new();
-            let mut last: Option<(i64, String)> = None;
-            for member in &group.members {
-                let (open, newest) = tx.owner_load(member).await?;
-                counts.push((member.clone(), open));
-                if let Some(id) = newest
-                    && last.as_ref().is_none_or(|(best, _)| id > *best)
-                {
-                    last = Some((id, member.clone()));
-                }
-            }
-            let picked = group.pick(&counts, last.as_ref().map(|(_, m)| m.as_str()));
-            route.set_by.insert("owner".into(), format!("group:{name}"));
-            route.owner = Some(picked);
-        }
-        Ok(route)
     }
 
     /// The working calendar deadlines are counted in (the rules' business
@@ -406,9 +379,7 @@ impl<'a> Pipeline<'a> {
                 acknowledged,
             } = outcome
             {
-                *acknowledged = queued
-                    .get(ticket)
-                    .is_some_and(|kinds| kinds.iter().any(|k| k == "acknowledgement"));
+                *acknowledged = self::acknowledged(&queued, *ticket);
             }
             log_stored(outcome, mailbox, mail);
         }
@@ -463,6 +434,9 @@ impl<'a> Pipeline<'a> {
         }
     }
 
+    /// One parsed mail of a batch: classify → route → thread → store (an
+    /// agent's answer to a notification is kept on its ticket instead: see
+    /// `staff_mail`).
     async fn ingest_parsed(
         &self,
         tx: &mut StoreTx,
@@ -472,11 +446,6 @@ impl<'a> Pipeline<'a> {
         mail: &ParsedMail,
         now: i64,
     ) -> Result<Outcome, PipelineError> {
-        // No lookup of the dedupe key first: the insert of the message is
-        // conditional (`ON CONFLICT DO NOTHING`), so a mail already stored
-        // rolls its transaction back and is recorded as one more arrival
-        // below. Duplicates are rare; one statement less per new mail is
-        // not.
         let automatic = classify(mail, &|a: &str| self.config.is_own_address(a));
         let arrival = Arrival {
             mailbox,
@@ -489,31 +458,21 @@ impl<'a> Pipeline<'a> {
         if let Some(outcome) = self.staff_mail(tx, &arrival).await? {
             return Ok(outcome);
         }
-        let input = RuleInput::new(mailbox, mail, automatic.as_ref());
-        let route = self.route(tx, &input, mailbox_cfg).await?;
-        let outcome = match self
-            .thread(tx, mail, automatic.as_ref(), &route.keys, now)
-            .await?
-        {
-            Thread::Continue(found) => {
-                self.append(tx, found, mailbox, raw, mail, automatic.as_ref(), now)
-                    .await?
-            }
+        let route = self.route(tx, &arrival, mailbox_cfg).await?;
+        // No lookup of the dedupe key first: the insert of the message is
+        // conditional (`ON CONFLICT DO NOTHING`), so a mail already stored
+        // leaves nothing of it written and is recorded as one more arrival
+        // below. Duplicates are rare; one statement less per new mail is
+        // not.
+        let stored = match self.thread(tx, &arrival, &route.keys).await? {
+            Thread::Continue(found) => self.append(tx, &arrival, found).await?,
             opened => {
-                let arrival = Arrival {
-                    mailbox,
-                    raw,
-                    mail,
-                    automatic: automatic.as_ref(),
-                    now,
-                    by_hand: None,
-                };
                 self.create(tx, &arrival, &route, opened.into_link())
                     .await?
             }
         };
-        match outcome {
-            Some(o) => Ok(o),
+        match stored {
+            Some(outcome) => Ok(outcome),
             // The message was already stored (an earlier arrival, or
             // another writer just now): record this arrival on its ticket.
             None => Ok(self
@@ -523,94 +482,144 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// Quarantines a mail too large to fetch whole: its header is kept with
-    /// a note, so a person can see who wrote and what about.
-    pub async fn quarantine_oversize(
-        &self,
-        header: &[u8],
-        size: usize,
-        mailbox: &str,
-    ) -> Result<Outcome, PipelineError> {
-        let limit = self.config.limits.max_message_bytes;
-        let reason = parse::ParseError::TooLarge { size, limit }.to_string();
-        let mut kept = header.to_vec();
-        kept.extend_from_slice(
-            format!(
-                "\r\n[buzon: body of a {size}-byte message not fetched: {reason}; headers kept]\r\n"
-            )
-            .as_bytes(),
-        );
-        self.quarantine(mailbox, &reason, &kept, store::now_ms())
-            .await
-    }
-
-    async fn dedupe(
+    /// An answer to a staff notification (see `mailroom`): kept on the
+    /// notification's ticket without touching its state. An agent's answer
+    /// is queued to be carried out once this transaction commits; an
+    /// automatic one (out of office) or one that cannot be trusted as the
+    /// agent's is only recorded, and reaches no customer. `None`: not staff
+    /// mail, or no ticket of ours is referenced: the usual pipeline.
+    async fn staff_mail(
         &self,
         tx: &mut StoreTx,
-        mail: &ParsedMail,
-        mailbox: &str,
-        now: i64,
-    ) -> Result<Option<Outcome>, StoreError> {
-        let Some(found) = tx.find_message(&mail.dedupe_key()).await? else {
+        arrival: &Arrival<'_>,
+    ) -> Result<Option<Outcome>, PipelineError> {
+        let mail = arrival.mail;
+        let verdict = crate::mailroom::identify(mail, self.config, &self.signer);
+        if verdict == crate::mailroom::Verdict::NotStaff {
+            return Ok(None);
+        }
+        let ids: Vec<String> = referenced_ids(mail)
+            .into_iter()
+            .filter(|id| self.signer.verify(id) == Some(true))
+            .collect();
+        let Some(ticket) = tx.ticket_for_message_ids(&ids).await? else {
             return Ok(None);
         };
-        let new_mailbox = tx.record_arrival(found.message, mailbox, now).await?;
-        Ok(Some(Outcome::Duplicate {
-            ticket: found.ticket,
-            new_mailbox,
+        let from = arrival.sender();
+        let (event, job) = match (&verdict, arrival.automatic) {
+            (crate::mailroom::Verdict::Agent { person }, None) => (
+                NewEvent {
+                    actor: Actor::Agent(person.clone()),
+                    kind: EventKind::AgentMail,
+                    detail: "answered the notification by mail; carried out next".into(),
+                },
+                Some(person.clone()),
+            ),
+            (crate::mailroom::Verdict::Agent { person }, Some(auto)) => (
+                NewEvent::system(
+                    EventKind::StaffMailUntrusted,
+                    format!(
+                        "automatic answer ({}) of {person} to a notification: kept, not forwarded",
+                        auto.kind.as_str()
+                    ),
+                ),
+                None,
+            ),
+            (crate::mailroom::Verdict::Untrusted { reason }, _) => (
+                NewEvent::system(
+                    EventKind::StaffMailUntrusted,
+                    format!("mail from {from} kept, not forwarded: {reason}"),
+                ),
+                None,
+            ),
+            (crate::mailroom::Verdict::NotStaff, _) => return Ok(None),
+        };
+        let add = AppendMessage {
+            ticket,
+            mailbox: arrival.mailbox,
+            raw: arrival.raw,
+            mail,
+            automatic: arrival.automatic,
+            participants: Vec::new(),
+            new_state: None,
+            clock: None,
+            now: arrival.now,
+            events: vec![event],
+            outgoing: Vec::new(),
+        };
+        if tx.append_message(&add).await? == AppendOutcome::Duplicate {
+            return Ok(self.dedupe(tx, mail, arrival.mailbox, arrival.now).await?);
+        }
+        if let Some(person) = job {
+            tx.queue_staff_mail(&mail.dedupe_key(), ticket, &person, arrival.now)
+                .await?;
+        }
+        Ok(Some(Outcome::Appended {
+            ticket,
+            reopened: false,
         }))
     }
 
-    async fn quarantine(
+    /// Routes a mail: the rules' decision (deadline targets included), the
+    /// mailbox's defaults for what they left open, an owner picked from a
+    /// group.
+    async fn route(
         &self,
-        mailbox: &str,
-        reason: &str,
-        raw: &[u8],
-        now: i64,
-    ) -> Result<Outcome, PipelineError> {
-        let id = self.store.quarantine(mailbox, reason, raw, now).await?;
-        tracing::warn!(mailbox, quarantine = id, reason, "Mail quarantined.");
-        Ok(Outcome::Quarantined {
-            id,
-            reason: reason.to_string(),
-        })
+        tx: &mut StoreTx,
+        arrival: &Arrival<'_>,
+        mailbox_cfg: &crate::config::Mailbox,
+    ) -> Result<Route, StoreError> {
+        let mut route = self
+            .rules
+            .evaluate(&arrival.rule_input())
+            .complete(arrival.mailbox, mailbox_cfg);
+        if route.owner.is_none()
+            && let Some(name) = route.owner_group.clone()
+            && let Some(group) = self.rules.group(&name)
+        {
+            let mut counts = Vec::new();
+            let mut last: Option<(i64, String)> = None;
+            for member in &group.members {
+                let (open, newest) = tx.owner_load(member).await?;
+                counts.push((member.clone(), open));
+                if let Some(id) = newest
+                    && last.as_ref().is_none_or(|(best, _)| id > *best)
+                {
+                    last = Some((id, member.clone()));
+                }
+            }
+            let picked = group.pick(&counts, last.as_ref().map(|(_, m)| m.as_str()));
+            route.set_by.insert("owner".into(), format!("group:{name}"));
+            route.owner = Some(picked);
+        }
+        Ok(route)
     }
 
-    /// Looks the mail's clues up, strongest first, then decides whether the
-    /// sender may join the ticket found.
+    /// Looks the mail's clues up, strongest first, and whether the sender
+    /// may write to the ticket found; `thread::decide` says what then.
     async fn thread(
         &self,
         tx: &mut StoreTx,
-        mail: &ParsedMail,
-        automatic: Option<&Automatic>,
+        arrival: &Arrival<'_>,
         keys: &[Key],
-        now: i64,
     ) -> Result<Thread, StoreError> {
-        let Some(found) = self.find(tx, mail, keys).await? else {
+        let Some(found) = self.find(tx, arrival.mail, keys).await? else {
             return Ok(Thread::New);
         };
-        let sender = mail.from.as_ref().map(|f| f.address.as_str()).unwrap_or("");
-        let is_reaction = automatic.is_some_and(|a| a.kind.is_reaction()) && found.via_our_message;
-        let allowed = is_reaction
+        let sender = arrival.sender();
+        let sender_may_join = found.reacts_to_our_mail(arrival.automatic)
             || self.config.is_own_address(sender)
             || tx.is_participant(found.ticket, sender).await?;
-        if !allowed {
-            return Ok(Thread::Linked {
-                found,
-                review: true,
-            });
-        }
-        let closed_long_ago = found.state.state == State::Done
-            && found.state.closed_at.is_some_and(|at| {
-                now - at > i64::from(self.config.deployment.reopen_days) * 86_400_000
-            });
-        if closed_long_ago && automatic.is_none() {
-            return Ok(Thread::Linked {
-                found,
-                review: false,
-            });
-        }
-        Ok(Thread::Continue(found))
+        let mail = FollowUp {
+            sender_may_join,
+            automatic: arrival.automatic.is_some(),
+        };
+        Ok(thread::decide(
+            found,
+            mail,
+            self.config.deployment.reopen_days,
+            arrival.now,
+        ))
     }
 
     async fn find(
@@ -671,247 +680,6 @@ impl<'a> Pipeline<'a> {
         }))
     }
 
-    /// Adds a follow-up to its ticket. Returns `None` on a dedupe race.
-    #[allow(clippy::too_many_arguments)]
-    async fn append(
-        &self,
-        tx: &mut StoreTx,
-        found: Found,
-        mailbox: &str,
-        raw: &[u8],
-        mail: &ParsedMail,
-        automatic: Option<&Automatic>,
-        now: i64,
-    ) -> Result<Option<Outcome>, StoreError> {
-        let sender = mail
-            .from
-            .as_ref()
-            .map(|f| f.address.clone())
-            .unwrap_or_default();
-        let from_us = self.config.is_own_address(&sender);
-        let was = found.state.state;
-        let reopened = was == State::Done && automatic.is_none() && !from_us;
-        // Robots never change a ticket; a customer's answer puts the ball in
-        // our court (unless nobody has picked the ticket up yet).
-        let new_state = match (automatic, from_us) {
-            (Some(_), _) | (None, true) => None,
-            _ if was == State::New => None,
-            _ if was == State::WaitingOnUs => None,
-            _ => Some(State::WaitingOnUs),
-        };
-        let actor = if from_us {
-            Actor::Agent(sender.clone())
-        } else {
-            Actor::Customer(sender.clone())
-        };
-        let mut events = vec![NewEvent {
-            actor: actor.clone(),
-            kind: EventKind::Message,
-            detail: format!("follow-up in mailbox {mailbox}, found by {}", found.via),
-        }];
-        if let Some(auto) = automatic {
-            events.push(NewEvent::system(
-                EventKind::AutomaticMail,
-                format!(
-                    "{}: {}; ticket left unchanged",
-                    auto.kind.as_str(),
-                    auto.reason
-                ),
-            ));
-        }
-        if let Some(state) = new_state {
-            events.push(NewEvent {
-                actor,
-                kind: if reopened {
-                    EventKind::Reopened
-                } else {
-                    EventKind::State
-                },
-                detail: format!("{was} → {state}"),
-            });
-        }
-        // Only a person's answer is news for the owner; robots and staff
-        // writing to the shared mailbox are not.
-        let outgoing = if automatic.is_none() && !from_us {
-            self.plan_answer_notification(&found, mailbox, mail, &mut events)
-                .compose(
-                    &self.config.deployment.ticket_prefix,
-                    found.ticket,
-                    &self.signer,
-                    &self.templates,
-                )
-        } else {
-            Vec::new()
-        };
-        let clock = new_state.and_then(|to| {
-            on_state_change(
-                &self.calendar(),
-                &self.config.deadlines,
-                &found.state,
-                to,
-                now,
-            )
-        });
-        let add = AppendMessage {
-            ticket: found.ticket,
-            mailbox,
-            raw,
-            mail,
-            automatic,
-            participants: if automatic.is_some() {
-                Vec::new()
-            } else {
-                self.participants(mail)
-            },
-            new_state,
-            clock,
-            now,
-            events,
-            outgoing,
-        };
-        Ok(match tx.append_message(&add).await? {
-            AppendOutcome::Appended => Some(Outcome::Appended {
-                ticket: found.ticket,
-                reopened,
-            }),
-            AppendOutcome::Duplicate => None,
-        })
-    }
-
-    /// Opens a ticket for a request an agent writes down (`buzon tickets
-    /// new`: a phone call, a visit): routed by the same rules as mail, with
-    /// its channel, and never threaded onto another ticket. `hand.authorize`
-    /// sees the route before anything is written and may refuse it.
-    pub async fn open_by_hand(
-        &self,
-        raw: &[u8],
-        mailbox: &str,
-        hand: &ByHand<'_>,
-        now: i64,
-    ) -> Result<Outcome, PipelineError> {
-        let mailbox_cfg = self
-            .config
-            .mailbox(mailbox)
-            .map_err(PipelineError::UnknownMailbox)?;
-        let mail = parse::parse(raw, self.config.limits.max_message_bytes)
-            .map_err(|e| PipelineError::Refused(format!("the request cannot be read: {e}")))?;
-        let mut tx = self.store.begin().await?;
-        let input = RuleInput::new(mailbox, &mail, None).via(hand.channel);
-        let mut route = self.route(&mut tx, &input, mailbox_cfg).await?;
-        if let Some(owner) = hand.owner {
-            route.owner = Some(owner.to_string());
-            route.owner_group = None;
-            route.set_by.insert(
-                "owner".into(),
-                Actor::Agent(hand.by.to_string()).to_string(),
-            );
-        }
-        (hand.authorize)(&route).map_err(PipelineError::Refused)?;
-        let arrival = Arrival {
-            mailbox,
-            raw,
-            mail: &mail,
-            automatic: None,
-            now,
-            by_hand: Some(hand),
-        };
-        let created = self.create(&mut tx, &arrival, &route, None).await?;
-        let queued = tx.commit().await?;
-        match created {
-            Some(Outcome::Created { ticket, .. }) => Ok(Outcome::Created {
-                ticket,
-                acknowledged: queued
-                    .get(&ticket)
-                    .is_some_and(|kinds| kinds.iter().any(|k| k == "acknowledgement")),
-            }),
-            _ => Err(PipelineError::Refused(
-                "a request with the same Message-ID is already stored".into(),
-            )),
-        }
-    }
-
-    /// An answer to a staff notification (see `mailroom`): kept on the
-    /// notification's ticket without touching its state. An agent's answer
-    /// is queued to be carried out once this transaction commits; an
-    /// automatic one (out of office) or one that cannot be trusted as the
-    /// agent's is only recorded, and reaches no customer. `None`: not staff
-    /// mail, or no ticket of ours is referenced: the usual pipeline.
-    async fn staff_mail(
-        &self,
-        tx: &mut StoreTx,
-        arrival: &Arrival<'_>,
-    ) -> Result<Option<Outcome>, PipelineError> {
-        let mail = arrival.mail;
-        let verdict = crate::mailroom::identify(mail, self.config, &self.signer);
-        if verdict == crate::mailroom::Verdict::NotStaff {
-            return Ok(None);
-        }
-        let ids: Vec<String> = referenced_ids(mail)
-            .into_iter()
-            .filter(|id| self.signer.verify(id) == Some(true))
-            .collect();
-        let Some(ticket) = tx.ticket_for_message_ids(&ids).await? else {
-            return Ok(None);
-        };
-        let from = mail
-            .from
-            .as_ref()
-            .map(|f| f.address.clone())
-            .unwrap_or_default();
-        let (event, job) = match (&verdict, arrival.automatic) {
-            (crate::mailroom::Verdict::Agent { person }, None) => (
-                NewEvent {
-                    actor: crate::ticket::Actor::Agent(person.clone()),
-                    kind: EventKind::AgentMail,
-                    detail: "answered the notification by mail; carried out next".into(),
-                },
-                Some(person.clone()),
-            ),
-            (crate::mailroom::Verdict::Agent { person }, Some(auto)) => (
-                NewEvent::system(
-                    EventKind::StaffMailUntrusted,
-                    format!(
-                        "automatic answer ({}) of {person} to a notification: kept, not forwarded",
-                        auto.kind.as_str()
-                    ),
-                ),
-                None,
-            ),
-            (crate::mailroom::Verdict::Untrusted { reason }, _) => (
-                NewEvent::system(
-                    EventKind::StaffMailUntrusted,
-                    format!("mail from {from} kept, not forwarded: {reason}"),
-                ),
-                None,
-            ),
-            (crate::mailroom::Verdict::NotStaff, _) => return Ok(None),
-        };
-        let add = AppendMessage {
-            ticket,
-            mailbox: arrival.mailbox,
-            raw: arrival.raw,
-            mail,
-            automatic: arrival.automatic,
-            participants: Vec::new(),
-            new_state: None,
-            clock: None,
-            now: arrival.now,
-            events: vec![event],
-            outgoing: Vec::new(),
-        };
-        if tx.append_message(&add).await? == AppendOutcome::Duplicate {
-            return Ok(self.dedupe(tx, mail, arrival.mailbox, arrival.now).await?);
-        }
-        if let Some(person) = job {
-            tx.queue_staff_mail(&mail.dedupe_key(), ticket, &person, arrival.now)
-                .await?;
-        }
-        Ok(Some(Outcome::Appended {
-            ticket,
-            reopened: false,
-        }))
-    }
-
     /// Opens a new ticket (maybe linked to another). `None` on a dedupe race.
     async fn create(
         &self,
@@ -932,40 +700,18 @@ impl<'a> Pipeline<'a> {
         // The acknowledgement promises the first answer when the rules set
         // that target, else the resolution.
         let promised = deadlines.first_response_due_at.or(deadlines.due_at);
-        let (mut plan, mut events) =
-            self.plan_acknowledgement(mail, automatic, route, mailbox, promised);
-        if let (Some(hand), Some(created)) = (by_hand, events.first_mut()) {
-            created.actor = Actor::Agent(hand.by.to_string());
-            created.detail = format!(
-                "written down by hand ({}) in mailbox {mailbox}",
-                hand.channel.label()
-            );
-        }
-        self.plan_notifications(&mut plan, automatic, route, &mut events);
+        let mut events = opening_events(arrival, route);
+        let planner = self.planner();
+        let mut plan = planner.acknowledgement(arrival.incoming(), route, promised, &mut events);
+        planner.notifications(&mut plan, automatic, route, &mut events);
+        let prefix = &self.config.deployment.ticket_prefix;
         let (needs_review, linked_ticket) = match &link {
             Some((found, review)) => {
-                let prefix = &self.config.deployment.ticket_prefix;
-                let number = display_number(prefix, found.ticket);
-                events.push(NewEvent::system(
-                    if *review {
-                        EventKind::NeedsReview
-                    } else {
-                        EventKind::Linked
-                    },
-                    if *review {
-                        format!(
-                            "the sender is not a participant of {number}, which this mail references ({}); opened separately for review",
-                            found.via
-                        )
-                    } else {
-                        format!("{number} was closed more than {} days ago; opened a new ticket linked to it", self.config.deployment.reopen_days)
-                    },
-                ));
+                events.push(self.link_event(found, *review));
                 (*review, Some(found.ticket))
             }
             None => (false, None),
         };
-        let prefix = &self.config.deployment.ticket_prefix;
         let outgoing = |ticket: i64| -> Vec<OutgoingMail> {
             plan.compose(prefix, ticket, &self.signer, &self.templates)
         };
@@ -993,6 +739,203 @@ impl<'a> Pipeline<'a> {
                 ticket,
                 acknowledged: false,
             }))
+    }
+
+    /// Adds a follow-up to its ticket. Returns `None` on a dedupe race.
+    async fn append(
+        &self,
+        tx: &mut StoreTx,
+        arrival: &Arrival<'_>,
+        found: Found,
+    ) -> Result<Option<Outcome>, StoreError> {
+        let from_us = self.config.is_own_address(arrival.sender());
+        let was = found.state.state;
+        // Robots and staff never change a ticket; a customer's answer puts
+        // the ball in our court (unless nobody has picked the ticket up
+        // yet), reopening it when it was done.
+        let customer = arrival.automatic.is_none() && !from_us;
+        let reopened = customer && was == State::Done;
+        let new_state = (customer && !matches!(was, State::New | State::WaitingOnUs))
+            .then_some(State::WaitingOnUs);
+        let mut events = follow_up_events(arrival, &found, from_us, new_state, reopened);
+        let outgoing = self
+            .planner()
+            .answer_notification(arrival.incoming(), &found.state, &mut events)
+            .compose(
+                &self.config.deployment.ticket_prefix,
+                found.ticket,
+                &self.signer,
+                &self.templates,
+            );
+        let clock = new_state.and_then(|to| {
+            on_state_change(
+                &self.calendar(),
+                &self.config.deadlines,
+                &found.state,
+                to,
+                arrival.now,
+            )
+        });
+        let add = AppendMessage {
+            ticket: found.ticket,
+            mailbox: arrival.mailbox,
+            raw: arrival.raw,
+            mail: arrival.mail,
+            automatic: arrival.automatic,
+            participants: if arrival.automatic.is_some() {
+                Vec::new()
+            } else {
+                self.participants(arrival.mail)
+            },
+            new_state,
+            clock,
+            now: arrival.now,
+            events,
+            outgoing,
+        };
+        Ok(match tx.append_message(&add).await? {
+            AppendOutcome::Appended => Some(Outcome::Appended {
+                ticket: found.ticket,
+                reopened,
+            }),
+            AppendOutcome::Duplicate => None,
+        })
+    }
+
+    async fn dedupe(
+        &self,
+        tx: &mut StoreTx,
+        mail: &ParsedMail,
+        mailbox: &str,
+        now: i64,
+    ) -> Result<Option<Outcome>, StoreError> {
+        let Some(found) = tx.find_message(&mail.dedupe_key()).await? else {
+            return Ok(None);
+        };
+        let new_mailbox = tx.record_arrival(found.message, mailbox, now).await?;
+        Ok(Some(Outcome::Duplicate {
+            ticket: found.ticket,
+            new_mailbox,
+        }))
+    }
+
+    /// Opens a ticket for a request an agent writes down (`buzon tickets
+    /// new`: a phone call, a visit): routed by the same rules as mail, with
+    /// its channel, and never threaded onto another ticket. `hand.authorize`
+    /// sees the route before anything is written and may refuse it.
+    pub async fn open_by_hand(
+        &self,
+        raw: &[u8],
+        mailbox: &str,
+        hand: &ByHand<'_>,
+        now: i64,
+    ) -> Result<Outcome, PipelineError> {
+        let mailbox_cfg = self
+            .config
+            .mailbox(mailbox)
+            .map_err(PipelineError::UnknownMailbox)?;
+        let mail = parse::parse(raw, self.config.limits.max_message_bytes)
+            .map_err(|e| PipelineError::Refused(format!("the request cannot be read: {e}")))?;
+        let arrival = Arrival {
+            mailbox,
+            raw,
+            mail: &mail,
+            automatic: None,
+            now,
+            by_hand: Some(hand),
+        };
+        let mut tx = self.store.begin().await?;
+        let mut route = self.route(&mut tx, &arrival, mailbox_cfg).await?;
+        if let Some(owner) = hand.owner {
+            route.owner = Some(owner.to_string());
+            route.owner_group = None;
+            route.set_by.insert(
+                "owner".into(),
+                Actor::Agent(hand.by.to_string()).to_string(),
+            );
+        }
+        (hand.authorize)(&route).map_err(PipelineError::Refused)?;
+        let created = self.create(&mut tx, &arrival, &route, None).await?;
+        let queued = tx.commit().await?;
+        match created {
+            Some(Outcome::Created { ticket, .. }) => Ok(Outcome::Created {
+                ticket,
+                acknowledged: acknowledged(&queued, ticket),
+            }),
+            _ => Err(PipelineError::Refused(
+                "a request with the same Message-ID is already stored".into(),
+            )),
+        }
+    }
+
+    /// Quarantines a mail too large to fetch whole: its header is kept with
+    /// a note, so a person can see who wrote and what about.
+    pub async fn quarantine_oversize(
+        &self,
+        header: &[u8],
+        size: usize,
+        mailbox: &str,
+    ) -> Result<Outcome, PipelineError> {
+        let limit = self.config.limits.max_message_bytes;
+        let reason = parse::ParseError::TooLarge { size, limit }.to_string();
+        let mut kept = header.to_vec();
+        kept.extend_from_slice(
+            format!(
+                "\r\n[buzon: body of a {size}-byte message not fetched: {reason}; headers kept]\r\n"
+            )
+            .as_bytes(),
+        );
+        self.quarantine(mailbox, &reason, &kept, store::now_ms())
+            .await
+    }
+
+    async fn quarantine(
+        &self,
+        mailbox: &str,
+        reason: &str,
+        raw: &[u8],
+        now: i64,
+    ) -> Result<Outcome, PipelineError> {
+        let id = self.store.quarantine(mailbox, reason, raw, now).await?;
+        tracing::warn!(mailbox, quarantine = id, reason, "Mail quarantined.");
+        Ok(Outcome::Quarantined {
+            id,
+            reason: reason.to_string(),
+        })
+    }
+
+    /// The history line of a new ticket linked to the one its mail's clues
+    /// found: flagged for `review` (a stranger), or opened beside a ticket
+    /// closed too long ago.
+    fn link_event(&self, found: &Found, review: bool) -> NewEvent {
+        let deployment = &self.config.deployment;
+        let number = display_number(&deployment.ticket_prefix, found.ticket);
+        if review {
+            NewEvent::system(
+                EventKind::NeedsReview,
+                format!(
+                    "the sender is not a participant of {number}, which this mail references ({}); opened separately for review",
+                    found.via
+                ),
+            )
+        } else {
+            NewEvent::system(
+                EventKind::Linked,
+                format!(
+                    "{number} was closed more than {} days ago; opened a new ticket linked to it",
+                    deployment.reopen_days
+                ),
+            )
+        }
+    }
+
+    /// Plans the automatic mails of new tickets and follow-ups.
+    fn planner(&self) -> Planner<'_> {
+        Planner {
+            config: self.config,
+            templates: &self.templates,
+            tags: &self.tags,
+        }
     }
 
     /// Everyone on a mail except our own addresses: they may write to the
@@ -1047,17 +990,29 @@ impl<'a> Pipeline<'a> {
         }
         out
     }
+}
 
-    /// Decides whether to acknowledge, and records why not when we don't.
-    fn plan_acknowledgement(
-        &self,
-        mail: &ParsedMail,
-        automatic: Option<&Automatic>,
-        route: &Route,
-        mailbox: &str,
-        due_at: Option<i64>,
-    ) -> (Plan, Vec<NewEvent>) {
-        let mut events = vec![NewEvent {
+/// The first history lines of a new ticket: who opened it (the sender, or
+/// the agent who wrote it down), how it was routed and by whom, and what
+/// kind of automatic mail it is.
+fn opening_events(arrival: &Arrival<'_>, route: &Route) -> Vec<NewEvent> {
+    let Arrival {
+        mailbox,
+        mail,
+        automatic,
+        by_hand,
+        ..
+    } = *arrival;
+    let created = match by_hand {
+        Some(hand) => NewEvent {
+            actor: Actor::Agent(hand.by.to_string()),
+            kind: EventKind::Created,
+            detail: format!(
+                "written down by hand ({}) in mailbox {mailbox}",
+                hand.channel.label()
+            ),
+        },
+        None => NewEvent {
             actor: mail
                 .from
                 .as_ref()
@@ -1065,13 +1020,16 @@ impl<'a> Pipeline<'a> {
                 .unwrap_or_else(|| Actor::Mailbox(mailbox.to_string())),
             kind: EventKind::Created,
             detail: format!("from mail in mailbox {mailbox}"),
-        }];
-        let set_by: Vec<String> = route
-            .set_by
-            .iter()
-            .map(|(field, by)| format!("{field} by {by}"))
-            .collect();
-        events.push(NewEvent::system(
+        },
+    };
+    let set_by: Vec<String> = route
+        .set_by
+        .iter()
+        .map(|(field, by)| format!("{field} by {by}"))
+        .collect();
+    let mut events = vec![
+        created,
+        NewEvent::system(
             EventKind::Routed,
             format!(
                 "pipeline={} priority={} owner={} ({})",
@@ -1080,136 +1038,71 @@ impl<'a> Pipeline<'a> {
                 route.owner.as_deref().unwrap_or("-"),
                 set_by.join(", ")
             ),
+        ),
+    ];
+    if let Some(auto) = automatic {
+        events.push(NewEvent::system(
+            EventKind::AutomaticMail,
+            format!("{}: {}", auto.kind.as_str(), auto.reason),
         ));
-        if let Some(auto) = automatic {
-            events.push(NewEvent::system(
-                EventKind::AutomaticMail,
-                format!("{}: {}", auto.kind.as_str(), auto.reason),
-            ));
-        }
-        // Answers go to Reply-To when there is one; a Reply-To without a
-        // display name still greets the person named in From.
-        let requester = mail
-            .reply_to
-            .clone()
-            .or_else(|| mail.from.clone())
-            .map(|mut r| {
-                if r.name.is_none() {
-                    r.name = mail.from.as_ref().and_then(|f| f.name.clone());
-                }
-                r
-            });
-        let mut plan = Plan::new(
-            self.config,
-            mailbox,
-            &Facts {
-                subject: &self.tags.strip(&mail.subject),
-                customer: requester.as_ref(),
-                pipeline: &route.pipeline,
-                owner: route.owner.as_deref(),
-                priority: route.priority,
-                due_at,
-                text: &mail.text,
-            },
-        )
-        .answering(mail.message_id.as_deref(), &mail.references);
-        let withheld = |why: String| NewEvent::system(EventKind::AckWithheld, why);
-        let Some(template) = route.ack_template.clone() else {
-            events.push(withheld(
-                "no acknowledgement configured for this mail".into(),
-            ));
-            return (plan, events);
-        };
-        if let Some(auto) = automatic {
-            events.push(withheld(format!(
-                "automatic mail ({}) is never answered",
-                auto.kind.as_str()
-            )));
-            return (plan, events);
-        }
-        let Some(requester) = requester else {
-            events.push(withheld("the mail has no sender address".into()));
-            return (plan, events);
-        };
-        if self.config.is_own_address(&requester.address) {
-            events.push(withheld(format!(
-                "{} is one of our own addresses",
-                requester.address
-            )));
-            return (plan, events);
-        }
-        if let Some(why) = crate::classify::unattended_address(&requester.address) {
-            events.push(withheld(format!("the answer would go to {why}")));
-            return (plan, events);
-        }
-        if let Err(why) = crate::outbound::compose::check_address(&requester.address) {
-            events.push(withheld(why));
-            return (plan, events);
-        }
-        if !self.templates.contains(&template) {
-            events.push(withheld(format!("unknown mail template '{template}'")));
-            return (plan, events);
-        }
-        plan.mails.push(PlannedMail {
-            kind: "acknowledgement",
-            template,
-            to: (requester.address, requester.name),
-            submitted: AutoSubmitted::Replied,
-            person: None,
-        });
-        (plan, events)
     }
+    events
+}
 
-    /// The owner's and the rules' extra notifications for a new ticket.
-    /// Automatic mail does not tell the owner (bounces and newsletters are
-    /// not news); a rule that wants someone told names them in `notify`.
-    fn plan_notifications(
-        &self,
-        plan: &mut Plan,
-        automatic: Option<&Automatic>,
-        route: &Route,
-        events: &mut Vec<NewEvent>,
-    ) {
-        if let Some(owner) = &route.owner
-            && automatic.is_none()
-        {
-            plan.notify_owner(self.config, owner, templates::OWNER_NEW, events);
-        }
-        plan.notify_extra(self.config, &route.notify, events);
+/// The history lines of a follow-up: the message (from an agent when
+/// `from_us`, else from the customer), what kind of automatic mail it is,
+/// and the state it moves the ticket to.
+fn follow_up_events(
+    arrival: &Arrival<'_>,
+    found: &Found,
+    from_us: bool,
+    new_state: Option<State>,
+    reopened: bool,
+) -> Vec<NewEvent> {
+    let sender = arrival.sender().to_string();
+    let actor = if from_us {
+        Actor::Agent(sender)
+    } else {
+        Actor::Customer(sender)
+    };
+    let mut events = vec![NewEvent {
+        actor: actor.clone(),
+        kind: EventKind::Message,
+        detail: format!(
+            "follow-up in mailbox {}, found by {}",
+            arrival.mailbox, found.via
+        ),
+    }];
+    if let Some(auto) = arrival.automatic {
+        events.push(NewEvent::system(
+            EventKind::AutomaticMail,
+            format!(
+                "{}: {}; ticket left unchanged",
+                auto.kind.as_str(),
+                auto.reason
+            ),
+        ));
     }
-
-    /// Tells the ticket's owner that the customer answered.
-    fn plan_answer_notification(
-        &self,
-        found: &Found,
-        mailbox: &str,
-        mail: &ParsedMail,
-        events: &mut Vec<NewEvent>,
-    ) -> Plan {
-        let t = &found.state;
-        let mut plan = Plan::new(
-            self.config,
-            if self.config.mailboxes.contains_key(&t.mailbox) {
-                &t.mailbox
+    if let Some(state) = new_state {
+        events.push(NewEvent {
+            actor,
+            kind: if reopened {
+                EventKind::Reopened
             } else {
-                mailbox
+                EventKind::State
             },
-            &Facts {
-                subject: &self.tags.strip(&t.subject),
-                customer: mail.from.as_ref(),
-                pipeline: &t.pipeline,
-                owner: t.owner.as_deref(),
-                priority: t.priority,
-                due_at: None,
-                text: &mail.text,
-            },
-        )
-        .answering(mail.message_id.as_deref(), &mail.references);
-        if let Some(owner) = &t.owner {
-            plan.notify_owner(self.config, owner, templates::OWNER_REPLY, events);
-        }
-        plan
+            detail: format!("{} → {state}", found.state.state),
+        });
     }
+    events
+}
+
+/// Whether a transaction's commit queued an acknowledgement for `ticket`
+/// (the limit on automatic mail may have held it back).
+fn acknowledged(queued: &BTreeMap<i64, Vec<String>>, ticket: i64) -> bool {
+    queued
+        .get(&ticket)
+        .is_some_and(|kinds| kinds.iter().any(|k| k == "acknowledgement"))
 }
 
 fn failed(outcomes: Vec<Outcome>, e: PipelineError) -> BatchOutcome {

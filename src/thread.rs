@@ -4,13 +4,96 @@
 //! answers (In-Reply-To / References, ours are signed), the ticket tag in
 //! the subject (`[#T-1042]`, through any "RE:"/"RV:"/"Fwd:" prefixes and
 //! mangled spacing), and the keys the rules extracted (`order=75321`). The
-//! pipeline looks the clues up in the store, in that order, and then checks
-//! that the sender may join the ticket it found.
+//! pipeline looks the clues up in the store, in that order, and asks
+//! whether the sender may write to the ticket it found; [`decide`] then
+//! says what the mail does with that ticket: continue it, or open a new
+//! one linked to it.
 
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
+use crate::classify::Automatic;
 use crate::parse::ParsedMail;
+use crate::ticket::{State, TicketState};
+
+/// A ticket a mail's clues found, and how.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub ticket: i64,
+    pub state: TicketState,
+    /// The clue that found it, for the history ("ticket tag in the subject").
+    pub via: String,
+    /// Found through a signed Message-ID of ours (a reaction to our mail).
+    pub via_our_message: bool,
+}
+
+impl Found {
+    /// Whether the mail is a robot's reaction (an auto-reply, a bounce) to
+    /// a mail we sent: such a robot may write to the ticket whoever it is.
+    pub fn reacts_to_our_mail(&self, automatic: Option<&Automatic>) -> bool {
+        self.via_our_message && automatic.is_some_and(|a| a.kind.is_reaction())
+    }
+}
+
+/// What threading decided.
+#[derive(Debug)]
+pub enum Thread {
+    /// No ticket found: a new one.
+    New,
+    /// Append to this ticket.
+    Continue(Found),
+    /// New ticket linked to this one (not a participant, or closed too long
+    /// ago); `review` flags it for a person.
+    Linked { found: Found, review: bool },
+}
+
+impl Thread {
+    /// For a mail that opens a ticket: the ticket it is linked to, and
+    /// whether it needs review.
+    pub fn into_link(self) -> Option<(Found, bool)> {
+        match self {
+            Thread::Linked { found, review } => Some((found, review)),
+            Thread::New | Thread::Continue(_) => None,
+        }
+    }
+}
+
+/// The mail whose clues found a ticket, as the decision weighs it.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowUp {
+    /// The sender may write to the ticket found: a participant, one of our
+    /// addresses, or a robot reacting to a Message-ID we signed (see
+    /// [`Found::reacts_to_our_mail`]).
+    pub sender_may_join: bool,
+    /// The mail is automatic (see `classify`).
+    pub automatic: bool,
+}
+
+/// What a follow-up does with the ticket its clues found, at `now` (Unix
+/// ms). A stranger never joins it: a new ticket, linked and flagged for
+/// review. A person writing to a ticket done more than `reopen_days` ago
+/// opens a new ticket linked to it; robots are recorded on it whenever it
+/// was closed (they never reopen it).
+pub fn decide(found: Found, mail: FollowUp, reopen_days: u32, now: i64) -> Thread {
+    if !mail.sender_may_join {
+        return Thread::Linked {
+            found,
+            review: true,
+        };
+    }
+    let closed_long_ago = found.state.state == State::Done
+        && found
+            .state
+            .closed_at
+            .is_some_and(|at| now - at > i64::from(reopen_days) * 86_400_000);
+    if closed_long_ago && !mail.automatic {
+        return Thread::Linked {
+            found,
+            review: false,
+        };
+    }
+    Thread::Continue(found)
+}
 
 /// The Message-IDs a mail answers, most direct first, without duplicates.
 pub fn referenced_ids(mail: &ParsedMail) -> Vec<String> {
@@ -188,6 +271,125 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::classify::AutoKind;
+
+    const DAY: i64 = 86_400_000;
+    const NOW: i64 = 1_000 * DAY;
+
+    fn found(state: State, closed_at: Option<i64>, via_our_message: bool) -> Found {
+        Found {
+            ticket: 7,
+            state: TicketState {
+                state,
+                closed_at,
+                requester: Some("ana@cliente.example".into()),
+                subject: "Pedido 75321".into(),
+                owner: None,
+                pipeline: "Soporte".into(),
+                priority: Default::default(),
+                mailbox: "soporte".into(),
+                deadlines: Default::default(),
+                first_response_at: None,
+                paused_at: None,
+            },
+            via: "ticket tag in the subject".into(),
+            via_our_message,
+        }
+    }
+
+    fn person(sender_may_join: bool) -> FollowUp {
+        FollowUp {
+            sender_may_join,
+            automatic: false,
+        }
+    }
+
+    /// The decision in short: `New`, `Continue`, `Linked` or `Review`.
+    fn outcome(thread: Thread) -> &'static str {
+        match thread {
+            Thread::New => "New",
+            Thread::Continue(f) if f.ticket == 7 => "Continue",
+            Thread::Linked { found, review } if found.ticket == 7 => {
+                if review {
+                    "Review"
+                } else {
+                    "Linked"
+                }
+            }
+            Thread::Continue(_) | Thread::Linked { .. } => "another ticket",
+        }
+    }
+
+    #[test]
+    fn a_participant_continues_an_open_ticket() {
+        let open = found(State::WaitingOnContact, None, false);
+        assert_eq!(outcome(decide(open, person(true), 7, NOW)), "Continue");
+    }
+
+    #[test]
+    fn a_stranger_never_joins() {
+        let open = found(State::Open, None, false);
+        assert_eq!(outcome(decide(open, person(false), 7, NOW)), "Review");
+        // Not even a done ticket: review comes before the closing time.
+        let old = found(State::Done, Some(NOW - 30 * DAY), false);
+        assert_eq!(outcome(decide(old, person(false), 7, NOW)), "Review");
+        let robot = FollowUp {
+            sender_may_join: false,
+            automatic: true,
+        };
+        let open = found(State::Open, None, false);
+        assert_eq!(outcome(decide(open, robot, 7, NOW)), "Review");
+    }
+
+    #[test]
+    fn a_done_ticket_continues_within_reopen_days_and_links_after() {
+        let recent = found(State::Done, Some(NOW - 7 * DAY), false);
+        assert_eq!(outcome(decide(recent, person(true), 7, NOW)), "Continue");
+        let old = found(State::Done, Some(NOW - 7 * DAY - 1), false);
+        assert_eq!(outcome(decide(old, person(true), 7, NOW)), "Linked");
+        let old = found(State::Done, Some(NOW - DAY - 1), false);
+        assert_eq!(outcome(decide(old, person(true), 1, NOW)), "Linked");
+        // Done without a closing time recorded: nothing says how long ago.
+        let unknown = found(State::Done, None, false);
+        assert_eq!(outcome(decide(unknown, person(true), 7, NOW)), "Continue");
+        // Only a done ticket is "closed": an old closing time of a ticket
+        // reopened since does not count.
+        let reopened = found(State::WaitingOnUs, Some(NOW - 30 * DAY), false);
+        assert_eq!(outcome(decide(reopened, person(true), 7, NOW)), "Continue");
+    }
+
+    #[test]
+    fn robots_stay_on_a_ticket_closed_long_ago() {
+        let old = found(State::Done, Some(NOW - 30 * DAY), true);
+        let robot = FollowUp {
+            sender_may_join: true,
+            automatic: true,
+        };
+        assert_eq!(outcome(decide(old, robot, 7, NOW)), "Continue");
+    }
+
+    #[test]
+    fn only_a_robot_reacting_to_our_signed_mail_is_let_in_as_such() {
+        let auto = |kind| Automatic {
+            kind,
+            reason: "test".into(),
+        };
+        let ours = found(State::Open, None, true);
+        let theirs = found(State::Open, None, false);
+        assert!(ours.reacts_to_our_mail(Some(&auto(AutoKind::Bounce))));
+        assert!(ours.reacts_to_our_mail(Some(&auto(AutoKind::AutoReply))));
+        assert!(!ours.reacts_to_our_mail(Some(&auto(AutoKind::List))));
+        assert!(!ours.reacts_to_our_mail(None));
+        assert!(!theirs.reacts_to_our_mail(Some(&auto(AutoKind::Bounce))));
+        assert!(Thread::Continue(ours).into_link().is_none());
+        let (link, review) = Thread::Linked {
+            found: theirs,
+            review: true,
+        }
+        .into_link()
+        .unwrap();
+        assert_eq!((link.ticket, review), (7, true));
+    }
 
     #[test]
     fn finds_tags_through_prefixes_and_mangling() {

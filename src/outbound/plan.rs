@@ -1,18 +1,23 @@
 //! Which automatic mails an event on a ticket sends, to whom, and, when one
 //! is not sent, the history line that says why. Pure.
 //!
-//! The pipeline (a new ticket, a customer's answer) and the agent commands
-//! (assign, close) describe the event; this module picks the recipients
-//! (the customer, the owner, the rules' extra addresses), refuses the ones
-//! that would start a loop (our own shared mailboxes), and composes the
-//! mails once the ticket number is known, inside the ticket's transaction.
+//! The pipeline (a new ticket, a customer's answer: see [`Planner`]) and
+//! the agent commands (assign, close) describe the event; this module picks
+//! the recipients (the customer, the owner, the rules' extra addresses),
+//! refuses the ones that must not be written to (robots, our own shared
+//! mailboxes: a loop in the making), and composes the mails once the ticket
+//! number is known, inside the ticket's transaction.
 
 use super::compose::{self, Auto, AutoSubmitted, Envelope};
 use super::templates::{self, Templates, Vars};
+use crate::classify::{Automatic, unattended_address};
 use crate::config::Config;
-use crate::parse::MailAddress;
-use crate::thread::IdSigner;
-use crate::ticket::{EventKind, NewEvent, OutgoingMail, Priority, TicketRow, display_number};
+use crate::parse::{MailAddress, ParsedMail};
+use crate::route::Route;
+use crate::thread::{IdSigner, TagMatcher};
+use crate::ticket::{
+    EventKind, NewEvent, OutgoingMail, Priority, TicketRow, TicketState, display_number,
+};
 
 /// One mail to send once the ticket number is known.
 #[derive(Debug, Clone)]
@@ -287,6 +292,173 @@ impl Plan {
     }
 }
 
+/// A mail that arrived, as planning sees it.
+#[derive(Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The mailbox it arrived in (a `[mailboxes.NAME]`).
+    pub mailbox: &'a str,
+    pub mail: &'a ParsedMail,
+    /// What `classify` found, when the mail is automatic.
+    pub automatic: Option<&'a Automatic>,
+}
+
+/// Plans the automatic mails of the pipeline's events: a new ticket (the
+/// acknowledgement, the owner's and the rules' notifications) and a
+/// customer's answer (the owner's notification).
+#[derive(Clone, Copy)]
+pub struct Planner<'a> {
+    pub config: &'a Config,
+    /// The templates there are (a rule may name one that is not).
+    pub templates: &'a Templates,
+    /// Ticket tags, kept out of the subjects the mails echo.
+    pub tags: &'a TagMatcher,
+}
+
+impl Planner<'_> {
+    /// The acknowledgement of a new ticket, promising an answer by
+    /// `due_at`; when it is withheld, the history line that says why.
+    pub fn acknowledgement(
+        &self,
+        incoming: Incoming<'_>,
+        route: &Route,
+        due_at: Option<i64>,
+        events: &mut Vec<NewEvent>,
+    ) -> Plan {
+        let mail = incoming.mail;
+        let requester = requester(mail);
+        let mut plan = Plan::new(
+            self.config,
+            incoming.mailbox,
+            &Facts {
+                subject: &self.tags.strip(&mail.subject),
+                customer: requester.as_ref(),
+                pipeline: &route.pipeline,
+                owner: route.owner.as_deref(),
+                priority: route.priority,
+                due_at,
+                text: &mail.text,
+            },
+        )
+        .answering(mail.message_id.as_deref(), &mail.references);
+        match self.acknowledgement_to(requester, incoming.automatic, route) {
+            Ok(ack) => plan.mails.push(ack),
+            Err(why) => events.push(NewEvent::system(EventKind::AckWithheld, why)),
+        }
+        plan
+    }
+
+    /// The acknowledgement to `requester`, or why there is none.
+    fn acknowledgement_to(
+        &self,
+        requester: Option<MailAddress>,
+        automatic: Option<&Automatic>,
+        route: &Route,
+    ) -> Result<PlannedMail, String> {
+        let Some(template) = route.ack_template.clone() else {
+            return Err("no acknowledgement configured for this mail".into());
+        };
+        if let Some(auto) = automatic {
+            return Err(format!(
+                "automatic mail ({}) is never answered",
+                auto.kind.as_str()
+            ));
+        }
+        let Some(requester) = requester else {
+            return Err("the mail has no sender address".into());
+        };
+        if self.config.is_own_address(&requester.address) {
+            return Err(format!("{} is one of our own addresses", requester.address));
+        }
+        if let Some(why) = unattended_address(&requester.address) {
+            return Err(format!("the answer would go to {why}"));
+        }
+        compose::check_address(&requester.address)?;
+        if !self.templates.contains(&template) {
+            return Err(format!("unknown mail template '{template}'"));
+        }
+        Ok(PlannedMail {
+            kind: "acknowledgement",
+            template,
+            to: (requester.address, requester.name),
+            submitted: AutoSubmitted::Replied,
+            person: None,
+        })
+    }
+
+    /// The owner's and the rules' extra notifications for a new ticket.
+    /// Automatic mail does not tell the owner (bounces and newsletters are
+    /// not news); a rule that wants someone told names them in `notify`.
+    pub fn notifications(
+        &self,
+        plan: &mut Plan,
+        automatic: Option<&Automatic>,
+        route: &Route,
+        events: &mut Vec<NewEvent>,
+    ) {
+        if let Some(owner) = &route.owner
+            && automatic.is_none()
+        {
+            plan.notify_owner(self.config, owner, templates::OWNER_NEW, events);
+        }
+        plan.notify_extra(self.config, &route.notify, events);
+    }
+
+    /// Tells the ticket's owner that the customer answered. Only a
+    /// person's answer is news for the owner: robots and staff writing to
+    /// the shared mailbox are not (an empty plan).
+    pub fn answer_notification(
+        &self,
+        incoming: Incoming<'_>,
+        ticket: &TicketState,
+        events: &mut Vec<NewEvent>,
+    ) -> Plan {
+        let mail = incoming.mail;
+        let sender = mail.from.as_ref().map_or("", |f| f.address.as_str());
+        let from_us = self.config.is_own_address(sender);
+        if incoming.automatic.is_some() || from_us {
+            return Plan::default();
+        }
+        // The ticket's mailbox, unless it is no longer configured.
+        let mailbox = if self.config.mailboxes.contains_key(&ticket.mailbox) {
+            &ticket.mailbox
+        } else {
+            incoming.mailbox
+        };
+        let mut plan = Plan::new(
+            self.config,
+            mailbox,
+            &Facts {
+                subject: &self.tags.strip(&ticket.subject),
+                customer: mail.from.as_ref(),
+                pipeline: &ticket.pipeline,
+                owner: ticket.owner.as_deref(),
+                priority: ticket.priority,
+                due_at: None,
+                text: &mail.text,
+            },
+        )
+        .answering(mail.message_id.as_deref(), &mail.references);
+        if let Some(owner) = &ticket.owner {
+            plan.notify_owner(self.config, owner, templates::OWNER_REPLY, events);
+        }
+        plan
+    }
+}
+
+/// Whom an answer goes to: Reply-To when there is one, else From; a
+/// Reply-To without a display name still greets the person named in From.
+fn requester(mail: &ParsedMail) -> Option<MailAddress> {
+    mail.reply_to
+        .clone()
+        .or_else(|| mail.from.clone())
+        .map(|mut r| {
+            if r.name.is_none() {
+                r.name = mail.from.as_ref().and_then(|f| f.name.clone());
+            }
+            r
+        })
+}
+
 /// Mails to staff, under the higher `notification_limit_per_hour`.
 const STAFF_KINDS: &[&str] = &["notification", "alert", "escalation"];
 
@@ -409,5 +581,199 @@ mod tests {
         assert_eq!(out[1].kind, "notification");
         // Staff get the higher notification limit, not the customers' 5.
         assert_eq!(out[0].auto_limit_per_hour, Some(60));
+    }
+
+    /// What a `Planner` borrows besides the configuration.
+    struct Parts {
+        templates: Templates,
+        tags: TagMatcher,
+    }
+
+    impl Parts {
+        fn new() -> Parts {
+            Parts {
+                templates: Templates::builtin(),
+                tags: TagMatcher::new("T-").unwrap(),
+            }
+        }
+
+        fn planner<'a>(&'a self, config: &'a Config) -> Planner<'a> {
+            Planner {
+                config,
+                templates: &self.templates,
+                tags: &self.tags,
+            }
+        }
+    }
+
+    /// A mail as parsed, from its header lines.
+    fn mail(headers: &str) -> ParsedMail {
+        let raw = format!("{headers}Message-ID: <m1@cliente.example>\r\n\r\nHola\r\n");
+        crate::parse::parse(raw.as_bytes(), 1 << 20).unwrap()
+    }
+
+    fn route(c: &Config) -> Route {
+        let decision = crate::route::Decision {
+            owner: Some("camila".into()),
+            ..Default::default()
+        };
+        decision.complete("soporte", &c.mailboxes["soporte"])
+    }
+
+    fn incoming<'a>(mail: &'a ParsedMail, automatic: Option<&'a Automatic>) -> Incoming<'a> {
+        Incoming {
+            mailbox: "soporte",
+            mail,
+            automatic,
+        }
+    }
+
+    /// The acknowledgement planned for `mail`, or the reason it is withheld.
+    fn acknowledge(
+        c: &Config,
+        mail: &ParsedMail,
+        automatic: Option<&Automatic>,
+        route: &Route,
+    ) -> Result<PlannedMail, String> {
+        let parts = Parts::new();
+        let planner = parts.planner(c);
+        let mut events = Vec::new();
+        let mut plan = planner.acknowledgement(incoming(mail, automatic), route, None, &mut events);
+        match (plan.mails.pop(), events.as_slice()) {
+            (Some(ack), []) if plan.mails.is_empty() => Ok(ack),
+            (None, [why]) if why.kind == EventKind::AckWithheld => Err(why.detail.clone()),
+            other => panic!("one mail or one reason expected: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_acknowledgement_goes_to_reply_to_greeting_the_sender() {
+        let c = config();
+        let m = mail(
+            "From: Ana Pérez <ana@cliente.example>\r\nReply-To: pedidos@cliente.example\r\nSubject: RE: [#T-3] Pedido\r\n",
+        );
+        let ack = acknowledge(&c, &m, None, &route(&c)).unwrap();
+        assert_eq!(ack.kind, "acknowledgement");
+        assert_eq!(ack.template, templates::ACKNOWLEDGEMENT);
+        assert_eq!(
+            ack.to,
+            ("pedidos@cliente.example".into(), Some("Ana Pérez".into()))
+        );
+        assert_eq!(ack.submitted, AutoSubmitted::Replied);
+    }
+
+    #[test]
+    fn the_acknowledgement_is_withheld_and_the_history_says_why() {
+        let c = config();
+        let r = route(&c);
+        let person = mail("From: ana@cliente.example\r\nSubject: Pedido\r\n");
+        let robot = Automatic {
+            kind: crate::classify::AutoKind::AutoReply,
+            reason: "Auto-Submitted: auto-replied".into(),
+        };
+        let why = acknowledge(&c, &person, Some(&robot), &r).unwrap_err();
+        assert_eq!(why, "automatic mail (autoreply) is never answered");
+
+        let nobody = mail("Subject: Pedido\r\n");
+        let why = acknowledge(&c, &nobody, None, &r).unwrap_err();
+        assert_eq!(why, "the mail has no sender address");
+
+        let ours = mail("From: Soporte@tp.example\r\nSubject: Pedido\r\n");
+        let why = acknowledge(&c, &ours, None, &r).unwrap_err();
+        assert_eq!(why, "soporte@tp.example is one of our own addresses");
+
+        let daemon = mail(
+            "From: ana@cliente.example\r\nReply-To: postmaster@cliente.example\r\nSubject: x\r\n",
+        );
+        let why = acknowledge(&c, &daemon, None, &r).unwrap_err();
+        assert!(
+            why.starts_with("the answer would go to postmaster@"),
+            "{why}"
+        );
+
+        let mut unknown = r.clone();
+        unknown.ack_template = Some("gracias".into());
+        let why = acknowledge(&c, &person, None, &unknown).unwrap_err();
+        assert_eq!(why, "unknown mail template 'gracias'");
+
+        let mut none = r.clone();
+        none.ack_template = None;
+        let why = acknowledge(&c, &person, None, &none).unwrap_err();
+        assert_eq!(why, "no acknowledgement configured for this mail");
+
+        // A robot is never answered, whatever else is wrong.
+        let why = acknowledge(&c, &nobody, Some(&robot), &r).unwrap_err();
+        assert!(why.starts_with("automatic mail"), "{why}");
+    }
+
+    #[test]
+    fn new_tickets_of_robots_tell_only_the_rules_extra_addresses() {
+        let c = config();
+        let parts = Parts::new();
+        let planner = parts.planner(&c);
+        let mut r = route(&c);
+        r.notify = vec!["jefa@tp.example".into()];
+        let robot = Automatic {
+            kind: crate::classify::AutoKind::Bounce,
+            reason: "multipart/report".into(),
+        };
+        let to = |automatic: Option<&Automatic>| {
+            let mut plan = Plan::default();
+            let mut events = Vec::new();
+            planner.notifications(&mut plan, automatic, &r, &mut events);
+            assert!(events.is_empty(), "{events:?}");
+            plan.mails.into_iter().map(|m| m.to.0).collect::<Vec<_>>()
+        };
+        assert_eq!(to(None), ["camila@tp.example", "jefa@tp.example"]);
+        assert_eq!(to(Some(&robot)), ["jefa@tp.example"]);
+    }
+
+    #[test]
+    fn only_a_persons_answer_tells_the_owner() {
+        let c = config();
+        let parts = Parts::new();
+        let planner = parts.planner(&c);
+        let ticket = TicketState {
+            state: crate::ticket::State::WaitingOnContact,
+            closed_at: None,
+            requester: Some("ana@cliente.example".into()),
+            subject: "[#T-3] Pedido".into(),
+            owner: Some("camila".into()),
+            pipeline: "Soporte".into(),
+            priority: Priority::High,
+            // A mailbox no longer configured: the mail comes from the one
+            // the answer arrived in.
+            mailbox: "antiguo".into(),
+            deadlines: Default::default(),
+            first_response_at: None,
+            paused_at: None,
+        };
+        let answer = mail("From: ana@cliente.example\r\nSubject: RE: [#T-3] Pedido\r\n");
+        let mut events = Vec::new();
+        let plan = planner.answer_notification(incoming(&answer, None), &ticket, &mut events);
+        assert_eq!(plan.mails.len(), 1);
+        assert_eq!(plan.mails[0].to.0, "camila@tp.example");
+        assert_eq!(plan.mails[0].template, templates::OWNER_REPLY);
+        assert_eq!(plan.from_address, "soporte@tp.example");
+        assert_eq!(plan.vars.subject, "Pedido");
+        assert_eq!(plan.in_reply_to.as_deref(), Some("m1@cliente.example"));
+
+        let robot = Automatic {
+            kind: crate::classify::AutoKind::AutoReply,
+            reason: "x".into(),
+        };
+        let plan =
+            planner.answer_notification(incoming(&answer, Some(&robot)), &ticket, &mut events);
+        assert!(plan.mails.is_empty());
+        let staff = mail("From: camila@tp.example\r\nSubject: RE: [#T-3] Pedido\r\n");
+        let mut c2 = config();
+        c2.deployment.our_domains = vec!["tp.example".into()];
+        let plan = Planner {
+            config: &c2,
+            ..planner
+        }
+        .answer_notification(incoming(&staff, None), &ticket, &mut events);
+        assert!(plan.mails.is_empty());
+        assert!(events.is_empty(), "{events:?}");
     }
 }
