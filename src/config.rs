@@ -17,6 +17,9 @@ use crate::ticket::Priority;
 /// Default location of the configuration file on a server.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/buzon/buzon.toml";
 
+/// The default `limits.max_message_bytes`: 50 MiB of encoded mail.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 50 * 1024 * 1024;
+
 /// Environment variables that are not `SECTION__KEY` overrides.
 const SHORTHAND_VARS: &[&str] = &["BUZON_CONFIG", "BUZON_DATABASE_URL", "BUZON_OUTBOX_DIR"];
 
@@ -120,7 +123,10 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_message_bytes: 25 * 1024 * 1024,
+            // Microsoft 365 delivers up to ~35 MB and Gmail ~34 MB of
+            // encoded mail (25 MB of attachments, base64): 50 MiB takes
+            // both with room for headers (see the README, "Limits").
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -636,11 +642,30 @@ pub struct Mailbox {
     pub pipeline: String,
     #[serde(default)]
     pub owner: Option<String>,
-    #[serde(default)]
+    /// The canonical name (`high`) or the team's Spanish word (`alta`),
+    /// as the rule files accept it.
+    #[serde(default, deserialize_with = "priority_word")]
     pub priority: Priority,
     /// Send an acknowledgement for new tickets from this mailbox.
     #[serde(default = "yes")]
     pub acknowledge: bool,
+}
+
+/// A priority by its canonical name or the Spanish word people use
+/// (`baja`, `media`, `alta`, `urgente`), ignoring case and accents.
+fn priority_word<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Priority, D::Error> {
+    let text = String::deserialize(d)?;
+    let folded = crate::rules::fold_text(text.trim()).into_owned();
+    Priority::ALL
+        .into_iter()
+        .find(|p| {
+            folded == p.as_str() || folded == crate::outbound::templates::priority_label(*p)
+        })
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown priority '{text}': write one of low, medium, high, urgent (baja, media, alta, urgente)"
+            ))
+        })
 }
 
 fn default_pipeline() -> String {
@@ -726,6 +751,9 @@ impl Config {
         config.resolve_paths(&sources.env);
         config.parse_time_zone(&mut problems);
         config.validate(&mut problems);
+        // One order whatever order the sections were read in: by key, and
+        // in the order found for one key.
+        problems.sort_by(|a, b| a.key.cmp(&b.key));
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -838,14 +866,13 @@ impl Config {
                 message,
             })
         };
-        if !self.web.listen.is_empty() && self.web.listen.parse::<std::net::SocketAddr>().is_err() {
-            add(
-                "web.listen",
-                format!(
-                    "'{}' is not an address and port: write \"127.0.0.1:8080\"",
-                    self.web.listen
-                ),
-            );
+        for (key, listen) in [
+            ("daemon.listen", &self.daemon.listen),
+            ("web.listen", &self.web.listen),
+        ] {
+            if let Err(e) = check_listen(listen) {
+                add(key, e);
+            }
         }
         if let Some(url) = &self.web.public_url {
             let lower = url.trim().to_ascii_lowercase();
@@ -892,7 +919,7 @@ impl Config {
         );
         for (key, list) in lists {
             for address in list {
-                if !address.contains('@') || address.contains(char::is_whitespace) {
+                if !is_plausible_address(address) {
                     add(
                         &key,
                         format!("'{address}' is not a mail address: write \"jefatura@example.cl\""),
@@ -904,7 +931,7 @@ impl Config {
             add(
                 "limits.max_message_bytes",
                 format!(
-                    "{} bytes is too small for any real mail: write at least 1024 (default 26214400)",
+                    "{} bytes is too small for any real mail: write at least 1024 (default {DEFAULT_MAX_MESSAGE_BYTES})",
                     self.limits.max_message_bytes
                 ),
             );
@@ -921,6 +948,16 @@ impl Config {
                     &key("password_file"),
                     "give exactly one of password_file, password_env or token_command (the secret never goes in this file)".into(),
                 );
+            }
+            for (k, file) in [
+                ("ca_file", &account.ca_file),
+                ("password_file", &account.password_file),
+            ] {
+                if let Some(path) = file
+                    && let Err(e) = check_readable(path)
+                {
+                    add(&key(k), e);
+                }
             }
             if account.token_command.is_some() && account.auth != ImapAuth::Xoauth2 {
                 add(
@@ -1059,12 +1096,9 @@ impl Config {
                 ("password_file", &smtp.password_file),
             ] {
                 if let Some(path) = file
-                    && !path.is_file()
+                    && let Err(e) = check_readable(path)
                 {
-                    add(
-                        &format!("smtp.{key}"),
-                        format!("{} is not a readable file", path.display()),
-                    );
+                    add(&format!("smtp.{key}"), e);
                 }
             }
             if smtp.pool_size == 0 {
@@ -1366,13 +1400,19 @@ fn read_sections(cfg: &config::Config, problems: &mut Vec<Problem>) -> RawSectio
 }
 
 /// Deserializes one section; `fields` are its valid keys, for typo hints.
+///
+/// A value of the wrong type does not hide the rest of the section: the
+/// offending key is reported with its path and left out, and the section
+/// is read again without it, until what is left loads. So every wrong key
+/// is reported, the good ones beside it still apply (and are validated),
+/// and the result does not depend on the order the keys are visited in.
 fn section<T: DeserializeOwned>(
     cfg: &config::Config,
     name: &str,
     fields: &[&str],
     problems: &mut Vec<Problem>,
 ) -> Option<T> {
-    let value = match cfg.get::<config::Value>(name) {
+    let mut value = match cfg.get::<config::Value>(name) {
         Ok(v) => v,
         Err(config::ConfigError::NotFound(_)) => return None,
         Err(e) => {
@@ -1383,12 +1423,55 @@ fn section<T: DeserializeOwned>(
             return None;
         }
     };
-    let mut unknown = Vec::new();
-    let result: Result<T, _> = serde_ignored::deserialize(value, |path| {
-        unknown.push(path.to_string());
-    });
+    let mut unknown = std::collections::BTreeSet::new();
+    let mut removed: Vec<Vec<String>> = Vec::new();
+    // Each round removes one key, so this ends; the bound is a backstop.
+    for _ in 0..200 {
+        let mut note_unknown = |path: serde_ignored::Path| {
+            unknown.insert(path.to_string());
+        };
+        let ignored = serde_ignored::Deserializer::new(value.clone(), &mut note_unknown);
+        let error = match serde_path_to_error::deserialize::<_, T>(ignored) {
+            Ok(v) => {
+                report_unknown(name, fields, &unknown, problems);
+                return Some(v);
+            }
+            Err(e) => e,
+        };
+        let path = path_segments(error.path());
+        let message = error.inner().to_string();
+        // A key removed earlier leaves its table without a required
+        // field: that is the same mistake, already reported.
+        let consequence =
+            message.starts_with("missing field") && removed.iter().any(|r| r.starts_with(&path));
+        if !consequence {
+            let key = std::iter::once(name.to_string())
+                .chain(path.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(".")
+                .replace(".[", "[");
+            problems.push(Problem {
+                key,
+                message: explain_serde(&message),
+            });
+        }
+        if path.is_empty() || !remove_path(&mut value, &path) {
+            break;
+        }
+        removed.push(path);
+    }
+    report_unknown(name, fields, &unknown, problems);
+    None
+}
+
+fn report_unknown(
+    name: &str,
+    fields: &[&str],
+    unknown: &std::collections::BTreeSet<String>,
+    problems: &mut Vec<Problem>,
+) {
     for path in unknown {
-        let leaf = path.rsplit('.').next().unwrap_or(&path);
+        let leaf = path.rsplit('.').next().unwrap_or(path);
         let hint = match closest(leaf, fields) {
             Some(c) => format!("did you mean `{c}`?"),
             None => "remove it or check its spelling in the README".into(),
@@ -1398,21 +1481,68 @@ fn section<T: DeserializeOwned>(
             message: format!("unknown key: {hint} (valid keys: {})", fields.join(", ")),
         });
     }
-    match result {
-        Ok(v) => Some(v),
-        Err(e) => {
-            problems.push(Problem {
-                key: name.into(),
-                message: explain_serde(&e.to_string()),
-            });
-            None
-        }
+}
+
+/// `people.camila.address` as `["camila", "address"]`, a list index as `[0]`.
+fn path_segments(path: &serde_path_to_error::Path) -> Vec<String> {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|s| match s {
+            Segment::Map { key } => Some(key.clone()),
+            Segment::Seq { index } => Some(format!("[{index}]")),
+            Segment::Enum { variant } => Some(variant.clone()),
+            Segment::Unknown => None,
+        })
+        .collect()
+}
+
+/// Removes the value at `path` (a table key or a list element); false when
+/// there is nothing there to remove.
+fn remove_path(value: &mut config::Value, path: &[String]) -> bool {
+    use config::ValueKind;
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut here = value;
+    for segment in parents {
+        here = match &mut here.kind {
+            ValueKind::Table(map) => match map.get_mut(segment) {
+                Some(v) => v,
+                None => return false,
+            },
+            ValueKind::Array(list) => match list_index(segment).and_then(|i| list.get_mut(i)) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
     }
+    match &mut here.kind {
+        ValueKind::Table(map) => map.remove(last).is_some(),
+        ValueKind::Array(list) => match list_index(last) {
+            Some(i) if i < list.len() => {
+                list.remove(i);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+fn list_index(segment: &str) -> Option<usize> {
+    segment.strip_prefix('[')?.strip_suffix(']')?.parse().ok()
 }
 
 /// serde's "unknown field `x`, expected one of ..." is accurate but the
 /// admin wants the suggestion first.
 fn explain_serde(message: &str) -> String {
+    // The config crate adds " for key `soporte.priority`": the problem's
+    // key already says it, fully.
+    let message = match message.rfind(" for key `") {
+        Some(i) if message.ends_with('`') => &message[..i],
+        _ => message,
+    };
     if let Some(rest) = message.strip_prefix("unknown field `")
         && let Some((field, expected)) = rest.split_once("`, expected ")
     {
@@ -1436,24 +1566,44 @@ fn explain_serde(message: &str) -> String {
 pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
-        .map(|c| (edit_distance(word, c), *c))
+        .map(|c| (strsim::levenshtein(word, c), *c))
         .filter(|(d, c)| *d <= (c.len() / 3).max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+/// A listen address (`127.0.0.1:9187`, `[::1]:8080`, `localhost:8080`) as
+/// `run` will bind it; empty is "off".
+fn check_listen(text: &str) -> Result<(), String> {
+    if text.is_empty() || text.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(());
     }
-    prev[b.len()]
+    let wrong = || {
+        format!("'{text}' is not an address and port: write \"127.0.0.1:8080\" (or empty for off)")
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(wrong)?;
+    let named = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    match port.parse::<u16>() {
+        Ok(_) if named => Ok(()),
+        Err(_) if named && port.chars().all(|c| c.is_ascii_digit()) && !port.is_empty() => Err(
+            format!("'{text}': port {port} is out of range: write a port from 1 to 65535"),
+        ),
+        _ => Err(wrong()),
+    }
+}
+
+/// A secret or certificate file: it must open for reading by whoever runs
+/// buzon (the `buzon` user under systemd), now rather than at first use.
+fn check_readable(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!("{} is a directory, not a file", path.display()));
+    }
+    std::fs::File::open(path)
+        .map(|_| ())
+        .map_err(|e| format!("{} cannot be read: {e}", path.display()))
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -1463,13 +1613,12 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn is_plausible_address(s: &str) -> bool {
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace)
-        }
-        None => false,
-    }
+/// A mail address as SMTP takes it (`lettre::Address`: a local part, `@`,
+/// a domain), and with a dot in the domain: an address written without
+/// its domain's end (`camila@empresa`) is a mistake in a configuration.
+pub fn is_plausible_address(s: &str) -> bool {
+    s.parse::<lettre::Address>()
+        .is_ok_and(|a| a.domain().contains('.'))
 }
 
 fn resolve(base: &Path, p: &Path) -> PathBuf {
@@ -1580,6 +1729,90 @@ max_message_bytes = 10
         assert!(text.contains("limitz"), "{text}");
         assert!(text.contains("did you mean [limits]"), "{text}");
         assert!(err.problems.len() >= 5, "{text}");
+    }
+
+    /// Nine mistakes, two of them type errors in different tables, one
+    /// type error beside an unknown key and a bad address: nine problems,
+    /// in the same order every time.
+    pub(crate) const NINE_MISTAKES: &str = r#"
+[deployment]
+time_zone = "Mars/Olympus"
+nmae = "x"
+
+[database]
+max_connections = "muchas"
+
+[limits]
+max_message_bytes = "grande"
+
+[daemon]
+listen = "127.0.0.1:99999"
+
+[mailboxes.soporte]
+address = "no es correo"
+priority = "altisima"
+acknowledgee = true
+
+[people.camila]
+address = "camila"
+"#;
+
+    #[test]
+    fn every_problem_is_reported_in_a_stable_order() {
+        let first = load(NINE_MISTAKES, &[]).unwrap_err();
+        let keys: Vec<&str> = first.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "daemon.listen",
+                "database.max_connections",
+                "deployment.nmae",
+                "deployment.time_zone",
+                "limits.max_message_bytes",
+                "mailboxes.soporte.acknowledgee",
+                "mailboxes.soporte.address",
+                "mailboxes.soporte.priority",
+                "people.camila.address",
+            ],
+            "{first}"
+        );
+        for _ in 0..5 {
+            let again = load(NINE_MISTAKES, &[]).unwrap_err();
+            let lines = |e: &ConfigError| -> Vec<String> {
+                e.problems
+                    .iter()
+                    .map(|p| format!("{}: {}", p.key, p.message))
+                    .collect()
+            };
+            assert_eq!(lines(&again), lines(&first));
+        }
+    }
+
+    #[test]
+    fn a_mailbox_priority_takes_the_spanish_words() {
+        let text = GOOD.replace("priority = \"high\"", "priority = \"Alta\"");
+        assert_eq!(
+            load(&text, &[]).unwrap().mailboxes["finanzas"].priority,
+            Priority::High
+        );
+        let text = GOOD.replace("priority = \"high\"", "priority = \"urgente\"");
+        assert_eq!(
+            load(&text, &[]).unwrap().mailboxes["finanzas"].priority,
+            Priority::Urgent
+        );
+    }
+
+    #[test]
+    fn listen_addresses_and_secret_files_are_checked() {
+        let text = format!(
+            "{GOOD}\n[daemon]\nlisten = \"localhost:9187\"\n[web]\nlisten = \"127.0.0.1:99999\"\n\
+             [accounts.a]\nhost = \"imap.example.com\"\nusername = \"u\"\npassword_file = \"/nonexistent/secret\"\n\
+             folders = [{{ folder = \"INBOX\", mailbox = \"finanzas\" }}]\n"
+        );
+        let err = load(&text, &[]).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["accounts.a.password_file", "web.listen"], "{err}");
+        assert!(err.to_string().contains("out of range"), "{err}");
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::config::{Config, Response};
 use crate::deadline::{Calendar, on_state_change};
 use crate::outbound::compose;
 use crate::outbound::compose::ticket_tag;
-use crate::outbound::plan::{Plan, owner_name};
+use crate::outbound::plan::{Plan, mail_owner_name, owner_name};
 use crate::outbound::templates::{self, Templates, Vars};
 use crate::pipeline::{Pipeline, PipelineError, load_rules};
 use crate::rules::RuleSet;
@@ -365,7 +365,7 @@ impl<'a> Agent<'a> {
             owner: t
                 .owner
                 .as_deref()
-                .map(|o| owner_name(self.config, o))
+                .and_then(|o| mail_owner_name(self.config, o))
                 .unwrap_or_default(),
             priority: templates::priority_label(t.priority).into(),
             due: t

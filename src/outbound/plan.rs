@@ -101,7 +101,7 @@ impl Plan {
                 pipeline: facts.pipeline.to_string(),
                 owner: facts
                     .owner
-                    .map(|o| owner_name(config, o))
+                    .and_then(|o| mail_owner_name(config, o))
                     .unwrap_or_default(),
                 owner_id: facts.owner.map(shell_word).unwrap_or_default(),
                 priority: templates::priority_label(facts.priority).to_string(),
@@ -469,6 +469,17 @@ pub fn owner_name(config: &Config, owner: &str) -> String {
         .get(owner)
         .and_then(|p| p.name.clone())
         .unwrap_or_else(|| owner.to_string())
+}
+
+/// The owner as mail names them: their `[people.NAME] name`, or nothing
+/// (the templates then leave the sentence out), never the internal id a
+/// customer would read as "La atenderá camila.".
+pub fn mail_owner_name(config: &Config, owner: &str) -> Option<String> {
+    config
+        .people
+        .get(owner)
+        .and_then(|p| p.name.clone())
+        .filter(|n| !n.trim().is_empty())
 }
 
 /// `s` as one shell word: as is when it is plain (`camila`), else in single

@@ -57,7 +57,8 @@ pub struct Vars {
     /// The customer's address.
     pub customer: String,
     pub pipeline: String,
-    /// The owner's display name (or id).
+    /// The owner's display name; empty when they have none (mail never
+    /// shows the internal id in its place: see `owner_id`).
     pub owner: String,
     /// The owner as `buzon alerts --owner` takes it: the name in `[people]`,
     /// quoted for the shell when it needs to be.
@@ -751,7 +752,7 @@ venció el {{ due }} (hace {{ late }}).
 
   Cliente:     {% if name %}{{ name }} <{{ customer }}>{% else %}{{ customer }}{% endif %}
   Pipeline:    {{ pipeline }}
-  Responsable: {% if owner %}{{ owner }}{% else %}(sin asignar){% endif %}
+  Responsable: {% if owner %}{{ owner }}{% elif owner_id %}{{ owner_id }}{% else %}(sin asignar){% endif %}
   Prioridad:   {{ priority }}
 
 Recibe este correo porque está en la lista de escalamiento de {{ pipeline }}.

@@ -93,14 +93,7 @@ pub(super) fn hint_for<'a>(
     }
 }
 
-pub fn is_plausible_address(s: &str) -> bool {
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace)
-        }
-        None => false,
-    }
-}
+pub use crate::config::is_plausible_address;
 
 /// Where something was first defined, for "already defined at" messages.
 type Defined = BTreeMap<String, String>;
