@@ -39,6 +39,27 @@ pub enum DaemonError {
     Folders { failed: usize, errors: String },
     #[error("the rules cannot be loaded; fix them (`buzon rules check`) and start again:\n{0}")]
     Rules(String),
+    /// What `buzon check` reports as problems: rules, templates, the
+    /// outbound transport's settings.
+    #[error("cannot start; fix these (`buzon check`) and start again:\n{0}")]
+    Config(String),
+}
+
+/// Refuses to start over what `buzon check` would call a problem, naming
+/// every one (a template the pipeline would refuse later, a transport
+/// without its password file).
+fn check_files(config: &Config) -> Result<(), DaemonError> {
+    let findings = crate::check::files(config);
+    let problems: Vec<String> = findings
+        .iter()
+        .filter(|f| f.status == crate::check::Status::Config)
+        .map(|f| format!("  {}: {}", f.topic, f.text))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(DaemonError::Config(problems.join("\n")))
+    }
 }
 
 /// The live rule set, if a rules directory is configured.
@@ -47,7 +68,9 @@ fn live_rules(config: &Config) -> Result<Option<Arc<LiveRules>>, DaemonError> {
         return Ok(None);
     };
     let ctx = LoadContext::from_config(config).map_err(|e| DaemonError::Rules(e.to_string()))?;
-    let live = LiveRules::load(dir, ctx).map_err(|e| DaemonError::Rules(e.to_string()))?;
+    let live = LiveRules::load(dir, ctx)
+        .map_err(|e| DaemonError::Rules(e.to_string()))?
+        .with_templates_dir(config.templates.dir.clone());
     tracing::info!(dir = %dir.display(), rules = live.current().rule_count(), "Rules loaded.");
     Ok(Some(Arc::new(live)))
 }
@@ -102,6 +125,7 @@ pub async fn run_once(config: Arc<Config>, store: Store) -> Result<OnceReport, D
     let outbox = Arc::new(Notify::new());
     let (_stop_tx, stop_rx) = watch::channel(false);
     let instance = instance_name(&config);
+    check_files(&config)?;
     let rules = live_rules(&config)?;
     let workers = imap::workers(&config, &store, &health, &instance, &outbox, rules.as_ref());
     let mut tasks = Vec::new();
@@ -156,6 +180,7 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
     let outbox = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let instance = instance_name(&config);
+    check_files(&config)?;
 
     let http = if config.daemon.listen.is_empty() {
         None

@@ -23,6 +23,7 @@
 //!   close, open by hand), permission-checked, one transaction each.
 //! - [`deadline`]: the first-response and resolution clocks, and the alerts
 //!   of missed deadlines.
+//! - [`check`]: `buzon check`: what `run` needs, loaded as `run` loads it.
 //! - [`daemon`]: `buzon run`: folder workers, outbox worker, signals, systemd.
 //! - [`health`]: per-folder health, `/healthz` and `/metrics`.
 //! - [`web`]: the agents' workspace over `actions`.
@@ -32,6 +33,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod actions;
+pub mod check;
 pub mod classify;
 pub mod config;
 pub mod daemon;

@@ -16,10 +16,17 @@ use cli::{Cli, Command, LogFormat, outln};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let failure = if matches!(cli.command, Command::Ingest { .. }) {
-        ExitCode::from(cli::EX_TEMPFAIL)
-    } else {
-        ExitCode::FAILURE
+    let ingest = matches!(cli.command, Command::Ingest { .. });
+    // `ingest` always asks the MTA to retry (an admin's mistake must not
+    // bounce customers' mail); elsewhere a configuration problem is 78.
+    let failure = |e: Option<&anyhow::Error>| {
+        if ingest {
+            ExitCode::from(cli::EX_TEMPFAIL)
+        } else if e.is_some_and(is_config_problem) {
+            ExitCode::from(cli::EX_CONFIG)
+        } else {
+            ExitCode::FAILURE
+        }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -28,16 +35,37 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("buzon: cannot start the async runtime: {e}");
-            return failure;
+            return failure(None);
         }
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("buzon: {e:#}");
-            failure
+            // A list of problems ends with a newline of its own.
+            eprintln!("buzon: {}", format!("{e:#}").trim_end());
+            failure(Some(&e))
         }
     }
+}
+
+/// Whether the error is a mistake in the configuration, rules or
+/// templates (exit 78) rather than something that may work later.
+fn is_config_problem(e: &anyhow::Error) -> bool {
+    use buzon::daemon::DaemonError;
+    use buzon::pipeline::PipelineError;
+    e.chain().any(|c| {
+        c.is::<buzon::config::ConfigError>()
+            || c.is::<buzon::outbound::templates::TemplateErrors>()
+            || c.is::<buzon::rules::RuleErrors>()
+            || matches!(
+                c.downcast_ref::<DaemonError>(),
+                Some(DaemonError::Rules(_) | DaemonError::Config(_))
+            )
+            || matches!(
+                c.downcast_ref::<PipelineError>(),
+                Some(PipelineError::Rules(_) | PipelineError::Templates(_))
+            )
+    })
 }
 
 /// Library logs that carry secrets, silenced whatever `BUZON_LOG` says:
@@ -71,6 +99,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         return cli::demo::run(dir.clone(), *force).await;
     }
     let config = cli::load_config(&cli.config)?;
+    // Nothing opened or migrated: `check` runs before `run` (ExecStartPre).
+    if let Command::Check { connect } = cli.command {
+        return cli::check::run(&config, &cli.config, connect).await;
+    }
     // Rule commands need no database: admins run them before a reload.
     if let Command::Rules { command } = cli.command {
         return cli::rules::run(&config, command);
@@ -97,7 +129,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Command::Run { once } => cli::outbox::daemon(&config, &store, once).await?,
-        Command::Rules { .. } | Command::Demo { .. } => ExitCode::SUCCESS,
+        Command::Rules { .. } | Command::Demo { .. } | Command::Check { .. } => ExitCode::SUCCESS,
     };
     store.close().await;
     Ok(code)

@@ -3,6 +3,7 @@
 //! prints: what is done to tickets is decided by `buzon::actions`.
 
 pub mod act;
+pub mod check;
 pub mod demo;
 pub mod ingest;
 pub mod labels;
@@ -29,6 +30,12 @@ use buzon::ticket::parse_number;
 /// the configuration, rules or templates do not load (an admin's mistake
 /// must not turn customers' mail into bounces).
 pub const EX_TEMPFAIL: u8 = 75;
+
+/// sysexits.h EX_CONFIG: the configuration, rules or templates do not load.
+/// `check` and `run` exit with it; the unit's `RestartPreventExitStatus=78`
+/// then stops systemd from restarting a daemon that cannot start until an
+/// admin fixes a file.
+pub const EX_CONFIG: u8 = 78;
 
 #[derive(Parser)]
 #[command(
@@ -111,6 +118,17 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Check what `run` needs without starting anything: the configuration
+    /// (every problem at once), rules and templates as `run` loads them,
+    /// secret files, listen addresses, the database (reachable, migrated).
+    /// Exit 0 when `run` can start, 78 on a configuration problem, 75 when
+    /// the database or a server cannot be reached now.
+    Check {
+        /// Also log in to each IMAP account and open an SMTP session, and
+        /// show what each server answered.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Run the pipeline over bundled sample mail into a fresh SQLite file.
     Demo {
         /// Where to put the database and the acknowledgements (a new or
@@ -148,7 +166,7 @@ pub fn load_config(path: &Path) -> Result<Config> {
         file: Some(path.to_path_buf()),
         env: std::env::vars().collect(),
     })
-    .map_err(|e| anyhow::anyhow!("{e}"))
+    .map_err(anyhow::Error::new)
 }
 
 pub async fn open_store(config: &Config) -> Result<Store> {

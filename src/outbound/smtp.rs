@@ -170,6 +170,23 @@ impl SmtpSender {
         &self.pool.server
     }
 
+    /// Opens a session as a delivery would (TLS, EHLO, AUTH) and closes
+    /// it: the server's answer, for `buzon check --connect`.
+    pub async fn try_session(&self) -> Result<String, SendFailure> {
+        let mut conn = self.pool.connect().await?;
+        let name = conn.server_info().name().to_string();
+        let _ = tokio::time::timeout(self.pool.timeout, conn.quit()).await;
+        Ok(format!(
+            "{}: {name} accepted the session{}",
+            self.pool.server,
+            if self.pool.credentials.is_some() {
+                " and the login"
+            } else {
+                ""
+            }
+        ))
+    }
+
     /// How many sessions may send at once (`smtp.pool_size`).
     pub fn connections(&self) -> usize {
         self.pool.connections

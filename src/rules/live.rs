@@ -30,6 +30,9 @@ pub enum Reload {
 pub struct LiveRules {
     dir: PathBuf,
     ctx: LoadContext,
+    /// The templates directory, listed again at each load: a rule naming a
+    /// template added since the start is accepted, as `rules check` does.
+    templates_dir: Option<PathBuf>,
     current: RwLock<Arc<RuleSet>>,
     /// Digest of the files last tried (valid or not), so a refused set is
     /// reported once, not on every poll.
@@ -44,9 +47,16 @@ impl LiveRules {
         Ok(LiveRules {
             dir: dir.to_path_buf(),
             ctx,
+            templates_dir: None,
             current: RwLock::new(Arc::new(set)),
             seen: Mutex::new(seen),
         })
+    }
+
+    /// Lists `dir` for template names at every reload.
+    pub fn with_templates_dir(mut self, dir: Option<PathBuf>) -> LiveRules {
+        self.templates_dir = dir;
+        self
     }
 
     /// The set to evaluate with; holders keep theirs across a reload.
@@ -83,7 +93,14 @@ impl LiveRules {
     }
 
     fn try_load(&self) -> Reload {
-        match RuleSet::load(&self.dir, &self.ctx) {
+        let mut ctx = self.ctx.clone();
+        if let Some(dir) = &self.templates_dir {
+            match load::template_names(dir) {
+                Ok(names) => ctx.templates.extend(names),
+                Err(e) => return Reload::Refused(RuleErrors::new(vec![e])),
+            }
+        }
+        match RuleSet::load(&self.dir, &ctx) {
             Ok(set) => {
                 let rules = set.rule_count();
                 let warnings = set.warnings().to_vec();

@@ -101,7 +101,7 @@ impl LoadContext {
     }
 }
 
-fn template_names(dir: &Path) -> Result<Vec<String>, RuleError> {
+pub(super) fn template_names(dir: &Path) -> Result<Vec<String>, RuleError> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         RuleError::whole_file(
             dir.display().to_string(),

@@ -247,7 +247,11 @@ impl FolderWorker {
         total: &mut DrainStats,
     ) -> Result<SessionEnd, ImapError> {
         let name = self.name();
-        let mut session = timed(self.connect()).await?;
+        let connector = Connector {
+            account: &self.account,
+            health: Some((&self.health, self.name())),
+        };
+        let mut session = timed(connector.connect()).await?;
         let caps = timed(session.capabilities()).await?;
         let can_idle = self.account.idle && caps.has_str("IDLE");
         let can_move = caps.has_str("MOVE");
@@ -302,128 +306,6 @@ impl FolderWorker {
                 }
             }
         }
-    }
-
-    async fn connect(&self) -> Result<Session<Stream>, ImapError> {
-        let a = &self.account;
-        let port = a.port.unwrap_or(match a.tls {
-            ImapTls::Implicit => 993,
-            _ => 143,
-        });
-        let timeout = Duration::from_secs(30);
-        let tcp = tokio::time::timeout(timeout, TcpStream::connect((a.host.as_str(), port)))
-            .await
-            .map_err(|_| ImapError::Timeout(timeout))?
-            .map_err(|cause| ImapError::Connect {
-                host: a.host.clone(),
-                port,
-                cause,
-            })?;
-        let stream: Stream = match a.tls {
-            ImapTls::None => Box::new(tcp),
-            ImapTls::Implicit => Box::new(self.tls(tcp).await?),
-            ImapTls::Starttls => {
-                let mut client = Client::new(tcp);
-                client
-                    .read_response()
-                    .await
-                    .map_err(async_imap::error::Error::Io)?
-                    .ok_or(ImapError::NoGreeting)?;
-                client.run_command_and_check_ok("STARTTLS", None).await?;
-                Box::new(self.tls(client.into_inner()).await?)
-            }
-        };
-        let mut client = Client::new(stream);
-        if a.tls != ImapTls::Starttls {
-            client
-                .read_response()
-                .await
-                .map_err(async_imap::error::Error::Io)?
-                .ok_or(ImapError::NoGreeting)?;
-        }
-        self.login(client).await
-    }
-
-    async fn tls(
-        &self,
-        tcp: TcpStream,
-    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
-        let config = tls::client_config(self.account.ca_file.as_deref())?;
-        let host = self.account.host.clone();
-        let server_name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| {
-            ImapError::Handshake {
-                host: host.clone(),
-                cause: std::io::Error::other(e.to_string()),
-            }
-        })?;
-        TlsConnector::from(config)
-            .connect(server_name, tcp)
-            .await
-            .map_err(|cause| ImapError::Handshake { host, cause })
-    }
-
-    async fn login(&self, client: Client<Stream>) -> Result<Session<Stream>, ImapError> {
-        let a = &self.account;
-        let secret = self.secret().await?;
-        let login_err = |(e, _): (async_imap::error::Error, Client<Stream>)| ImapError::Login {
-            user: a.username.clone(),
-            reason: refusal(&e),
-        };
-        match a.auth {
-            ImapAuth::Login => client.login(&a.username, &secret).await.map_err(login_err),
-            ImapAuth::Plain => client
-                .authenticate("PLAIN", Once::new(format!("\0{}\0{}", a.username, secret)))
-                .await
-                .map_err(login_err),
-            ImapAuth::Xoauth2 => {
-                self.health
-                    .set_token_expiry(&self.name(), jwt_expiry_ms(&secret));
-                client
-                    .authenticate(
-                        "XOAUTH2",
-                        Once::new(format!(
-                            "user={}\x01auth=Bearer {}\x01\x01",
-                            a.username, secret
-                        )),
-                    )
-                    .await
-                    .map_err(login_err)
-            }
-        }
-    }
-
-    /// The password or token, read fresh at each login (a rotated file or a
-    /// refreshed OAuth token is picked up without a restart). Never logged.
-    async fn secret(&self) -> Result<String, ImapError> {
-        let a = &self.account;
-        if let Some(path) = &a.password_file {
-            let text = tokio::fs::read_to_string(path)
-                .await
-                .map_err(|e| ImapError::Secret(format!("{}: {e}", path.display())))?;
-            return Ok(text.trim_end_matches(['\r', '\n']).to_string());
-        }
-        if let Some(var) = &a.password_env {
-            return std::env::var(var)
-                .map_err(|_| ImapError::Secret(format!("environment variable {var} is not set")));
-        }
-        if let Some(cmd) = &a.token_command {
-            let out = tokio::process::Command::new("sh")
-                .arg("-c")
-                .arg(cmd)
-                .output()
-                .await
-                .map_err(|e| ImapError::Secret(format!("token_command: {e}")))?;
-            if !out.status.success() {
-                return Err(ImapError::Secret(format!(
-                    "token_command exited with {}",
-                    out.status
-                )));
-            }
-            return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
-        }
-        Err(ImapError::Secret(
-            "no password_file, password_env or token_command".into(),
-        ))
     }
 
     /// Stores every mail above the checkpoint, batch by batch.
@@ -833,6 +715,162 @@ fn server_words(info: &str) -> &str {
         .map(|at| &info[at + START.len()..])
         .and_then(|rest| rest.rfind("\")").map(|end| &rest[..end]))
         .unwrap_or(info)
+}
+
+/// Opens a logged-in IMAP session for one account: what a folder worker
+/// does at each (re)connection, and what `buzon check --connect` tries.
+pub struct Connector<'a> {
+    pub account: &'a Account,
+    /// Where to record an OAuth token's expiry, and the folder's name there.
+    pub health: Option<(&'a Health, String)>,
+}
+
+impl Connector<'_> {
+    /// Connects, upgrades to TLS as configured and logs in.
+    pub async fn connect(&self) -> Result<Session<Stream>, ImapError> {
+        let a = &self.account;
+        let port = a.port.unwrap_or(match a.tls {
+            ImapTls::Implicit => 993,
+            _ => 143,
+        });
+        let timeout = Duration::from_secs(30);
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect((a.host.as_str(), port)))
+            .await
+            .map_err(|_| ImapError::Timeout(timeout))?
+            .map_err(|cause| ImapError::Connect {
+                host: a.host.clone(),
+                port,
+                cause,
+            })?;
+        let stream: Stream = match a.tls {
+            ImapTls::None => Box::new(tcp),
+            ImapTls::Implicit => Box::new(self.tls(tcp).await?),
+            ImapTls::Starttls => {
+                let mut client = Client::new(tcp);
+                client
+                    .read_response()
+                    .await
+                    .map_err(async_imap::error::Error::Io)?
+                    .ok_or(ImapError::NoGreeting)?;
+                client.run_command_and_check_ok("STARTTLS", None).await?;
+                Box::new(self.tls(client.into_inner()).await?)
+            }
+        };
+        let mut client = Client::new(stream);
+        if a.tls != ImapTls::Starttls {
+            client
+                .read_response()
+                .await
+                .map_err(async_imap::error::Error::Io)?
+                .ok_or(ImapError::NoGreeting)?;
+        }
+        self.login(client).await
+    }
+
+    async fn tls(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
+        let config = tls::client_config(self.account.ca_file.as_deref())?;
+        let host = self.account.host.clone();
+        let server_name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| {
+            ImapError::Handshake {
+                host: host.clone(),
+                cause: std::io::Error::other(e.to_string()),
+            }
+        })?;
+        TlsConnector::from(config)
+            .connect(server_name, tcp)
+            .await
+            .map_err(|cause| ImapError::Handshake { host, cause })
+    }
+
+    async fn login(&self, client: Client<Stream>) -> Result<Session<Stream>, ImapError> {
+        let a = &self.account;
+        let secret = self.secret().await?;
+        let login_err = |(e, _): (async_imap::error::Error, Client<Stream>)| ImapError::Login {
+            user: a.username.clone(),
+            reason: refusal(&e),
+        };
+        match a.auth {
+            ImapAuth::Login => client.login(&a.username, &secret).await.map_err(login_err),
+            ImapAuth::Plain => client
+                .authenticate("PLAIN", Once::new(format!("\0{}\0{}", a.username, secret)))
+                .await
+                .map_err(login_err),
+            ImapAuth::Xoauth2 => {
+                if let Some((health, name)) = &self.health {
+                    health.set_token_expiry(name, jwt_expiry_ms(&secret));
+                }
+                client
+                    .authenticate(
+                        "XOAUTH2",
+                        Once::new(format!(
+                            "user={}\x01auth=Bearer {}\x01\x01",
+                            a.username, secret
+                        )),
+                    )
+                    .await
+                    .map_err(login_err)
+            }
+        }
+    }
+
+    /// The password or token, read fresh at each login (a rotated file or a
+    /// refreshed OAuth token is picked up without a restart). Never logged.
+    async fn secret(&self) -> Result<String, ImapError> {
+        let a = &self.account;
+        if let Some(path) = &a.password_file {
+            let text = tokio::fs::read_to_string(path)
+                .await
+                .map_err(|e| ImapError::Secret(format!("{}: {e}", path.display())))?;
+            return Ok(text.trim_end_matches(['\r', '\n']).to_string());
+        }
+        if let Some(var) = &a.password_env {
+            return std::env::var(var)
+                .map_err(|_| ImapError::Secret(format!("environment variable {var} is not set")));
+        }
+        if let Some(cmd) = &a.token_command {
+            let out = tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .output()
+                .await
+                .map_err(|e| ImapError::Secret(format!("token_command: {e}")))?;
+            if !out.status.success() {
+                return Err(ImapError::Secret(format!(
+                    "token_command exited with {}",
+                    out.status
+                )));
+            }
+            return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
+        Err(ImapError::Secret(
+            "no password_file, password_env or token_command".into(),
+        ))
+    }
+}
+
+/// Logs in to `account` and out again: the server's answer, for `buzon
+/// check --connect`.
+pub async fn try_login(account: &Account) -> Result<String, ImapError> {
+    let connector = Connector {
+        account,
+        health: None,
+    };
+    let mut session = timed(connector.connect()).await?;
+    let capabilities = timed(session.capabilities()).await.ok();
+    let _ = timed(session.logout()).await;
+    let idle = capabilities.is_some_and(|c| c.has_str("IDLE"));
+    Ok(format!(
+        "logged in as {}{}",
+        account.username,
+        if idle {
+            " (the server offers IDLE)"
+        } else {
+            ""
+        }
+    ))
 }
 
 /// Exponential backoff with jitter, 1 s doubling to 5 min.

@@ -35,6 +35,20 @@ use crate::ticket::{
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// What `Store::probe` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// False: a SQLite file not created yet (`migrate` or `run` creates it).
+    pub exists: bool,
+    /// Migrations applied.
+    pub applied: usize,
+    /// Migrations of this buzon not applied yet (`migrate` or `run` applies them).
+    pub pending: usize,
+    /// Versions applied that this buzon does not know: a newer buzon
+    /// migrated the database.
+    pub unknown: Vec<i64>,
+}
+
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -192,6 +206,60 @@ impl Store {
             Backend::Postgres(pool)
         };
         Ok(Store { backend })
+    }
+
+    /// Connects without creating or changing anything and compares the
+    /// migrations applied with the ones this buzon has (`buzon check`).
+    pub async fn probe(url: &str) -> Result<Probe> {
+        let open_err = |cause| StoreError::Open {
+            url: redact(url),
+            cause,
+        };
+        let (migrator, applied) = if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url).map_err(open_err)?;
+            let file = opts.get_filename().to_path_buf();
+            if !file.exists() {
+                return Ok(Probe {
+                    exists: false,
+                    applied: 0,
+                    pending: SQLITE_MIGRATOR
+                        .iter()
+                        .filter(|m| !m.migration_type.is_down_migration())
+                        .count(),
+                    unknown: Vec::new(),
+                });
+            }
+            let opts = opts.read_only(true).busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts)
+                .await
+                .map_err(open_err)?;
+            let applied = sql::sqlite::applied_migrations(&pool).await;
+            pool.close().await;
+            (&SQLITE_MIGRATOR, applied?)
+        } else {
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .map_err(open_err)?;
+            let applied = sql::postgres::applied_migrations(&pool).await;
+            pool.close().await;
+            (&POSTGRES_MIGRATOR, applied?)
+        };
+        let known: Vec<i64> = migrator
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| m.version)
+            .collect();
+        Ok(Probe {
+            exists: true,
+            applied: applied.len(),
+            pending: known.iter().filter(|v| !applied.contains(v)).count(),
+            unknown: applied.into_iter().filter(|v| !known.contains(v)).collect(),
+        })
     }
 
     /// Which backend this is ("sqlite" or "postgres").

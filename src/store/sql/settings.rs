@@ -19,3 +19,23 @@ pub async fn setting_or_create(pool: &Pool<Db>, name: &str, make: String) -> Res
         .await?;
     Ok(row.try_get("value")?)
 }
+
+/// The versions of the migrations applied (sqlx's own table), none when
+/// the database was never migrated.
+pub async fn applied_migrations(pool: &Pool<Db>) -> Result<Vec<i64>> {
+    let rows = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await;
+    match rows {
+        Ok(rows) => Ok(rows
+            .iter()
+            .map(|r| r.try_get::<i64, _>("version"))
+            .collect::<std::result::Result<_, _>>()?),
+        Err(sqlx::Error::Database(e))
+            if e.message().contains("no such table") || e.message().contains("does not exist") =>
+        {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
