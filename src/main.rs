@@ -98,6 +98,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     if let Command::Demo { dir, force } = &cli.command {
         return cli::demo::run(dir.clone(), *force).await;
     }
+    if let Command::Generate { command } = cli.command {
+        return cli::generate::run(command);
+    }
     let config = cli::load_config(&cli.config)?;
     // Nothing opened or migrated: `check` runs before `run` (ExecStartPre).
     if let Command::Check { connect } = cli.command {
@@ -129,7 +132,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             ExitCode::SUCCESS
         }
         Command::Run { once } => cli::outbox::daemon(&config, &store, once).await?,
-        Command::Rules { .. } | Command::Demo { .. } | Command::Check { .. } => ExitCode::SUCCESS,
+        Command::Rules { .. }
+        | Command::Demo { .. }
+        | Command::Check { .. }
+        | Command::Generate { .. } => ExitCode::SUCCESS,
     };
     store.close().await;
     Ok(code)

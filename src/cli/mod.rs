@@ -5,6 +5,7 @@
 pub mod act;
 pub mod check;
 pub mod demo;
+pub mod generate;
 pub mod ingest;
 pub mod labels;
 pub mod outbox;
@@ -139,6 +140,12 @@ pub enum Command {
         /// demo's databases and acknowledgements there.
         #[arg(long)]
         force: bool,
+    },
+    /// Write the man pages or the shell completions (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        command: generate::GenerateCommand,
     },
     /// Run the daemon: watch the IMAP folders, deliver the outbox.
     Run {
