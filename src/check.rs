@@ -170,6 +170,11 @@ fn transport(config: &Config) -> Finding {
 pub async fn database(config: &Config) -> Finding {
     let topic = "database";
     match Store::probe(&config.database.url).await {
+        // A SQLite file is on this machine: a path that cannot work is a
+        // mistake in the configuration, not something to wait for.
+        Err(e) if config.database.url.starts_with("sqlite:") => {
+            Finding::new(topic, Status::Config, e.to_string())
+        }
         Err(e) => Finding::new(topic, Status::Unreachable, e.to_string()),
         Ok(p) if !p.unknown.is_empty() => Finding::new(
             topic,

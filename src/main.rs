@@ -15,7 +15,7 @@ use cli::{Cli, Command, LogFormat, outln};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let logs = init_logging(cli.log_format);
     let ingest = matches!(cli.command, Command::Ingest { .. });
     // `ingest` always asks the MTA to retry (an admin's mistake must not
     // bounce customers' mail); elsewhere a configuration problem is 78.
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("buzon: cannot start the async runtime: {e}");
+            fatal(logs, &format!("cannot start the async runtime: {e}"));
             return failure(None);
         }
     };
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // A list of problems ends with a newline of its own.
-            eprintln!("buzon: {}", format!("{e:#}").trim_end());
+            fatal(logs, format!("{e:#}").trim_end());
             failure(Some(&e))
         }
     }
@@ -76,7 +76,13 @@ const SECRET_BEARING_LOGS: &[&str] = &[
     "lettre::transport::smtp::client=info",
 ];
 
-fn init_logging(format: LogFormat) {
+/// Sets up logging and says which format is in force: `--log-format`, else
+/// the journal when systemd connected stderr to it (`JOURNAL_STREAM` names
+/// stderr's device and inode), else human. A journal that cannot be
+/// reached falls back to human on stderr.
+fn init_logging(format: Option<LogFormat>) -> LogFormat {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let mut filter = tracing_subscriber::EnvFilter::try_from_env("BUZON_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     for directive in SECRET_BEARING_LOGS {
@@ -84,13 +90,67 @@ fn init_logging(format: LogFormat) {
             filter = filter.add_directive(d);
         }
     }
+    let format = format.unwrap_or_else(|| {
+        if stderr_is_journal() {
+            LogFormat::Journald
+        } else {
+            LogFormat::Human
+        }
+    });
+    if format == LogFormat::Journald {
+        match tracing_journald::layer() {
+            Ok(journal) => {
+                // `journalctl MAILBOX=soporte`: fields under their own names.
+                let journal = journal
+                    .with_field_prefix(None)
+                    .with_syslog_identifier("buzon".into());
+                tracing_subscriber::registry()
+                    .with(filter)
+                    .with(journal)
+                    .init();
+                return LogFormat::Journald;
+            }
+            Err(e) => eprintln!("buzon: cannot write to the journal ({e}); logging to stderr"),
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => {
+            builder.json().init();
+            LogFormat::Json
+        }
+        _ => {
+            builder.init();
+            LogFormat::Human
+        }
+    }
+}
+
+/// Whether stderr is the journal stream systemd set up for this service.
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(stream) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.split_once(':') else {
+        return false;
+    };
+    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
+}
+
+/// The error that ends the command, in the format of the logs: an error
+/// record with priority err in the journal (`journalctl -p err -u buzon`),
+/// a JSON line, or `buzon: ...` on stderr for people.
+fn fatal(logs: LogFormat, message: &str) {
+    match logs {
+        LogFormat::Human => eprintln!("buzon: {message}"),
+        LogFormat::Json | LogFormat::Journald => tracing::error!("{message}"),
     }
 }
 

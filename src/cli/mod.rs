@@ -48,17 +48,24 @@ pub struct Cli {
     /// Configuration file.
     #[arg(long, global = true, env = "BUZON_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
     pub config: PathBuf,
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
-    pub log_format: LogFormat,
+    /// Log format: human or json on stderr, or journald (priorities and
+    /// fields, `journalctl -p err -u buzon`, `journalctl MAILBOX=soporte`).
+    /// Default: journald when systemd started buzon (`JOURNAL_STREAM`),
+    /// else human.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// Lines for people, on stderr.
     Human,
+    /// One JSON object a line, on stderr.
     Json,
+    /// The systemd journal's native protocol.
+    Journald,
 }
 
 #[derive(Subcommand)]

@@ -219,6 +219,18 @@ impl Store {
             let opts = SqliteConnectOptions::from_str(url).map_err(open_err)?;
             let file = opts.get_filename().to_path_buf();
             if !file.exists() {
+                // Nothing to open yet; `run` creates the file, in a
+                // directory that must be there.
+                let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+                if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+                    return Err(StoreError::Open {
+                        url: redact(url),
+                        cause: sqlx::Error::Io(std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            format!("the directory {} does not exist", dir.display()),
+                        )),
+                    });
+                }
                 return Ok(Probe {
                     exists: false,
                     applied: 0,
