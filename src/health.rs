@@ -265,7 +265,12 @@ impl Health {
 }
 
 fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"")
+    // The text format's three escapes in a label value: backslash, double
+    // quote and line feed (a folder name may hold any of them).
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// `/healthz` and `/metrics`, GET only (anything else: 405).
@@ -333,6 +338,23 @@ mod tests {
         let m = h.metrics(30_000);
         assert!(
             m.contains("buzon_folder_up{folder=\"finanzas/INBOX\"} 1"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped_as_prometheus_requires() {
+        let h = Health::new();
+        h.set_state("a/Caja \"dos\"\\x\nnueva", FolderState::Waiting);
+        let m = h.metrics(0);
+        assert!(
+            m.contains("buzon_folder_up{folder=\"a/Caja \\\"dos\\\"\\\\x\\nnueva\"} 1"),
+            "{m}"
+        );
+        // Every sample is one line.
+        assert!(
+            m.lines()
+                .all(|l| l.starts_with('#') || l.starts_with("buzon_")),
             "{m}"
         );
     }

@@ -30,6 +30,7 @@ pub struct NewArgs {
     /// The requester's name.
     #[arg(long)]
     name: Option<String>,
+    /// What it is about: the ticket's subject.
     #[arg(long)]
     subject: String,
     /// What they asked; `-` reads it from standard input.

@@ -18,12 +18,17 @@ use super::{EX_TEMPFAIL, ShowFormat, flush_after, outln, print_out, time_zone};
 
 #[derive(Subcommand)]
 pub enum QuarantineCommand {
+    /// Mail that could not be ticketed, with the reason, newest first.
     List {
+        /// text for people, json for programs.
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
     },
     /// Run a quarantined mail through the pipeline again.
-    Retry { id: i64 },
+    Retry {
+        /// The quarantine id (`quarantine list`).
+        id: i64,
+    },
 }
 
 pub async fn ingest(

@@ -14,10 +14,12 @@ use super::{ShowFormat, flush_outbox, outln, print_drain, print_out, time_zone};
 
 #[derive(Subcommand)]
 pub enum OutboxCommand {
+    /// Outgoing mail: kind, ticket, recipients, attempts, next attempt, last error.
     List {
         /// queued, sent or failed.
         #[arg(long, value_parser = ["queued", "sent", "failed"])]
         status: Option<String>,
+        /// text for people, json for programs.
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
     },
@@ -25,7 +27,10 @@ pub enum OutboxCommand {
     Flush,
     /// Queue a failed (or waiting) mail again, due now with a fresh retry
     /// schedule, and try to deliver it.
-    Retry { id: i64 },
+    Retry {
+        /// The outbox id (`outbox list`).
+        id: i64,
+    },
 }
 
 pub async fn run(config: &Config, store: &Store, command: OutboxCommand) -> Result<ExitCode> {

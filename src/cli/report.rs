@@ -20,6 +20,7 @@ pub struct ReportArgs {
     /// Last day, included (YYYY-MM-DD).
     #[arg(long)]
     to: String,
+    /// text for people; json, or csv with one row per ticket.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     format: ReportFormat,
     /// One group per pipeline, owner, type or mailbox (default: one group, "all").

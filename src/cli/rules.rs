@@ -19,16 +19,23 @@ pub enum RulesCommand {
     },
     /// Show how each rule treats a mail and the final decision.
     Explain {
+        /// The mailbox the mail arrived in (a [mailboxes.NAME]).
         #[arg(long)]
         mailbox: String,
+        /// The mail, as an .eml file.
         file: PathBuf,
+        /// text for people, json for programs.
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
+        /// Rules directory (default: the config's rules.dir).
         #[arg(long)]
         dir: Option<PathBuf>,
     },
     /// Run the test cases written in the rule files.
-    Test { dir: Option<PathBuf> },
+    Test {
+        /// Rules directory (default: the config's rules.dir).
+        dir: Option<PathBuf>,
+    },
 }
 
 pub fn run(config: &Config, command: RulesCommand) -> Result<ExitCode> {

@@ -26,11 +26,13 @@ pub enum TicketsCommand {
         /// Every ticket, finished ones too.
         #[arg(long, conflicts_with = "state")]
         all: bool,
+        /// A pipeline, by name.
         #[arg(long)]
         pipeline: Option<String>,
         /// A person, by key or name.
         #[arg(long)]
         owner: Option<String>,
+        /// A priority, by name or the team's word ("alta").
         #[arg(long)]
         priority: Option<String>,
         /// An extracted key, e.g. `order=75321`.
@@ -39,6 +41,7 @@ pub enum TicketsCommand {
         /// Only tickets past their due date, most overdue first.
         #[arg(long)]
         overdue: bool,
+        /// table for people; json and csv (canonical names) for programs.
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
     },
@@ -46,6 +49,7 @@ pub enum TicketsCommand {
     Show {
         /// Ticket number (`1042` or `T-1042`).
         number: String,
+        /// text for people, json for programs.
         #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
         format: ShowFormat,
     },
@@ -55,15 +59,29 @@ pub enum TicketsCommand {
     /// address.
     New(super::act::NewArgs),
     /// Take a ticket nobody owns (an agent of its pipeline may).
-    Take { number: String },
+    Take {
+        /// Ticket number (`1042` or `T-1042`).
+        number: String,
+    },
     /// Give the ticket to someone (a person of [people], by key or name).
-    Assign { number: String, owner: String },
+    Assign {
+        /// Ticket number (`1042` or `T-1042`).
+        number: String,
+        /// A person of [people], by key or name.
+        owner: String,
+    },
     /// Move the ticket to another open state (new, open, waiting_on_contact,
     /// waiting_on_us, or the team's word for one).
-    State { number: String, state: String },
+    State {
+        /// Ticket number (`1042` or `T-1042`).
+        number: String,
+        /// The new state, by name or the team's word.
+        state: String,
+    },
     /// Move a finished ticket back to an open state (default: open); the
     /// owner is told.
     Reopen {
+        /// Ticket number (`1042` or `T-1042`).
         number: String,
         /// The state to reopen it in (name or the team's word).
         #[arg(long)]
@@ -73,15 +91,22 @@ pub enum TicketsCommand {
         note: Option<String>,
     },
     /// Add an internal note (never mailed).
-    Comment { number: String, text: String },
+    Comment {
+        /// Ticket number (`1042` or `T-1042`).
+        number: String,
+        /// The note.
+        text: String,
+    },
     /// Mail the requester and participants, threaded, through the outbox.
     Reply {
+        /// Ticket number (`1042` or `T-1042`).
         number: String,
         #[command(flatten)]
         body: BodyArgs,
     },
     /// Finish the ticket and tell the contact.
     Close {
+        /// Ticket number (`1042` or `T-1042`).
         number: String,
         /// success ("finalizada con éxito") or failure ("sin éxito").
         #[arg(long)]
@@ -92,16 +117,19 @@ pub enum TicketsCommand {
     },
     /// Mail a case update ("novedad") to the client and the additional recipients.
     Update {
+        /// Ticket number (`1042` or `T-1042`).
         number: String,
         #[command(flatten)]
         body: BodyArgs,
     },
     /// Ask the client for documents; the items become a checklist on the ticket.
     Request {
+        /// Ticket number (`1042` or `T-1042`).
         number: String,
         /// A document to ask for (repeat for several).
         #[arg(long = "item", required = true)]
         items: Vec<String>,
+        /// Written in the mail to the client, before the list.
         #[arg(long)]
         note: Option<String>,
     },
@@ -111,8 +139,11 @@ pub enum TicketsCommand {
     /// "2026-12-10 18:00" or "2026-12-10" (end of that day), in
     /// deployment.time_zone. The old date's alert clears.
     Due {
+        /// Ticket number (`1042` or `T-1042`).
         number: String,
+        /// The new due time: "2026-12-10 18:00", or a date for the end of that day.
         when: String,
+        /// Move the first-response deadline instead of the resolution's.
         #[arg(long)]
         first_response: bool,
     },
@@ -122,15 +153,21 @@ pub enum TicketsCommand {
     /// takes the team's words too ("Alta").
     #[command(alias = "set")]
     Classify {
+        /// Ticket number (`1042` or `T-1042`).
         number: String,
+        /// The priority, by name or the team's word ("Alta").
         #[arg(long)]
         priority: Option<String>,
+        /// A type of the rule files.
         #[arg(long = "type")]
         ticket_type: Option<String>,
+        /// A category.
         #[arg(long)]
         category: Option<String>,
+        /// An area.
         #[arg(long)]
         area: Option<String>,
+        /// The pipeline.
         #[arg(long)]
         pipeline: Option<String>,
         /// A team field, NAME=VALUE (repeat for several).
@@ -138,12 +175,20 @@ pub enum TicketsCommand {
         fields: Vec<String>,
     },
     /// Mark a requested document as received.
-    Received { number: String, item: String },
+    Received {
+        /// Ticket number (`1042` or `T-1042`).
+        number: String,
+        /// The document, as requested (case and accents ignored).
+        item: String,
+    },
     /// Hide the ticket from the client (no mail to them) or show it again.
     Internal {
+        /// Ticket number (`1042` or `T-1042`).
         number: String,
+        /// Hide it: no mail of any kind goes to the client.
         #[arg(long, conflicts_with = "off")]
         on: bool,
+        /// Show it to the client again.
         #[arg(long)]
         off: bool,
     },
@@ -160,7 +205,7 @@ pub struct BodyArgs {
     )]
     pub body_file: Option<PathBuf>,
     /// A template of templates.dir (NAME.txt), filled in for the ticket;
-    /// its Subject line is not used (the reply keeps the ticket's subject).
+    /// its Subject line is not used (the mail keeps the ticket's subject).
     #[arg(long)]
     pub template: Option<String>,
     /// With --template: the text of {{ note }}.
