@@ -195,11 +195,35 @@ pub fn tickets_json(tickets: &[TicketRow], prefix: &str) -> serde_json::Value {
     json!({ "tickets": list })
 }
 
-/// RFC 3339 UTC from Unix milliseconds.
+/// RFC 3339 UTC from Unix milliseconds, always with milliseconds
+/// (`2026-11-22T16:05:00.000Z`): every time in JSON output has one shape.
 pub fn iso(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
         .unwrap_or_else(|_| ms.to_string())
+}
+
+/// The JSON of records that hold times as Unix milliseconds (`created_at`,
+/// `next_attempt_at`, a history line's `at`), with those times as [`iso`]
+/// strings, at any depth. The records keep milliseconds for the web pages.
+pub fn json_times(mut value: serde_json::Value) -> serde_json::Value {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map.iter_mut() {
+                    let is_time = key == "at" || key.ends_with("_at");
+                    match v.as_i64() {
+                        Some(ms) if is_time => *v = serde_json::Value::String(iso(ms)),
+                        _ => walk(v),
+                    }
+                }
+            }
+            serde_json::Value::Array(list) => list.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut value);
+    value
 }
 
 /// CSV (RFC 4180) with every field, dates in the team's time zone.
@@ -770,4 +794,27 @@ pub fn alerts_json(rows: &[AlertRow], prefix: &str) -> serde_json::Value {
         })
         .collect();
     json!({ "alerts": list })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_times_are_rfc3339_utc_with_milliseconds() {
+        assert_eq!(iso(1_700_000_000_000), "2023-11-14T22:13:20.000Z");
+        assert_eq!(iso(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        let v = json_times(json!({
+            "outbox": [{"id": 3, "created_at": 1_700_000_000_000_i64, "sent_at": null,
+                        "events": [{"at": 1_700_000_000_001_i64, "attempts": 2}]}]
+        }));
+        assert_eq!(v["outbox"][0]["created_at"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(v["outbox"][0]["sent_at"], serde_json::Value::Null);
+        assert_eq!(v["outbox"][0]["id"], 3);
+        assert_eq!(
+            v["outbox"][0]["events"][0]["at"],
+            "2023-11-14T22:13:20.001Z"
+        );
+        assert_eq!(v["outbox"][0]["events"][0]["attempts"], 2);
+    }
 }

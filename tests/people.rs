@@ -396,7 +396,13 @@ fn a_date_alone_is_due_at_the_end_of_that_day(backend: Backend) {
     let d = deployment(backend);
     let n = customer_ticket(&d, "finanzas", "finanzas@generafactoring.example", "Plazo");
     ok_as(&d, "alonso", &["due", &n, "2026-12-10"]);
-    let due = d.show_json(&n)["ticket"]["due_at"].as_i64().unwrap();
+    // JSON times are RFC 3339 UTC with milliseconds.
+    let due: jiff::Timestamp = d.show_json(&n)["ticket"]["due_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let due = due.as_millisecond();
     // 2026-12-10 23:59:59 in Santiago (UTC-3 in December).
     let end_of_day = jiff::civil::date(2026, 12, 10)
         .at(23, 59, 59, 0)

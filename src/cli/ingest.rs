@@ -115,7 +115,7 @@ pub async fn quarantine(
                 ShowFormat::Text => print_out(&view::quarantine_table(&rows, &time_zone(config)))?,
                 ShowFormat::Json => print_out(&format!(
                     "{:#}\n",
-                    serde_json::json!({ "quarantine": rows })
+                    view::json_times(serde_json::json!({ "quarantine": rows }))
                 ))?,
             }
             Ok(ExitCode::SUCCESS)

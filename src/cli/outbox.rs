@@ -46,9 +46,10 @@ pub async fn run(config: &Config, store: &Store, command: OutboxCommand) -> Resu
                     &config.deployment.ticket_prefix,
                     &time_zone(config),
                 ))?,
-                ShowFormat::Json => {
-                    print_out(&format!("{:#}\n", serde_json::json!({ "outbox": rows })))?
-                }
+                ShowFormat::Json => print_out(&format!(
+                    "{:#}\n",
+                    view::json_times(serde_json::json!({ "outbox": rows }))
+                ))?,
             }
         }
         OutboxCommand::Flush => match flush_outbox(config, store).await? {

@@ -348,7 +348,10 @@ async fn show(
                 labels,
             ))?
         }
-        ShowFormat::Json => print_out(&format!("{:#}\n", serde_json::to_value(&detail)?))?,
+        ShowFormat::Json => print_out(&format!(
+            "{:#}\n",
+            view::json_times(serde_json::to_value(&detail)?)
+        ))?,
     }
     Ok(ExitCode::SUCCESS)
 }
