@@ -236,7 +236,7 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
         })
     });
 
-    wait_for_stop(rules.as_deref()).await;
+    wait_for_stop(&config, rules.as_deref()).await;
     tracing::info!("Stopping: finishing the mail in flight.");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
@@ -414,9 +414,108 @@ async fn deadline_worker(
     }
 }
 
+/// On SIGHUP: reads the configuration file again and checks it as `buzon
+/// check` does, and names what changed that only a restart applies. The
+/// running daemon keeps the configuration it started with; only the rules
+/// are replaced (by the caller), so a broken file changes nothing.
+fn report_config_on_reload(running: &Config) {
+    let Some(path) = &running.source else {
+        return;
+    };
+    let fresh = match Config::load(crate::config::Sources {
+        file: Some(path.clone()),
+        env: std::env::vars().collect(),
+    }) {
+        Ok(fresh) => fresh,
+        Err(error) => {
+            tracing::error!(
+                %error,
+                "The configuration file has problems; the running configuration stays. Fix it (`buzon check`) before the next restart."
+            );
+            return;
+        }
+    };
+    for finding in crate::check::files(&fresh) {
+        if finding.status == crate::check::Status::Config {
+            tracing::error!(topic = %finding.topic, problem = %finding.text, "A restart would fail on this; fix it (`buzon check`).");
+        }
+    }
+    let changed = changed_sections(running, &fresh);
+    if !changed.is_empty() {
+        tracing::warn!(
+            sections = %changed.join(", "),
+            "Changed in the configuration file; applied at the next restart (`systemctl restart buzon`)."
+        );
+    }
+}
+
+/// The sections of the configuration that differ between two loads.
+fn changed_sections(a: &Config, b: &Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut differs = |name: &'static str, x: String, y: String| {
+        if x != y {
+            out.push(name);
+        }
+    };
+    differs(
+        "deployment",
+        format!("{:?}", a.deployment),
+        format!("{:?}", b.deployment),
+    );
+    differs(
+        "database",
+        format!("{:?}", a.database),
+        format!("{:?}", b.database),
+    );
+    differs(
+        "limits",
+        format!("{:?}", a.limits),
+        format!("{:?}", b.limits),
+    );
+    differs(
+        "outbox",
+        format!("{:?}", a.outbox),
+        format!("{:?}", b.outbox),
+    );
+    differs("smtp", format!("{:?}", a.smtp), format!("{:?}", b.smtp));
+    differs(
+        "people",
+        format!("{:?}", a.people),
+        format!("{:?}", b.people),
+    );
+    differs("rules", format!("{:?}", a.rules), format!("{:?}", b.rules));
+    differs(
+        "templates",
+        format!("{:?}", a.templates),
+        format!("{:?}", b.templates),
+    );
+    differs(
+        "daemon",
+        format!("{:?}", a.daemon),
+        format!("{:?}", b.daemon),
+    );
+    differs("web", format!("{:?}", a.web), format!("{:?}", b.web));
+    differs(
+        "deadlines",
+        format!("{:?}", a.deadlines),
+        format!("{:?}", b.deadlines),
+    );
+    differs(
+        "accounts",
+        format!("{:?}", a.accounts),
+        format!("{:?}", b.accounts),
+    );
+    differs(
+        "mailboxes",
+        format!("{:?}", a.mailboxes),
+        format!("{:?}", b.mailboxes),
+    );
+    out
+}
+
 /// Resolves on SIGTERM or SIGINT. Meanwhile reloads the rules on SIGHUP,
 /// and whenever a rule file changes (checked every two seconds).
-async fn wait_for_stop(rules: Option<&LiveRules>) {
+async fn wait_for_stop(config: &Config, rules: Option<&LiveRules>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -430,13 +529,14 @@ async fn wait_for_stop(rules: Option<&LiveRules>) {
         tokio::select! {
             _ = term.recv() => return,
             _ = tokio::signal::ctrl_c() => return,
-            _ = hup.recv() => match rules {
-                Some(live) => {
-                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-                    report_reload(live.reload());
-                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            _ = hup.recv() => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                report_config_on_reload(config);
+                match rules {
+                    Some(live) => report_reload(live.reload()),
+                    None => tracing::info!("SIGHUP: no rules directory configured; no rules to reload."),
                 }
-                None => tracing::info!("SIGHUP: no rules directory configured; nothing to reload."),
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             },
             _ = tick.tick() => {
                 if let Some(live) = rules {
