@@ -496,6 +496,11 @@ fn changed_sections(a: &Config, b: &Config) -> Vec<&'static str> {
     );
     differs("web", format!("{:?}", a.web), format!("{:?}", b.web));
     differs(
+        "security",
+        format!("{:?}", a.security),
+        format!("{:?}", b.security),
+    );
+    differs(
         "deadlines",
         format!("{:?}", a.deadlines),
         format!("{:?}", b.deadlines),
