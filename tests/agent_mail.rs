@@ -262,7 +262,13 @@ fn an_agent_answers_the_customer_by_replying_to_the_notification(backend: Backen
     );
     let shown = team.d.show_json(n);
     assert_eq!(shown["ticket"]["state"], "waiting_on_contact");
-    assert!(shown["ticket"]["first_response_at"].is_i64(), "{shown:#}");
+    // JSON times are RFC 3339 UTC with milliseconds.
+    assert!(
+        shown["ticket"]["first_response_at"]
+            .as_str()
+            .is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok()),
+        "{shown:#}"
+    );
     let history = team.history(n);
     assert!(
         history
