@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
-use sqlx::Pool;
+use sqlx::{Pool, QueryBuilder};
 
-use super::Db;
 use super::messages::{attachments_of, mailboxes_of};
+use super::{Db, FOLD};
 use crate::route::Key;
 use crate::store::sql::{EFFECTIVE_DUE, ROWS_PER_STATEMENT, decode, decode_json, decode_opt};
-use crate::store::{Result, StoreError, TicketFilter};
+use crate::store::{Result, StoreError, TicketFilter, TicketOrder};
 use crate::ticket::{
     DocumentRequest, EventView, MessageView, Participant, ReportRow, TicketDetail, TicketRow,
 };
@@ -122,50 +122,77 @@ async fn with_keys(pool: &Pool<Db>, stored: Vec<StoredTicket>) -> Result<Vec<Tic
         .collect()
 }
 
-/// The conditions of a ticket list: one static text for every combination
-/// of filters, `($n IS NULL OR ...)`. `bind_filter` binds $1..$17; $7
-/// (limit), $9 (order) and $10 (offset) only matter to `list_tickets`.
-fn ticket_where() -> String {
-    format!(
-        "WHERE ($1 IS NULL OR $1 LIKE '%,' || t.state || ',%') \
-         AND ($2 IS NULL OR t.pipeline = $2) \
-         AND ($3 IS NULL OR LOWER(t.owner) = LOWER($3)) \
-         AND ($4 IS NULL OR t.priority = $4) \
-         AND ($5 IS NULL OR EXISTS (SELECT 1 FROM ticket_keys k \
-              WHERE k.ticket_id = t.id AND k.name = $5 AND k.value = $6)) \
-         AND ($8 IS NULL OR (t.state <> 'done' AND {EFFECTIVE_DUE} <= COALESCE(t.paused_at, $8))) \
-         AND ($11 IS NULL OR t.mailbox = $11) \
-         AND ($14 IS NULL OR t.ticket_type = $14) \
-         AND ($15 IS NULL OR t.category = $15) \
-         AND ($16 IS NULL OR t.area = $16) \
-         AND ($17 IS NULL OR t.channel = $17) \
-         AND ($12 IS NULL OR t.id = $13 \
-              OR LOWER(COALESCE(t.requester, '')) LIKE '%' || $12 || '%' ESCAPE '\\' \
-              OR LOWER(t.subject) LIKE '%' || $12 || '%' ESCAPE '\\' \
-              OR EXISTS (SELECT 1 FROM ticket_keys k WHERE k.ticket_id = t.id \
-                   AND LOWER(k.value) LIKE $12 || '%' ESCAPE '\\'))"
-    )
-}
-
-type Query<'q> = sqlx::query::QueryAs<'q, Db, StoredTicket, <Db as sqlx::Database>::Arguments>;
-
-/// Binds a filter's values to the parameters of `ticket_where`.
-fn bind_filter<'q, O>(
-    q: sqlx::query::QueryAs<'q, Db, O, <Db as sqlx::Database>::Arguments>,
-    filter: &'q TicketFilter,
-) -> sqlx::query::QueryAs<'q, Db, O, <Db as sqlx::Database>::Arguments> {
-    let (key_name, key_value) = match &filter.key {
-        Some((n, v)) => (Some(n.as_str()), Some(v.as_str())),
-        None => (None, None),
-    };
-    // The states as ",new,open," (one parameter on both backends).
-    let states = (!filter.states.is_empty()).then(|| {
-        let names: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
-        format!(",{},", names.join(","))
-    });
+/// Appends the conditions of a ticket list to a query over `tickets t`:
+/// only the filters that are set, each with its values bound, so that the
+/// database sees plain conditions on indexed columns (`t.state IN (...)`,
+/// `LOWER(t.owner) = ...`: migration 0009's indexes) instead of one text
+/// of `($n IS NULL OR ...)` for every combination, which neither planner
+/// can use an index for. `states`: false for the counts per state.
+/// Returns whether a condition needs the tickets' rows (any but the
+/// states and the owner, which the indexes answer alone).
+fn push_where(q: &mut QueryBuilder<Db>, filter: &TicketFilter, states: bool) -> bool {
+    let mut rows = false;
+    q.push(" WHERE 1 = 1");
+    if states && !filter.states.is_empty() {
+        q.push(" AND t.state IN (");
+        let mut list = q.separated(", ");
+        for state in &filter.states {
+            list.push_bind(state.as_str());
+        }
+        q.push(")");
+    }
+    if let Some(pipeline) = &filter.pipeline {
+        rows = true;
+        q.push(" AND t.pipeline = ").push_bind(pipeline.clone());
+    }
+    if let Some(owner) = &filter.owner {
+        q.push(" AND LOWER(t.owner) = LOWER(")
+            .push_bind(owner.clone())
+            .push(")");
+    }
+    if let Some(priority) = filter.priority {
+        rows = true;
+        q.push(" AND t.priority = ").push_bind(priority.as_str());
+    }
+    if let Some((name, value)) = &filter.key {
+        rows = true;
+        q.push(" AND EXISTS (SELECT 1 FROM ticket_keys k WHERE k.ticket_id = t.id AND k.name = ")
+            .push_bind(name.clone())
+            .push(" AND k.value = ")
+            .push_bind(value.clone())
+            .push(")");
+    }
+    if let Some(at) = filter.overdue_at {
+        rows = true;
+        q.push(format_args!(
+            " AND t.state <> 'done' AND {EFFECTIVE_DUE} <= COALESCE(t.paused_at, "
+        ))
+        .push_bind(at)
+        .push(")");
+    }
+    if let Some(mailbox) = &filter.mailbox {
+        rows = true;
+        q.push(" AND t.mailbox = ").push_bind(mailbox.clone());
+    }
+    for (column, value) in [
+        ("ticket_type", &filter.ticket_type),
+        ("category", &filter.category),
+        ("area", &filter.area),
+    ] {
+        if let Some(value) = value {
+            rows = true;
+            q.push(format_args!(" AND t.{column} = "))
+                .push_bind(value.clone());
+        }
+    }
+    if let Some(channel) = filter.channel {
+        rows = true;
+        q.push(" AND t.channel = ").push_bind(channel.as_str());
+    }
     // The search box: a ticket number, a key (exact or as a prefix:
     // 75321 finds 75321_2), an address or words of the subject; LIKE's
-    // own characters in what was typed are taken literally.
+    // own characters in what was typed are taken literally. The keys are
+    // one lookup for the whole list (`IN`), not one per ticket.
     let pattern = filter
         .search
         .as_deref()
@@ -177,55 +204,78 @@ fn bind_filter<'q, O>(
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         });
-    q.bind(states)
-        .bind(&filter.pipeline)
-        .bind(&filter.owner)
-        .bind(filter.priority.map(|p| p.as_str()))
-        .bind(key_name)
-        .bind(key_value)
-        .bind(filter.limit.unwrap_or(i64::MAX))
-        .bind(filter.overdue_at)
-        .bind(filter.order.as_str())
-        .bind(filter.offset.unwrap_or(0))
-        .bind(&filter.mailbox)
-        .bind(pattern)
-        .bind(filter.search_number)
-        .bind(&filter.ticket_type)
-        .bind(&filter.category)
-        .bind(&filter.area)
-        .bind(filter.channel.map(|c| c.as_str()))
+    if let Some(pattern) = pattern {
+        rows = true;
+        q.push(" AND (t.id = ")
+            .push_bind(filter.search_number)
+            .push(format_args!(" OR {FOLD}(COALESCE(t.requester, '')) LIKE "))
+            .push_bind(format!("%{pattern}%"))
+            .push(format_args!(" ESCAPE '\\' OR {FOLD}(t.subject) LIKE "))
+            .push_bind(format!("%{pattern}%"))
+            .push(format_args!(
+                " ESCAPE '\\' OR t.id IN (SELECT k.ticket_id FROM ticket_keys k \
+                 WHERE {FOLD}(k.value) LIKE "
+            ))
+            .push_bind(format!("{pattern}%"))
+            .push(" ESCAPE '\\'))");
+    }
+    rows
 }
 
 pub async fn list_tickets(pool: &Pool<Db>, filter: &TicketFilter) -> Result<Vec<TicketRow>> {
-    let sql = format!(
-        "SELECT {TICKET_COLUMNS} FROM tickets t {} \
-         ORDER BY CASE WHEN $8 IS NOT NULL THEN {EFFECTIVE_DUE} \
-                       WHEN $9 = 'due' THEN COALESCE({EFFECTIVE_DUE}, 9223372036854775807) \
-                       WHEN $9 = 'activity' THEN -t.updated_at \
-                       ELSE t.id END, t.id LIMIT $7 OFFSET $10",
-        ticket_where()
-    );
-    let query: Query<'_> = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-    let stored = bind_filter(query, filter).fetch_all(pool).await?;
+    // The page's tickets first, then their columns and message counts:
+    // the count is one lookup per listed ticket, not per ticket matched.
+    let mut q = QueryBuilder::<Db>::new(format!(
+        "SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.id IN (SELECT t.id FROM tickets t"
+    ));
+    push_where(&mut q, filter, true);
+    q.push(order_by(filter));
+    q.push(" LIMIT ")
+        .push_bind(filter.limit.unwrap_or(i64::MAX))
+        .push(" OFFSET ")
+        .push_bind(filter.offset.unwrap_or(0))
+        .push(")");
+    q.push(order_by(filter));
+    let stored: Vec<StoredTicket> = q.build_query_as().fetch_all(pool).await?;
     with_keys(pool, stored).await
+}
+
+/// The order of a list, ties by number. Plain columns where they can be
+/// (the activity order reads the `tickets_activity` index backwards).
+fn order_by(filter: &TicketFilter) -> String {
+    if filter.overdue_at.is_some() {
+        return format!(" ORDER BY {EFFECTIVE_DUE}, t.id");
+    }
+    match filter.order {
+        TicketOrder::Due => {
+            format!(" ORDER BY COALESCE({EFFECTIVE_DUE}, 9223372036854775807), t.id")
+        }
+        TicketOrder::Activity => " ORDER BY t.updated_at DESC, t.id".into(),
+        TicketOrder::Number => " ORDER BY t.id".into(),
+    }
 }
 
 /// How many tickets each state holds under `filter`, its states aside
 /// (the tray's counts).
 pub async fn count_by_state(pool: &Pool<Db>, filter: &TicketFilter) -> Result<Vec<(String, i64)>> {
-    let all_states = TicketFilter {
-        states: Vec::new(),
-        ..filter.clone()
+    let mut probe = QueryBuilder::<Db>::new("");
+    let mut q = if push_where(&mut probe, filter, false) {
+        // The conditions read every row: read the table once, then
+        // count. Grouped directly, SQLite walks the state index instead
+        // (no sort) and fetches each row from it: three times slower.
+        let mut q =
+            QueryBuilder::<Db>::new("WITH matched AS MATERIALIZED (SELECT t.state FROM tickets t");
+        push_where(&mut q, filter, false);
+        q.push(") SELECT state, COUNT(*) FROM matched");
+        q
+    } else {
+        // States and owner only: counted from an index alone.
+        let mut q = QueryBuilder::<Db>::new("SELECT t.state, COUNT(*) FROM tickets t");
+        push_where(&mut q, filter, false);
+        q
     };
-    // $7, $9 and $10 are bound for every list; compared with themselves
-    // here so that both databases know their types.
-    let sql = format!(
-        "SELECT t.state, COUNT(*) FROM tickets t {} \
-         AND $7 = $7 AND $9 = $9 AND $10 = $10 GROUP BY t.state",
-        ticket_where()
-    );
-    let query = sqlx::query_as::<Db, (String, i64)>(sqlx::AssertSqlSafe(sql));
-    Ok(bind_filter(query, &all_states).fetch_all(pool).await?)
+    q.push(" GROUP BY state");
+    Ok(q.build_query_as::<(String, i64)>().fetch_all(pool).await?)
 }
 
 /// A row of `buzon report`, before decoding.

@@ -13,7 +13,9 @@
 //! - `CLAIM_LOCK`: the row locking clause for claiming outbox rows;
 //! - `LIMIT_LOCK`: the lock that makes the per-recipient count of automatic
 //!   mail exact;
-//! - `GIVE_BACK_NUMBER`: how a ticket number taken back is given back.
+//! - `GIVE_BACK_NUMBER`: how a ticket number taken back is given back;
+//! - `FOLD`: the function that lowers a column for the search's `LIKE`
+//!   (none on SQLite, whose `LIKE` ignores ASCII case already).
 //!
 //! What does not depend on the backend (text decoding, the limit on
 //! automatic mail, the history line of a queued mail) is here, once.

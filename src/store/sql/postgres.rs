@@ -13,6 +13,8 @@ const BEGIN_WRITE: &str = "";
 const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
 const LIMIT_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext(a)) \
                           FROM unnest(string_to_array($1, chr(10))) AS a";
+/// The search's case folding: LIKE is case-sensitive here.
+const FOLD: &str = "LOWER";
 const GIVE_BACK_NUMBER: &str = "";
 
 /// Locks a ticket's row read inside a transaction until it ends.

@@ -14,6 +14,10 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 const CLAIM_LOCK: &str = "";
 /// Idem: the write lock taken at `BEGIN IMMEDIATE` covers the count.
 const LIMIT_LOCK: &str = "";
+/// The search's case folding: SQLite's LIKE already ignores the case of
+/// ASCII letters, and its LOWER folds only those, so the columns are
+/// compared as they are (LOWER on every subject was half a search's time).
+const FOLD: &str = "";
 const GIVE_BACK_NUMBER: &str =
     "UPDATE sqlite_sequence SET seq = $1 - 1 WHERE name = 'tickets' AND seq = $1";
 

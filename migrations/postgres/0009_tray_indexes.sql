@@ -1,0 +1,7 @@
+-- The web tray at 100,000 tickets (issue 12, benches/web_tray.sh): the
+-- default order (most recent activity first) reads this index backwards and
+-- stops at the page, and a person's tickets per state (the header's badge,
+-- "mis tickets") are counted from the index alone. The owner is compared
+-- ignoring case, so the index holds it lowercased.
+CREATE INDEX tickets_activity ON tickets(updated_at);
+CREATE INDEX tickets_owner_state ON tickets(LOWER(owner), state);
