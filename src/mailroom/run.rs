@@ -71,7 +71,12 @@ async fn run_job(config: &Config, store: &Store, job: &StaffJob) -> Result<bool,
         let why = "el correo no tenía texto ni comandos";
         return refuse(&agent, job, job.steps_done, why, message_id).await;
     }
-    let files = attachments(store, job).await?;
+    // The files go only with a reply; a command or a note never reads them.
+    let files = if steps.iter().any(|s| matches!(s, Step::Reply(_))) {
+        attachments(store, job).await?
+    } else {
+        Vec::new()
+    };
     let count = steps.len() as i64;
     for (i, step) in steps
         .iter()
