@@ -14,12 +14,11 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
-use crate::deadline::Watch;
 use crate::health::{self, Health};
+use crate::live::{Live, LiveError, Reload};
 use crate::outbound::deliver::{self, Transport};
-use crate::rules::{LiveRules, LoadContext, Reload};
 use crate::source::imap::{self, DrainStats, FolderWorker};
-use crate::store::{Store, now_ms};
+use crate::store::{Store, StoreError, now_ms};
 
 /// How long shutdown waits for workers to finish what they are doing.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(9);
@@ -39,6 +38,8 @@ pub enum DaemonError {
     Folders { failed: usize, errors: String },
     #[error("the rules cannot be loaded; fix them (`buzon rules check`) and start again:\n{0}")]
     Rules(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// What `buzon check` reports as problems: rules, templates, the
     /// outbound transport's settings.
     #[error("cannot start; fix these (`buzon check`) and start again:\n{0}")]
@@ -62,33 +63,56 @@ fn check_files(config: &Config) -> Result<(), DaemonError> {
     }
 }
 
-/// The live rule set, if a rules directory is configured.
-fn live_rules(config: &Config) -> Result<Option<Arc<LiveRules>>, DaemonError> {
-    let Some(dir) = &config.rules.dir else {
-        return Ok(None);
-    };
-    let ctx = LoadContext::from_config(config).map_err(|e| DaemonError::Rules(e.to_string()))?;
-    let live = LiveRules::load(dir, ctx)
-        .map_err(|e| DaemonError::Rules(e.to_string()))?
-        .with_templates_dir(config.templates.dir.clone());
-    tracing::info!(dir = %dir.display(), rules = live.current().rule_count(), "Rules loaded.");
-    Ok(Some(Arc::new(live)))
+/// The rules, templates, people and mailboxes' defaults the workers start
+/// each unit of work with, replaced on reload.
+async fn live(config: &Arc<Config>, store: &Store) -> Result<Arc<Live>, DaemonError> {
+    let live = Live::load(config.clone(), store)
+        .await
+        .map_err(|e| match e {
+            LiveError::Store(e) => DaemonError::Store(e),
+            LiveError::Pipeline(e) => DaemonError::Rules(e.to_string()),
+        })?;
+    let snap = live.current();
+    tracing::info!(
+        rules = snap.rules.rule_count(),
+        "Rules and templates loaded."
+    );
+    Ok(Arc::new(live))
 }
 
-/// Logs what a reload did; a refused set leaves the previous one active.
+/// Logs what a reload did; a refused one leaves the previous set in force.
 fn report_reload(outcome: Reload) {
     match outcome {
         Reload::Unchanged => {}
-        Reload::Reloaded { rules, warnings } => {
-            tracing::info!(rules, warnings = warnings.len(), "Rules reloaded.");
+        Reload::Reloaded {
+            rules,
+            warnings,
+            restart,
+        } => {
+            tracing::info!(
+                rules,
+                warnings = warnings.len(),
+                "Reloaded: rules, templates, people and mailboxes' defaults now in force."
+            );
             for w in warnings {
                 tracing::warn!(warning = %w, "Rule warning.");
             }
+            if !restart.is_empty() {
+                tracing::warn!(
+                    sections = %restart.join(", "),
+                    "Changed in the configuration file; applied at the next restart (`systemctl restart buzon`)."
+                );
+            }
         }
-        Reload::Refused(errors) => tracing::error!(
-            errors = %errors,
-            "New rules refused; the previous rules stay active."
-        ),
+        Reload::Refused(problems) => {
+            for problem in &problems {
+                tracing::error!(%problem, "Reload refused; fix it (`buzon check`).");
+            }
+            tracing::error!(
+                problems = problems.len(),
+                "New rules refused; the previous rules, templates and people stay in force."
+            );
+        }
     }
 }
 
@@ -126,8 +150,8 @@ pub async fn run_once(config: Arc<Config>, store: Store) -> Result<OnceReport, D
     let (_stop_tx, stop_rx) = watch::channel(false);
     let instance = instance_name(&config);
     check_files(&config)?;
-    let rules = live_rules(&config)?;
-    let workers = imap::workers(&config, &store, &health, &instance, &outbox, rules.as_ref());
+    let live = live(&config, &store).await?;
+    let workers = imap::workers(&config, &store, &health, &instance, &outbox, &live);
     let mut tasks = Vec::new();
     for worker in workers {
         let name = worker.name();
@@ -164,8 +188,8 @@ pub async fn run_once(config: Arc<Config>, store: Store) -> Result<OnceReport, D
         p.abort();
         eprint!("\r\x1b[K");
     }
-    check_deadlines(&config, &store).await;
-    carry_out_staff_mail(&config, &store).await;
+    check_deadlines(&live, &store).await;
+    carry_out_staff_mail(&live, &store).await;
     if let Some(t) = transport(&config)
         && let Err(e) = deliver::drain(&store, &t, now_ms()).await
     {
@@ -199,14 +223,15 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
         Some(tokio::spawn(health::serve(listener, health.clone(), after)))
     };
 
-    let rules = live_rules(&config)?;
-    let web = start_web(&config, &store, rules.clone()).await?;
+    let live = live(&config, &store).await?;
+    let web = start_web(&config, &store, live.clone()).await?;
     let mut tasks = Vec::new();
-    for worker in imap::workers(&config, &store, &health, &instance, &outbox, rules.as_ref()) {
+    for worker in imap::workers(&config, &store, &health, &instance, &outbox, &live) {
         tasks.push(spawn_worker(worker, stop_rx.clone()));
     }
     let deadline_task = tokio::spawn(deadline_worker(
         config.clone(),
+        live.clone(),
         store.clone(),
         health.clone(),
         outbox.clone(),
@@ -214,6 +239,7 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
     ));
     let outbox_task = tokio::spawn(outbox_worker(
         config.clone(),
+        live.clone(),
         store.clone(),
         health.clone(),
         outbox.clone(),
@@ -236,7 +262,7 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
         })
     });
 
-    wait_for_stop(&config, rules.as_deref()).await;
+    wait_for_stop(&live).await;
     tracing::info!("Stopping: finishing the mail in flight.");
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
@@ -265,7 +291,7 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
 async fn start_web(
     config: &Arc<Config>,
     store: &Store,
-    rules: Option<Arc<LiveRules>>,
+    live: Arc<Live>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, DaemonError> {
     if config.web.listen.is_empty() {
         return Ok(None);
@@ -277,7 +303,7 @@ async fn start_web(
             what: "the web workspace (web.listen)",
             cause,
         })?;
-    let app = crate::web::App::new(config.clone(), store.clone(), rules)
+    let app = crate::web::App::new(config.clone(), store.clone(), live)
         .map_err(|e| DaemonError::Web(e.to_string()))?;
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "Web workspace listening.");
@@ -301,6 +327,7 @@ fn spawn_worker(worker: FolderWorker, stop: watch::Receiver<bool>) -> tokio::tas
 /// Delivers the outbox whenever a ticket was created, and every few seconds.
 async fn outbox_worker(
     config: Arc<Config>,
+    live: Arc<Live>,
     store: Store,
     health: Arc<Health>,
     wake: Arc<Notify>,
@@ -313,7 +340,7 @@ async fn outbox_worker(
     let poll = Duration::from_secs(config.daemon.outbox_poll_seconds.max(1));
     loop {
         // Agents' answers by mail first: what they queue goes out now.
-        carry_out_staff_mail(&config, &store).await;
+        carry_out_staff_mail(&live, &store).await;
         let drained = match &transport {
             Some(t) => Some(deliver::drain(&store, t, now_ms()).await),
             None => None,
@@ -351,8 +378,9 @@ async fn outbox_worker(
 
 /// Carries out the agents' mails the intake queued (see `mailroom`); a
 /// failure is logged and the jobs are tried again on the next pass.
-async fn carry_out_staff_mail(config: &Config, store: &Store) {
-    match crate::mailroom::run::run_pending(config, store).await {
+async fn carry_out_staff_mail(live: &Live, store: &Store) {
+    let snap = live.current();
+    match crate::mailroom::run::run_pending(&snap, store).await {
         Ok(r) if r.done + r.refused > 0 => {
             tracing::info!(
                 done = r.done,
@@ -367,15 +395,9 @@ async fn carry_out_staff_mail(config: &Config, store: &Store) {
 
 /// One pass over the deadlines; a failure is logged and retried next pass
 /// (nothing is lost: a breach without an alert is found again).
-async fn check_deadlines(config: &Config, store: &Store) -> usize {
-    let watch = match Watch::new(config, store).await {
-        Ok(w) => w,
-        Err(error) => {
-            tracing::error!(%error, "Cannot check deadlines.");
-            return 0;
-        }
-    };
-    match watch.check(now_ms()).await {
+async fn check_deadlines(live: &Live, store: &Store) -> usize {
+    let snap = live.current();
+    match snap.watch(store).check(now_ms()).await {
         Ok(report) => report.recorded,
         Err(error) => {
             tracing::warn!(%error, "Checking deadlines failed; will retry.");
@@ -388,6 +410,7 @@ async fn check_deadlines(config: &Config, store: &Store) -> usize {
 /// outbox when it queued alerts.
 async fn deadline_worker(
     config: Arc<Config>,
+    live: Arc<Live>,
     store: Store,
     health: Arc<Health>,
     outbox: Arc<Notify>,
@@ -395,7 +418,7 @@ async fn deadline_worker(
 ) {
     let every = Duration::from_secs(config.deadlines.check_seconds.max(1));
     loop {
-        let recorded = check_deadlines(&config, &store).await;
+        let recorded = check_deadlines(&live, &store).await;
         if recorded > 0 {
             health
                 .deadlines_missed
@@ -414,113 +437,10 @@ async fn deadline_worker(
     }
 }
 
-/// On SIGHUP: reads the configuration file again and checks it as `buzon
-/// check` does, and names what changed that only a restart applies. The
-/// running daemon keeps the configuration it started with; only the rules
-/// are replaced (by the caller), so a broken file changes nothing.
-fn report_config_on_reload(running: &Config) {
-    let Some(path) = &running.source else {
-        return;
-    };
-    let fresh = match Config::load(crate::config::Sources {
-        file: Some(path.clone()),
-        env: std::env::vars().collect(),
-    }) {
-        Ok(fresh) => fresh,
-        Err(error) => {
-            tracing::error!(
-                %error,
-                "The configuration file has problems; the running configuration stays. Fix it (`buzon check`) before the next restart."
-            );
-            return;
-        }
-    };
-    for finding in crate::check::files(&fresh) {
-        if finding.status == crate::check::Status::Config {
-            tracing::error!(topic = %finding.topic, problem = %finding.text, "A restart would fail on this; fix it (`buzon check`).");
-        }
-    }
-    let changed = changed_sections(running, &fresh);
-    if !changed.is_empty() {
-        tracing::warn!(
-            sections = %changed.join(", "),
-            "Changed in the configuration file; applied at the next restart (`systemctl restart buzon`)."
-        );
-    }
-}
-
-/// The sections of the configuration that differ between two loads.
-fn changed_sections(a: &Config, b: &Config) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    let mut differs = |name: &'static str, x: String, y: String| {
-        if x != y {
-            out.push(name);
-        }
-    };
-    differs(
-        "deployment",
-        format!("{:?}", a.deployment),
-        format!("{:?}", b.deployment),
-    );
-    differs(
-        "database",
-        format!("{:?}", a.database),
-        format!("{:?}", b.database),
-    );
-    differs(
-        "limits",
-        format!("{:?}", a.limits),
-        format!("{:?}", b.limits),
-    );
-    differs(
-        "outbox",
-        format!("{:?}", a.outbox),
-        format!("{:?}", b.outbox),
-    );
-    differs("smtp", format!("{:?}", a.smtp), format!("{:?}", b.smtp));
-    differs(
-        "people",
-        format!("{:?}", a.people),
-        format!("{:?}", b.people),
-    );
-    differs("rules", format!("{:?}", a.rules), format!("{:?}", b.rules));
-    differs(
-        "templates",
-        format!("{:?}", a.templates),
-        format!("{:?}", b.templates),
-    );
-    differs(
-        "daemon",
-        format!("{:?}", a.daemon),
-        format!("{:?}", b.daemon),
-    );
-    differs("web", format!("{:?}", a.web), format!("{:?}", b.web));
-    differs(
-        "security",
-        format!("{:?}", a.security),
-        format!("{:?}", b.security),
-    );
-    differs(
-        "deadlines",
-        format!("{:?}", a.deadlines),
-        format!("{:?}", b.deadlines),
-    );
-    differs(
-        "accounts",
-        format!("{:?}", a.accounts),
-        format!("{:?}", b.accounts),
-    );
-    differs(
-        "mailboxes",
-        format!("{:?}", a.mailboxes),
-        format!("{:?}", b.mailboxes),
-    );
-    out
-}
-
-/// Resolves on SIGTERM or SIGINT. Meanwhile reloads the rules on SIGHUP,
-/// and whenever a rule file changes (checked every two seconds).
-async fn wait_for_stop(config: &Config, rules: Option<&LiveRules>) {
+/// Resolves on SIGTERM or SIGINT. Meanwhile reloads on SIGHUP (see
+/// `live`), and the rules whenever a rule file changes (checked every two
+/// seconds).
+async fn wait_for_stop(live: &Live) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -536,18 +456,11 @@ async fn wait_for_stop(config: &Config, rules: Option<&LiveRules>) {
             _ = tokio::signal::ctrl_c() => return,
             _ = hup.recv() => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-                report_config_on_reload(config);
-                match rules {
-                    Some(live) => report_reload(live.reload()),
-                    None => tracing::info!("SIGHUP: no rules directory configured; no rules to reload."),
-                }
+                tracing::info!("SIGHUP: reloading the rules, templates, people and mailboxes' defaults.");
+                report_reload(live.reload());
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             },
-            _ = tick.tick() => {
-                if let Some(live) = rules {
-                    report_reload(live.reload_if_changed());
-                }
-            }
+            _ = tick.tick() => report_reload(live.reload_rules_if_changed()),
         }
     }
 }

@@ -25,6 +25,8 @@
 //!   of missed deadlines.
 //! - [`check`]: `buzon check`: what `run` needs, loaded as `run` loads it.
 //! - [`daemon`]: `buzon run`: folder workers, outbox worker, signals, systemd.
+//! - [`live`]: what a reload changes (rules, templates, people, mailboxes'
+//!   defaults), one snapshot every unit of work starts from.
 //! - [`health`]: per-folder health, `/healthz` and `/metrics`.
 //! - [`web`]: the agents' workspace over `actions`.
 //! - [`report`]: `buzon report`: counts, response and resolution times; pure.
@@ -40,6 +42,7 @@ pub mod daemon;
 pub mod deadline;
 pub mod demo;
 pub mod health;
+pub mod live;
 pub mod mailroom;
 pub mod outbound;
 pub mod parse;

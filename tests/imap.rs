@@ -585,18 +585,118 @@ fn a_broken_rule_file_is_refused_and_the_daemon_keeps_the_old_rules() {
         tickets.iter().all(|t| t["pipeline"] == "Pedidos"),
         "the old rules must stay active: {tickets:#?}"
     );
-    let log: String = std::fs::read_dir(d.dir.path())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect();
+    let log = logs(&d);
     assert!(log.contains("New rules refused"), "{log}");
     assert!(log.contains("10-pedidos.toml:"), "{log}");
     assert!(
         log.contains("pipeline"),
         "the hint names the right field: {log}"
     );
+}
+
+/// Everything the deployment's daemons logged so far.
+fn logs(d: &Deployment) -> String {
+    std::fs::read_dir(d.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect()
+}
+
+/// Waits until the logs hold `text` `n` times.
+fn wait_for_log(d: &Deployment, text: &str, n: usize) {
+    let start = Instant::now();
+    while logs(d).matches(text).count() < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no «{text}» in the log:\n{}",
+            logs(d)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The `.eml` files of the outbox, once there are `n`.
+fn wait_for_mails(d: &Deployment, n: usize) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let files = d.outbox_files();
+        if files.len() >= n {
+            return files
+                .iter()
+                .map(|f| std::fs::read_to_string(f).unwrap())
+                .collect();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{} of {n} mails",
+            files.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sighup_applies_new_templates_and_people_and_keeps_them_when_a_template_breaks() {
+    let stack = MailStack::start();
+    let d = deployment(Backend::Sqlite, &stack, &[SOPORTE_INBOX]);
+    let templates = d.dir.path().join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    let ack = templates.join("acknowledgement.txt");
+    let write_ack = |version: &str| {
+        std::fs::write(
+            &ack,
+            format!("Subject: Recibido {{{{ tag }}}}\n\nVersion {version}.\nLa atiende {{{{ owner }}}}.\n"),
+        )
+        .unwrap()
+    };
+    write_ack("uno");
+    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "pipeline = \"Soporte\"\n",
+        "pipeline = \"Soporte\"\nowner = \"camila\"\n",
+        1,
+    );
+    let text = format!(
+        "{text}\n[templates]\ndir = \"{}\"\n\n[people.camila]\nname = \"Camila Uno\"\nrole = \"agent\"\n",
+        templates.display()
+    );
+    std::fs::write(&d.config, &text).unwrap();
+    let child = spawn_run(&d, false);
+    load(&stack, "soporte", "INBOX", 0..1, "hup");
+    let mails = wait_for_mails(&d, 1);
+    assert!(mails[0].contains("Version uno"), "{}", mails[0]);
+    assert!(mails[0].contains("Camila Uno"), "{}", mails[0]);
+
+    // The admin rewords the acknowledgement, renames the agent, reloads.
+    write_ack("dos");
+    std::fs::write(&d.config, text.replace("Camila Uno", "Camila Dos")).unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    wait_for_log(&d, "Reloaded", 1);
+    load(&stack, "soporte", "INBOX", 1..2, "hup");
+    let mails = wait_for_mails(&d, 2);
+    let new: Vec<&String> = mails.iter().filter(|m| m.contains("Version dos")).collect();
+    assert_eq!(new.len(), 1, "{mails:#?}");
+    assert!(new[0].contains("Camila Dos"), "{}", new[0]);
+
+    // A broken template refuses the whole reload: the new name waits too.
+    std::fs::write(&ack, "Subject: Recibido\n\nHola {{ owner }\n").unwrap();
+    std::fs::write(&d.config, text.replace("Camila Uno", "Camila Tres")).unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    wait_for_log(&d, "Reload refused", 1);
+    load(&stack, "soporte", "INBOX", 2..3, "hup");
+    let mails = wait_for_mails(&d, 3);
+    stop(child);
+    let kept: Vec<&String> = mails.iter().filter(|m| m.contains("Version dos")).collect();
+    assert_eq!(kept.len(), 2, "{mails:#?}");
+    assert!(kept.iter().all(|m| m.contains("Camila Dos")), "{kept:#?}");
+    let log = logs(&d);
+    assert!(log.contains("acknowledgement.txt:3"), "{log}");
+    assert!(!mails.iter().any(|m| m.contains("Camila Tres")));
 }
 
 /// A customer's answer to their own mail, sent before we acknowledged it.

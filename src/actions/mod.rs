@@ -31,6 +31,7 @@ pub use permission::{Action, Denied, Staff};
 
 use crate::config::{Config, Response};
 use crate::deadline::{Calendar, on_state_change};
+use crate::live::Snapshot;
 use crate::outbound::compose;
 use crate::outbound::compose::ticket_tag;
 use crate::outbound::plan::{Plan, mail_owner_name, owner_name};
@@ -100,16 +101,6 @@ impl<'a> Agent<'a> {
         actor: &str,
     ) -> Result<Self, ActionError> {
         let rules = Arc::new(load_rules(config)?);
-        Self::open_with_rules(config, store, actor, rules).await
-    }
-
-    /// As `open`, with a rule set already loaded (the daemon's live one).
-    pub async fn open_with_rules(
-        config: &'a Config,
-        store: &'a Store,
-        actor: &str,
-        rules: Arc<RuleSet>,
-    ) -> Result<Self, ActionError> {
         let me = people::find(config, actor).map_err(ActionError::UnknownPerson)?;
         let key = store.message_id_key().await?;
         let templates =
@@ -120,6 +111,24 @@ impl<'a> Agent<'a> {
             IdSigner::new(key.as_bytes()),
             templates,
             rules,
+            me,
+        ))
+    }
+
+    /// The person `actor` acting with the daemon's snapshot in force: its
+    /// people, rules and templates (not read again from disk).
+    pub fn with_snapshot(
+        snap: &'a Snapshot,
+        store: &'a Store,
+        actor: &str,
+    ) -> Result<Self, ActionError> {
+        let me = people::find(&snap.config, actor).map_err(ActionError::UnknownPerson)?;
+        Ok(Self::with_parts(
+            &snap.config,
+            store,
+            snap.signer.clone(),
+            snap.templates.clone(),
+            snap.rules.clone(),
             me,
         ))
     }
@@ -184,6 +193,11 @@ impl<'a> Agent<'a> {
     pub fn at(mut self, now: i64) -> Self {
         self.clock = Some(now);
         self
+    }
+
+    /// The configuration acted under (its people, mailboxes' defaults).
+    pub fn config(&self) -> &Config {
+        self.config
     }
 
     /// Who is acting.

@@ -96,7 +96,15 @@ pub async fn ingest(
     }
     // An agent's answer to a notification is carried out now (the mail
     // is stored: a failure here leaves the job for the daemon).
-    if let Err(e) = buzon::mailroom::run::run_pending(config, store).await {
+    let snap = buzon::live::Snapshot::open(std::sync::Arc::new(config.clone()), store).await;
+    let ran = match &snap {
+        Ok(snap) => buzon::mailroom::run::run_pending(snap, store)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = ran {
         eprintln!("buzon: agents' mails stay queued: {e}");
     }
     flush_after(config, store).await;

@@ -11,7 +11,7 @@
 use super::commands::{self, Command, Instructions};
 use super::words::new_words;
 use crate::actions::{ActionError, Agent};
-use crate::config::Config;
+use crate::live::Snapshot;
 use crate::outbound::compose::FileToSend;
 use crate::store::{JobStep, StaffJob, Store, StoreError, now_ms};
 use crate::ticket::{Classification, Outcome, Priority, State};
@@ -40,10 +40,10 @@ enum Step {
 /// Carries out every pending job. A failure of the database stops the pass
 /// (the job stays queued and is tried again); anything about the job
 /// itself is answered to the agent.
-pub async fn run_pending(config: &Config, store: &Store) -> Result<Report, StoreError> {
+pub async fn run_pending(snap: &Snapshot, store: &Store) -> Result<Report, StoreError> {
     let mut report = Report::default();
     for job in store.pending_staff_mail().await? {
-        match run_job(config, store, &job).await {
+        match run_job(snap, store, &job).await {
             Ok(true) => report.done += 1,
             Ok(false) => report.refused += 1,
             Err(ActionError::Store(e)) if e.is_transient() => return Err(e),
@@ -59,8 +59,8 @@ pub async fn run_pending(config: &Config, store: &Store) -> Result<Report, Store
 }
 
 /// `true`: done to the end; `false`: stopped at a refusal.
-async fn run_job(config: &Config, store: &Store, job: &StaffJob) -> Result<bool, ActionError> {
-    let agent = Agent::open(config, store, &job.person).await?;
+async fn run_job(snap: &Snapshot, store: &Store, job: &StaffJob) -> Result<bool, ActionError> {
+    let agent = snap.agent(store, &job.person)?;
     let message_id = job.key.strip_prefix("mid:");
     let instructions = commands::parse(&new_words(&job.body_text));
     let steps = match plan(&agent, &instructions) {

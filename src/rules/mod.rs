@@ -9,13 +9,13 @@
 //! `rules/README.md`.
 //!
 //! Layout, in the order a rule set is built and used:
-//! - `load`: the directory → file texts (the only I/O besides `live`/`cli`);
+//! - `load`: the directory → file texts (the only I/O besides `cli`); the daemon's
+//!   live set is `crate::live`, with the templates and people;
 //! - `syntax`: TOML → syntax tree, every problem located by line and column;
 //! - `compile`: trees → validated rules; `matcher`: the `RegexSet` prefilter;
 //! - `lint`: rules that can never match or never change anything;
 //! - `eval`: message → [`Decision`] (pure); `explain`: the same, with reasons;
 //! - `testcase`: the `[[test]]` cases; `cli`: `buzon rules check|explain|test`;
-//! - `live`: the active set, reloaded when files change, kept when invalid;
 //! - `fold`, `quote`, `group`, `sla`, `error`: accents, quoted history,
 //!   owner groups, deadlines and the working calendar, errors.
 //!
@@ -32,7 +32,6 @@ mod explain;
 mod fold;
 mod group;
 mod lint;
-mod live;
 mod load;
 mod matcher;
 mod model;
@@ -54,7 +53,7 @@ pub use eval::{Change, ChangeOutcome, RuleInput, is_reply};
 pub use explain::{CondTrace, Explanation, RuleOutcome, RuleTrace};
 pub use fold::fold_default as fold_text;
 pub use group::{Group, Strategy};
-pub use live::{LiveRules, Reload};
+pub use load::fingerprint;
 pub use sla::{BusinessHours, Sla};
 pub use testcase::{TestReport, TestResult};
 

@@ -578,30 +578,6 @@ expect = { priority = "urgent", keys = { order = "1" } }
 }
 
 #[test]
-fn live_rules_keep_the_previous_set_when_the_new_one_is_broken() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("10-a.toml");
-    std::fs::write(&file, "[[rule]]\nname = \"a\"\ntags = \"uno\"\n").unwrap();
-    let live = LiveRules::load(dir.path(), ctx()).unwrap();
-    assert!(matches!(live.reload_if_changed(), live::Reload::Unchanged));
-    std::fs::write(&file, "[[rule]]\nname = \"a\"\ntagz = \"dos\"\n").unwrap();
-    match live.reload_if_changed() {
-        live::Reload::Refused(e) => assert!(e.to_string().contains("10-a.toml:3:1"), "{e}"),
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-    // Reported once, not on every poll.
-    assert!(matches!(live.reload_if_changed(), live::Reload::Unchanged));
-    let m = mail("x", "");
-    assert_eq!(decide(&live.current(), "soporte", &m).tags, vec!["uno"]);
-    std::fs::write(&file, "[[rule]]\nname = \"a\"\ntags = \"dos\"\n").unwrap();
-    assert!(matches!(
-        live.reload(),
-        live::Reload::Reloaded { rules: 1, .. }
-    ));
-    assert_eq!(decide(&live.current(), "soporte", &m).tags, vec!["dos"]);
-}
-
-#[test]
 fn mailbox_scoped_evaluation_agrees_with_the_full_explanation() {
     // `evaluate` scans only the sets of the message's mailbox and skips
     // rules scoped elsewhere; `explain` checks everything. Same decisions.

@@ -29,8 +29,8 @@ use tracing::Instrument;
 
 use crate::config::{Account, Config, Disposition, Folder, ImapAuth, ImapTls};
 use crate::health::{FolderState, Health};
+use crate::live::Live;
 use crate::pipeline::{Outcome, Pipeline, PipelineError};
-use crate::rules::LiveRules;
 use crate::source::tls::{self, TlsError};
 use crate::store::{Store, StoreError, now_ms};
 
@@ -122,8 +122,9 @@ pub struct FolderWorker {
     pub instance: String,
     /// Woken after new tickets so the outbox goes out within seconds.
     pub outbox: Arc<tokio::sync::Notify>,
-    /// The live rule set (reloaded by the daemon); `None`: no rules.
-    pub rules: Option<Arc<LiveRules>>,
+    /// The rules, templates, people and mailboxes' defaults in force
+    /// (reloaded by the daemon); each drain takes the snapshot of its start.
+    pub live: Arc<Live>,
 }
 
 /// How a session ended when it did not fail.
@@ -163,10 +164,6 @@ impl FolderWorker {
         once: bool,
     ) -> Result<DrainStats, ImapError> {
         let name = self.name();
-        let mut pipeline = match &self.rules {
-            Some(live) => Pipeline::with_rules(&self.config, &self.store, live.current()).await?,
-            None => Pipeline::new(&self.config, &self.store).await?,
-        };
         let mut total = DrainStats::default();
         let mut backoff = Backoff::new();
         let mut failures = 0;
@@ -198,10 +195,7 @@ impl FolderWorker {
                     continue;
                 }
             }
-            match self
-                .session(&mut pipeline, &mut shutdown, once, &mut total)
-                .await
-            {
+            match self.session(&mut shutdown, once, &mut total).await {
                 // Drained (`--once`): give the folder back, so the next cron
                 // run or another instance need not wait for the lease to
                 // expire.
@@ -241,7 +235,6 @@ impl FolderWorker {
     /// One connection: drain, then wait for more (IDLE or poll), repeat.
     async fn session(
         &self,
-        pipeline: &mut Pipeline<'_>,
         shutdown: &mut watch::Receiver<bool>,
         once: bool,
         total: &mut DrainStats,
@@ -263,13 +256,13 @@ impl FolderWorker {
             let _ = session.create(target).await;
         }
         loop {
-            // Each drain routes with the rules in force when it starts.
-            if let Some(live) = &self.rules {
-                pipeline.set_rules(live.current());
-            }
+            // Each drain works with the rules, templates and people in
+            // force when it starts.
+            let snap = self.live.current();
+            let pipeline = snap.pipeline(&self.store)?;
             self.health.set_state(&name, FolderState::Draining);
             let stats = self
-                .drain(&mut session, pipeline, shutdown, can_move)
+                .drain(&mut session, &pipeline, shutdown, can_move)
                 .await?;
             *total += stats;
             self.health.drained(&name, now_ms(), 0);
@@ -905,7 +898,7 @@ pub fn workers(
     health: &Arc<Health>,
     instance: &str,
     outbox: &Arc<tokio::sync::Notify>,
-    rules: Option<&Arc<LiveRules>>,
+    live: &Arc<Live>,
 ) -> Vec<FolderWorker> {
     let mut out = Vec::new();
     for (name, account) in &config.accounts {
@@ -919,7 +912,7 @@ pub fn workers(
                 health: health.clone(),
                 instance: instance.to_string(),
                 outbox: outbox.clone(),
-                rules: rules.cloned(),
+                live: live.clone(),
             });
         }
     }

@@ -24,7 +24,7 @@ pub async fn post(
 ) -> Result<Response, WebError> {
     me.check_csrf(form.get("csrf").map(String::as_str))?;
     let n = number_of(&app, &number)?;
-    let agent = app.agent(&me).await?;
+    let agent = app.agent(&me)?;
     let f = Fields(&form);
     let done = match action.as_str() {
         "tomar" => agent.take(n).await.map(|_| "tomado")?,

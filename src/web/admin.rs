@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::auth::Me;
 use super::page::Frame;
 use super::{App, WebError};
-use crate::pipeline::{Outcome, Pipeline};
+use crate::pipeline::Outcome;
 use crate::store::now_ms;
 
 fn admin_only(me: &Me) -> Result<(), WebError> {
@@ -141,8 +141,9 @@ pub async fn retry_quarantine(
     me.check_csrf(form.get("csrf").map(String::as_str))?;
     admin_only(&me)?;
     let (mailbox, raw) = app.store.quarantine_raw(id).await?;
-    let pipeline = Pipeline::new(&app.config, &app.store)
-        .await
+    let pipeline = me
+        .snap
+        .pipeline(&app.store)
         .map_err(|e| WebError::Internal(e.to_string()))?;
     let outcome = pipeline
         .ingest(&raw, &mailbox)

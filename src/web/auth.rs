@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::{App, WebError};
 use crate::actions::{Staff, people};
+use crate::live::Snapshot;
 use crate::store::now_ms;
 
 /// The session cookie's name.
@@ -74,6 +75,8 @@ pub struct Me {
     pub csrf: String,
     /// The hash of the session cookie (to end it).
     pub session: String,
+    /// The people, rules and templates in force when the request came.
+    pub snap: Arc<Snapshot>,
 }
 
 impl Me {
@@ -111,11 +114,13 @@ impl FromRequestParts<Arc<App>> for Me {
         let found = app.store.session(&session, now_ms()).await?;
         let web = found.ok_or(WebError::SignIn)?;
         // Someone removed from [people] is signed out.
-        let staff = people::staff(&app.config, &web.person).ok_or(WebError::SignIn)?;
+        let snap = app.current();
+        let staff = people::staff(&snap.config, &web.person).ok_or(WebError::SignIn)?;
         Ok(Me {
             staff,
             csrf: web.csrf,
             session,
+            snap,
         })
     }
 }

@@ -33,7 +33,7 @@ pub async fn sign_in(
 ) -> Result<Response, WebError> {
     let now = now_ms();
     let address = auth::client_address(Some(peer), &headers);
-    let person = people::find(&app.config, &c.username).ok();
+    let person = people::find(&app.current().config, &c.username).ok();
     // Failures are counted under the person's key when the name is theirs,
     // else under what was typed.
     let who = person

@@ -29,7 +29,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::actions::Agent;
 use crate::config::Config;
-use crate::rules::{LiveRules, RuleSet};
+use crate::live::Live;
 use crate::store::Store;
 
 pub use auth::hash_password;
@@ -39,9 +39,10 @@ pub use error::WebError;
 pub struct App {
     pub config: Arc<Config>,
     pub store: Store,
-    /// The daemon's rule set, reloaded when the files change or on SIGHUP
-    /// (`None`: no rules directory).
-    rules: Option<Arc<LiveRules>>,
+    /// The rules, templates, people and mailboxes' defaults in force,
+    /// reloaded on SIGHUP; each request works with the snapshot of its
+    /// start (`Me::snap`).
+    live: Arc<Live>,
     pages: page::Pages,
 }
 
@@ -49,28 +50,25 @@ impl App {
     pub fn new(
         config: Arc<Config>,
         store: Store,
-        rules: Option<Arc<LiveRules>>,
+        live: Arc<Live>,
     ) -> Result<Arc<App>, minijinja::Error> {
         Ok(Arc::new(App {
             pages: page::Pages::new(config.deployment.zone.clone())?,
             config,
             store,
-            rules,
+            live,
         }))
     }
 
-    /// The rules in force: the team's words, types and business hours.
-    pub fn rules(&self) -> Arc<RuleSet> {
-        match &self.rules {
-            Some(live) => live.current(),
-            None => Arc::new(RuleSet::empty()),
-        }
+    /// The snapshot in force, for a request without a session (login).
+    pub fn current(&self) -> Arc<crate::live::Snapshot> {
+        self.live.current()
     }
 
     /// The signed-in person acting through the action layer, with the
-    /// rules in force (not read again from disk on every request).
-    pub async fn agent(&self, me: &auth::Me) -> Result<Agent<'_>, WebError> {
-        Ok(Agent::open_with_rules(&self.config, &self.store, &me.staff.id, self.rules()).await?)
+    /// snapshot their request started with.
+    pub fn agent<'s>(&'s self, me: &'s auth::Me) -> Result<Agent<'s>, WebError> {
+        Ok(me.snap.agent(&self.store, &me.staff.id)?)
     }
 }
 

@@ -20,8 +20,8 @@ pub async fn form(State(app): State<Arc<App>>, me: Me) -> Result<Response, WebEr
         channels => Channel::ALL.iter().filter(|c| **c != Channel::Email).chain([Channel::Email].iter()).map(|c| context! {
             value => c.as_str(), label => c.label(),
         }).collect::<Vec<_>>(),
-        mailboxes => app.config.mailboxes.keys().cloned().collect::<Vec<_>>(),
-        people => app.config.people.iter().map(|(id, p)| context! {
+        mailboxes => me.snap.config.mailboxes.keys().cloned().collect::<Vec<_>>(),
+        people => me.snap.config.people.iter().map(|(id, p)| context! {
             value => id.clone(), label => p.name.clone().unwrap_or_else(|| id.clone()),
         }).collect::<Vec<_>>(),
     };
@@ -51,7 +51,7 @@ pub async fn create(
         body: get("descripcion").unwrap_or_default(),
         owner: get("responsable"),
     };
-    let agent = app.agent(&me).await?;
+    let agent = app.agent(&me)?;
     let done = agent.create(&request).await?;
     Ok(Redirect::to(&format!("/tickets/{}?aviso=creado", done.number)).into_response())
 }

@@ -40,7 +40,7 @@ pub async fn show(
     Query(view): Query<View>,
 ) -> Result<Response, WebError> {
     let n = number_of(&app, &number)?;
-    let agent = app.agent(&me).await?;
+    let agent = app.agent(&me)?;
     let detail = agent.load(n, Action::Read).await?;
     let draft = match view.plantilla.as_deref().filter(|p| !p.is_empty()) {
         Some(name) => Some(agent.template_body(n, name, None).await?),
@@ -54,7 +54,7 @@ pub async fn show(
         template => view.plantilla,
         draft => draft,
         notice => view.aviso.as_deref().map(notice),
-        people => app.config.people.iter().map(|(id, p)| context! {
+        people => me.snap.config.people.iter().map(|(id, p)| context! {
             value => id.clone(), label => p.name.clone().unwrap_or_else(|| id.clone()),
         }).collect::<Vec<_>>(),
         states => TicketState::ALL.iter().filter(|s| **s != TicketState::Done).map(|s| context! {
@@ -120,7 +120,7 @@ fn ticket(app: &App, agent: &Agent<'_>, d: &TicketDetail) -> Value {
         state_label => state_label(rules, t.state),
         outcome => t.outcome.map(|o| match o { crate::ticket::Outcome::Success => "con éxito", crate::ticket::Outcome::Failure => "sin éxito" }),
         pipeline => t.pipeline.clone(),
-        owner => t.owner.as_deref().map(|o| owner_name(&app.config, o)),
+        owner => t.owner.as_deref().map(|o| owner_name(agent.config(), o)),
         priority_label => super::tray::priority_label(rules, t.priority),
         ticket_type => t.ticket_type.clone(),
         category => t.category.clone(),
@@ -177,7 +177,7 @@ pub async fn attachment(
     Path((number, message, index)): Path<(String, i64, i64)>,
 ) -> Result<Response, WebError> {
     let n = number_of(&app, &number)?;
-    let agent = app.agent(&me).await?;
+    let agent = app.agent(&me)?;
     agent.load(n, Action::Read).await?;
     let file = app
         .store

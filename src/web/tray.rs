@@ -154,15 +154,14 @@ pub async fn show(
     if let Some(s) = filters.search.as_deref() {
         filter.search_number = parse_number(&app.config.deployment.ticket_prefix, s);
     }
-    let live = app.rules();
-    let rules: Option<&RuleSet> = Some(&live);
+    let rules: Option<&RuleSet> = Some(&me.snap.rules);
     let mut rows = app.store.list_tickets(&filter).await?;
     let more = rows.len() as i64 > PAGE;
     rows.truncate(PAGE as usize);
     let counts = app.store.count_by_state(&filter).await?;
     let frame = Frame::of(&app, &me).await?;
     let ctx = context! {
-        tickets => rows.iter().map(|t| row(&app, rules, t)).collect::<Vec<_>>(),
+        tickets => rows.iter().map(|t| row(&app, &me, t)).collect::<Vec<_>>(),
         counts => TicketState::ALL.iter().map(|s| context! {
             state => s.as_str(),
             label => state_label(rules, *s),
@@ -178,13 +177,13 @@ pub async fn show(
             label => priority_label(rules, *p),
             selected => filters.priority.as_deref() == Some(p.as_str()),
         }).collect::<Vec<_>>(),
-        people => app.config.people.iter().map(|(id, p)| context! {
+        people => me.snap.config.people.iter().map(|(id, p)| context! {
             value => id.clone(),
             label => p.name.clone().unwrap_or_else(|| id.clone()),
             selected => filters.owner.as_deref() == Some(id.as_str()),
         }).collect::<Vec<_>>(),
         mine => filters.owner.as_deref() == Some("mios"),
-        mailboxes => app.config.mailboxes.keys().map(|m| context! {
+        mailboxes => me.snap.config.mailboxes.keys().map(|m| context! {
             value => m.clone(), selected => filters.mailbox.as_deref() == Some(m.as_str()),
         }).collect::<Vec<_>>(),
         pipeline => filters.pipeline.clone(),
@@ -209,7 +208,8 @@ pub async fn show(
 }
 
 /// One ticket as the tray shows it.
-fn row(app: &App, rules: Option<&RuleSet>, t: &TicketRow) -> Value {
+fn row(app: &App, me: &Me, t: &TicketRow) -> Value {
+    let rules: Option<&RuleSet> = Some(&me.snap.rules);
     context! {
         number => crate::ticket::display_number(&app.config.deployment.ticket_prefix, t.number),
         subject => t.subject.clone(),
@@ -217,7 +217,7 @@ fn row(app: &App, rules: Option<&RuleSet>, t: &TicketRow) -> Value {
         state_label => state_label(rules, t.state),
         priority => t.priority.as_str(),
         priority_label => priority_label(rules, t.priority),
-        owner => t.owner.as_deref().map(|o| owner_name(&app.config, o)),
+        owner => t.owner.as_deref().map(|o| owner_name(&me.snap.config, o)),
         requester => t.requester_name.clone().or_else(|| t.requester.clone()),
         pipeline => t.pipeline.clone(),
         due_at => t.first_response_at.is_none().then_some(t.first_response_due_at).flatten().or(t.due_at),
@@ -251,7 +251,7 @@ pub async fn alerts(State(app): State<Arc<App>>, me: Me) -> Result<Response, Web
         alerts => rows.iter().map(|a| context! {
             number => crate::ticket::display_number(prefix, a.ticket),
             subject => a.subject.clone(),
-            owner => a.owner.as_deref().map(|o| owner_name(&app.config, o)),
+            owner => a.owner.as_deref().map(|o| owner_name(&me.snap.config, o)),
             target => match a.target {
                 crate::ticket::Target::FirstResponse => "primera respuesta",
                 crate::ticket::Target::Resolution => "resolución",
