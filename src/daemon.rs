@@ -49,7 +49,7 @@ pub enum DaemonError {
 /// Refuses to start over what `buzon check` would call a problem, naming
 /// every one (a template the pipeline would refuse later, a transport
 /// without its password file).
-fn check_files(config: &Config) -> Result<(), DaemonError> {
+pub fn check_files(config: &Config) -> Result<(), DaemonError> {
     let findings = crate::check::files(config);
     let problems: Vec<String> = findings
         .iter()

@@ -162,9 +162,16 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         return cli::generate::run(command);
     }
     let config = cli::load_config(&cli.config)?;
-    // Nothing opened or migrated: `check` runs before `run` (ExecStartPre).
+    // Nothing opened or migrated: `check` is what admins run before a
+    // restart.
     if let Command::Check { connect } = cli.command {
         return cli::check::run(&config, &cli.config, connect).await;
+    }
+    // `run` refuses a mistake in the files (exit 78) before it opens the
+    // database, so that the unit's RestartPreventExitStatus=78 sees it
+    // from the main process (see deploy/buzon.service).
+    if let Command::Run { .. } = cli.command {
+        buzon::daemon::check_files(&config)?;
     }
     // Rule commands need no database: admins run them before a reload.
     if let Command::Rules { command } = cli.command {

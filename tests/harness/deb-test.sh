@@ -53,8 +53,11 @@ getent passwd buzon | grep -q ':/var/lib/buzon:' || fail "user buzon: $(getent p
 case $(getent passwd buzon | cut -d: -f7) in */nologin | */false) ;; *) fail "user buzon has a login shell" ;; esac
 [ "$(getent passwd buzon | cut -d: -f3)" -lt 1000 ] || fail "user buzon is not a system user"
 unit=/usr/lib/systemd/system/buzon.service
-grep -qx 'ExecStartPre=/usr/bin/buzon --config /etc/buzon/buzon.toml check' "$unit" || fail "unit: no ExecStartPre check"
+# systemd tests RestartPreventExitStatus= against the main process only: a
+# check in ExecStartPre exiting 78 would be restarted forever.
+! grep -q '^ExecStartPre=' "$unit" || fail "unit: an ExecStartPre's exit 78 is restarted (RestartPreventExitStatus= sees the main process only)"
 grep -qx 'RestartPreventExitStatus=78' "$unit" || fail "unit: no RestartPreventExitStatus=78"
+grep -qx 'Restart=on-failure' "$unit" || fail "unit: no Restart=on-failure"
 grep -q '^ExecStart=/usr/bin/buzon ' "$unit" || fail "unit: ExecStart is not /usr/bin/buzon"
 [ -f /usr/lib/sysusers.d/buzon.conf ] || fail "no sysusers.d/buzon.conf"
 for f in /usr/share/man/man1/buzon.1.gz /usr/share/man/man1/buzon-check.1.gz \
@@ -71,7 +74,7 @@ for f in /etc/buzon/buzon.toml /etc/buzon/rules/00-vocabulario.toml /etc/buzon/t
   grep -qx "$f" /var/lib/dpkg/info/buzon.conffiles || fail "$f is not a conffile"
 done
 
-step "buzon check on the installed example (root, then the buzon user as ExecStartPre)"
+step "buzon check on the installed example (root, then the buzon user)"
 buzon check || fail "buzon check: exit $?"
 runuser -u buzon -- /usr/bin/buzon --config /etc/buzon/buzon.toml check >/dev/null || fail "check as buzon: exit $?"
 buzon rules test >/dev/null || fail "buzon rules test"
@@ -88,8 +91,30 @@ for key in database.url daemon.listen mailboxes.soporte.address mailboxes.soport
   grep -q "^  $key: " "$work/check.err" || fail "problem of $key not listed: $(cat "$work/check.err")"
 done
 [ "$(grep -c '^  ' "$work/check.err")" = 4 ] || fail "expected 4 problems: $(cat "$work/check.err")"
+# The unit's main process exits 78 itself (what RestartPreventExitStatus=78 sees).
+cmd=$(sed -n 's/^ExecStart=//p' "$unit")
+set +e
+# shellcheck disable=SC2086 # the unit's words
+runuser -u buzon -- $cmd 2>"$work/run78.err"
+status=$?
+set -e
+[ "$status" = 78 ] || fail "run on a broken config: exit $status, expected 78: $(cat "$work/run78.err")"
+grep -q "database.url" "$work/run78.err" || fail "run does not name the problem: $(cat "$work/run78.err")"
 cp -p "$work/buzon.toml.orig" /etc/buzon/buzon.toml
 rm "$work/buzon.toml.orig"
+
+step "a broken template: run exits 78 naming file:line, before opening the database"
+cp -p /etc/buzon/templates/acknowledgement.txt "$work/ack.orig"
+printf '\n{{ ticket \n' >>/etc/buzon/templates/acknowledgement.txt
+set +e
+# shellcheck disable=SC2086 # the unit's words
+runuser -u buzon -- $cmd 2>"$work/run78.err"
+status=$?
+set -e
+[ "$status" = 78 ] || fail "run on a broken template: exit $status, expected 78: $(cat "$work/run78.err")"
+grep -q "acknowledgement.txt:[0-9]" "$work/run78.err" || fail "run does not name file:line: $(cat "$work/run78.err")"
+[ ! -e /var/lib/buzon/buzon.db ] || fail "run created the database before refusing the template"
+cp -p "$work/ack.orig" /etc/buzon/templates/acknowledgement.txt
 
 step "the installed binary as the buzon user, the unit's command line, until READY"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -108,7 +133,6 @@ while True:
 PY
 listener=$!
 for _ in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
-cmd=$(sed -n 's/^ExecStart=//p' "$unit")
 umask_=$(sed -n 's/^UMask=//p' "$unit")
 # shellcheck disable=SC2086 # the unit's words
 (umask "$umask_" && exec setpriv --reuid buzon --regid buzon --init-groups \
