@@ -53,7 +53,7 @@ pub enum ImapError {
     Login { user: String, reason: String },
     #[error("cannot read the secret: {0}")]
     Secret(String),
-    #[error("IMAP: {0}")]
+    #[error("IMAP: {}", server_answer(.0))]
     Imap(async_imap::error::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -678,10 +678,22 @@ impl async_imap::Authenticator for Once {
 /// Why the server refused a login, in its own words ("[AUTHENTICATIONFAILED]
 /// Authentication failed.") rather than the library's debug form.
 fn refusal(e: &async_imap::error::Error) -> String {
+    use async_imap::error::Error;
     match e {
-        async_imap::error::Error::No(info) | async_imap::error::Error::Bad(info) => {
-            format!("the server answered: {}", server_words(info))
-        }
+        Error::No(raw) | Error::Bad(raw) => format!("the server answered: {}", server_words(raw)),
+        other => server_answer(other),
+    }
+}
+
+/// What went wrong with an IMAP command, by the error's kind: the server
+/// refused it (NO), rejected it (BAD), went away, or the socket failed.
+fn server_answer(e: &async_imap::error::Error) -> String {
+    use async_imap::error::Error;
+    match e {
+        Error::No(raw) => format!("the server refused: {}", server_words(raw)),
+        Error::Bad(raw) => format!("the server rejected the command: {}", server_words(raw)),
+        Error::ConnectionLost => "the server closed the connection".into(),
+        Error::Io(io) => io.to_string(),
         other => other.to_string(),
     }
 }
@@ -700,14 +712,54 @@ fn jwt_expiry_ms(token: &str) -> Option<i64> {
     claims.get("exp")?.as_i64()?.checked_mul(1000)
 }
 
-/// async-imap reports a NO as `code: None, info: Some("<text>")`; the text
-/// is what an admin needs.
-fn server_words(info: &str) -> &str {
-    const START: &str = "info: Some(\"";
-    info.find(START)
-        .map(|at| &info[at + START.len()..])
-        .and_then(|rest| rest.rfind("\")").map(|end| &rest[..end]))
-        .unwrap_or(info)
+/// The server's own text in a NO or BAD. async-imap 0.12 hands it over
+/// only as the debug form of the status line's parts (`code: None, info:
+/// Some("<text>")`, its `client.rs`); this reads the code and the text back
+/// out, escapes undone, so an admin reads what the server wrote:
+/// `[ALERT] Cuenta "bloqueada"`. Anything else is returned as it is.
+fn server_words(raw: &str) -> String {
+    let code = raw
+        .strip_prefix("code: Some(")
+        .and_then(|rest| rest.split_once("), info: "))
+        .map(|(code, _)| code.to_uppercase());
+    const INFO: &str = "info: Some(\"";
+    let info = raw.find(INFO).map(|at| unescape(&raw[at + INFO.len()..]));
+    match (code, info) {
+        (Some(code), Some(info)) => format!("[{code}] {info}"),
+        (None, Some(info)) => info,
+        (Some(code), None) => format!("[{code}]"),
+        (None, None) => raw.to_string(),
+    }
+}
+
+/// A Rust debug string's contents up to its closing quote, unescaped.
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => break,
+            '\\' => match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some('t') => out.push('\t'),
+                Some('0') => out.push('\0'),
+                Some('u') => {
+                    let hex: String = chars
+                        .by_ref()
+                        .skip_while(|c| *c == '{')
+                        .take_while(|c| *c != '}')
+                        .collect();
+                    let decoded = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
+                    out.push(decoded.unwrap_or(char::REPLACEMENT_CHARACTER));
+                }
+                Some(other) => out.push(other),
+                None => break,
+            },
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Opens a logged-in IMAP session for one account: what a folder worker
@@ -932,12 +984,34 @@ mod tests {
 
     #[test]
     fn a_refused_login_reads_in_the_servers_words() {
-        let raw = r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#;
+        use async_imap::error::Error;
+        // What async-imap 0.12 puts in a NO (its client.rs).
+        let no = Error::No(
+            r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#.into(),
+        );
         assert_eq!(
-            server_words(raw),
-            "[AUTHENTICATIONFAILED] Authentication failed."
+            refusal(&no),
+            "the server answered: [AUTHENTICATIONFAILED] Authentication failed."
+        );
+        let bad = Error::Bad(
+            r#"code: Some(Alert), info: Some("Cuenta \"bloqueada\" en año\t2026 \u{1b}")"#.into(),
+        );
+        assert_eq!(
+            server_answer(&bad),
+            "the server rejected the command: [ALERT] Cuenta \"bloqueada\" en año\t2026 \u{1b}"
+        );
+        assert_eq!(
+            server_answer(&Error::ConnectionLost),
+            "the server closed the connection"
         );
         assert_eq!(server_words("something else"), "something else");
+        let e = ImapError::from(Error::No(
+            r#"code: None, info: Some("Mailbox doesn't exist: Archivo")"#.into(),
+        ));
+        assert_eq!(
+            e.to_string(),
+            "IMAP: the server refused: Mailbox doesn't exist: Archivo"
+        );
     }
 
     use super::*;
