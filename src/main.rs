@@ -9,12 +9,11 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser;
 
 use cli::{Cli, Command, LogFormat, outln};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     let logs = init_logging(cli.log_format);
     let ingest = matches!(cli.command, Command::Ingest { .. });
     // `ingest` always asks the MTA to retry (an admin's mistake must not

@@ -492,6 +492,38 @@ fn demo_cmd(dir: &std::path::Path) -> std::process::Command {
     cmd
 }
 
+/// `demo` uses the example teams' configurations: a `--config` given to it,
+/// before or after the command, is refused rather than ignored.
+#[test]
+fn demo_refuses_a_config_it_would_ignore() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["demo", "--config", "/etc/buzon/buzon.toml", "--dir"][..],
+        &["--config", "/etc/buzon/buzon.toml", "demo", "--dir"][..],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_buzon"))
+            .env_remove("BUZON_CONFIG")
+            .args(args)
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("takes no --config"), "{stderr}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+    // The environment's BUZON_CONFIG (a server's) is no mistake.
+    let out = demo_cmd(dir.path())
+        .env("BUZON_CONFIG", "/etc/buzon/buzon.toml")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `buzon demo | head -1`: the reader is gone before the demo prints its
 /// first line. Every print sees a closed pipe; the demo ends quietly with
 /// status 0, where `println!` used to panic (exit 101).

@@ -138,7 +138,8 @@ pub enum Command {
         #[arg(long)]
         connect: bool,
     },
-    /// Run the pipeline over bundled sample mail into a fresh SQLite file.
+    /// Run the pipeline over bundled sample mail into a fresh SQLite file,
+    /// with the example teams' own configurations (`--config` is refused).
     Demo {
         /// Where to put the database and the acknowledgements (a new or
         /// empty directory).
@@ -174,6 +175,26 @@ pub enum ListFormat {
 pub enum ShowFormat {
     Text,
     Json,
+}
+
+/// The command line, parsed. `demo` runs the example teams' own
+/// configurations, so a `--config` written to it would be silently
+/// ignored: it is refused as a usage error (exit 2) instead. The
+/// `BUZON_CONFIG` of the environment is no mistake there and passes.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+    let matches = Cli::command().get_matches();
+    if let Some(("demo", sub)) = matches.subcommand()
+        && sub.value_source("config") == Some(ValueSource::CommandLine)
+    {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "buzon demo runs the example teams' own configurations and takes no --config: leave it out",
+            )
+            .exit();
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 pub fn load_config(path: &Path) -> Result<Config> {
