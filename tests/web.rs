@@ -382,15 +382,64 @@ fn the_web_refuses_what_it_must(backend: Backend) {
     );
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
 
-    let login = |user: &str, password: &str| {
+    // The login form carries a token, also in a cookie only /login gets.
+    let login_form = || {
+        let page = get("/login", "");
+        let set = page.header("set-cookie").unwrap_or("").to_string();
+        assert!(
+            set.contains("HttpOnly")
+                && set.contains("SameSite=Strict")
+                && set.contains("Path=/login"),
+            "{set}"
+        );
+        let cookie = page.cookie("buzon_login").expect("the login form's cookie");
+        let token = page
+            .body
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .expect("the login form's token")
+            .to_string();
+        (cookie, token)
+    };
+    let post_login = |cookie: &str, token: Option<&str>, user: &str, password: &str| {
+        let mut fields = vec![("username", user), ("password", password)];
+        if let Some(t) = token {
+            fields.push(("csrf", t));
+        }
         http::request(
             port,
             "POST",
             "/login",
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            &form(&[("username", user), ("password", password)]),
+            &[
+                ("Cookie", cookie),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            &form(&fields),
         )
     };
+    let login = |user: &str, password: &str| {
+        let (cookie, token) = login_form();
+        post_login(&cookie, Some(&token), user, password)
+    };
+    // A login posted without the form's token, or with another, is refused
+    // before the password is even looked at (a cross-site login).
+    let (cookie, token) = login_form();
+    for (cookie, token) in [
+        ("", Some(token.as_str())),
+        (cookie.as_str(), None),
+        (cookie.as_str(), Some("0000")),
+        (cookie.as_str(), Some(&token[1..])),
+    ] {
+        let r = post_login(cookie, token, "milagros", "clave-de-milagros");
+        assert_eq!(r.status, 403, "{cookie} {token:?}: {}", r.body);
+        assert!(r.cookie("buzon_session").is_none());
+        assert!(
+            r.body.contains("El formulario de ingreso venció"),
+            "{}",
+            r.body
+        );
+    }
     // A wrong password.
     let r = login("milagros", "otra-clave");
     assert_eq!(r.status, 401);

@@ -1,16 +1,15 @@
-//! The ticket page's forms: each POST checks the session's CSRF token and
-//! becomes one call of the action layer, which checks the permission (a
+//! The ticket page's forms: each POST (a `Posted`: session and CSRF token
+//! checked) becomes one call of the action layer, which checks the permission (a
 //! forged POST for a button that was not shown is refused there, 403).
 //! Then back to the ticket, saying what was done.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::auth::Me;
+use super::posted::Posted;
 use super::ticket::number_of;
 use super::{App, WebError};
 use crate::ticket::{Classification, Target};
@@ -18,11 +17,9 @@ use crate::ticket::{Outcome, State as TicketState};
 
 pub async fn post(
     State(app): State<Arc<App>>,
-    me: Me,
     Path((number, action)): Path<(String, String)>,
-    Form(form): Form<HashMap<String, String>>,
+    Posted { me, form }: Posted,
 ) -> Result<Response, WebError> {
-    me.check_csrf(form.get("csrf").map(String::as_str))?;
     let n = number_of(&app, &number)?;
     let agent = app.agent(&me)?;
     let f = Fields(&form);

@@ -1,10 +1,8 @@
 //! Administrators' page: mail that could not be ticketed, outgoing mail
 //! that failed, the report, and the rules' own tests (read-only).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -13,6 +11,7 @@ use serde::Deserialize;
 
 use super::auth::Me;
 use super::page::Frame;
+use super::posted::Posted;
 use super::{App, WebError};
 use crate::pipeline::Outcome;
 use crate::store::now_ms;
@@ -134,11 +133,9 @@ pub async fn report(
 /// Runs a quarantined mail through the pipeline again.
 pub async fn retry_quarantine(
     State(app): State<Arc<App>>,
-    me: Me,
     Path(id): Path<i64>,
-    Form(form): Form<HashMap<String, String>>,
+    Posted { me, .. }: Posted,
 ) -> Result<Response, WebError> {
-    me.check_csrf(form.get("csrf").map(String::as_str))?;
     admin_only(&me)?;
     let (mailbox, raw) = app.store.quarantine_raw(id).await?;
     let pipeline = me
@@ -170,11 +167,9 @@ pub async fn retry_quarantine(
 /// Queues a failed mail again (the daemon delivers it).
 pub async fn retry_outbox(
     State(app): State<Arc<App>>,
-    me: Me,
     Path(id): Path<i64>,
-    Form(form): Form<HashMap<String, String>>,
+    Posted { me, .. }: Posted,
 ) -> Result<Response, WebError> {
-    me.check_csrf(form.get("csrf").map(String::as_str))?;
     admin_only(&me)?;
     app.store.outbox_requeue(id, now_ms()).await?;
     Ok(Redirect::to("/admin").into_response())

@@ -20,6 +20,14 @@ use crate::store::now_ms;
 /// The session cookie's name.
 pub const COOKIE: &str = "buzon_session";
 
+/// The login form's cookie: a token the form carries too (a cross-site
+/// page can post a form but cannot read or set this cookie), before there
+/// is a session to hold one.
+pub const LOGIN_COOKIE: &str = "buzon_login";
+
+/// How long a login form stays good.
+const LOGIN_FORM_SECS: u64 = 3600;
+
 /// Failed logins allowed per person, and per address, in `FAILURE_WINDOW_MS`.
 pub const MAX_FAILURES: i64 = 10;
 pub const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
@@ -79,27 +87,11 @@ pub struct Me {
     pub snap: Arc<Snapshot>,
 }
 
-impl Me {
-    /// Refuses a form without this session's token (403, nothing done).
-    pub fn check_csrf(&self, token: Option<&str>) -> Result<(), WebError> {
-        let given = token.unwrap_or("").as_bytes();
-        let wanted = self.csrf.as_bytes();
-        // Compared in constant time: the token is a secret.
-        let same = given.len() == wanted.len()
-            && given
-                .iter()
-                .zip(wanted)
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if same {
-            Ok(())
-        } else {
-            Err(WebError::Forbidden(
-                "el formulario venció o no es de esta sesión: vuelva a la página e intente de nuevo"
-                    .into(),
-            ))
-        }
-    }
+/// Whether a form's token is the one expected, compared in constant time
+/// (the token is a secret); an empty expected token matches nothing.
+pub fn same_token(given: Option<&str>, wanted: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    !wanted.is_empty() && bool::from(given.unwrap_or("").as_bytes().ct_eq(wanted.as_bytes()))
 }
 
 impl FromRequestParts<Arc<App>> for Me {
@@ -149,6 +141,17 @@ pub fn set_cookie(token: Option<&str>, max_age_secs: u64, secure: bool) -> Strin
     }
 }
 
+/// The `Set-Cookie` value for a login form's token (or, with `None`, one
+/// that removes it). `SameSite=Strict`, and only sent to `/login`.
+pub fn login_cookie(token: Option<&str>, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    let (value, age) = match token {
+        Some(t) => (t, LOGIN_FORM_SECS),
+        None => ("", 0),
+    };
+    format!("{LOGIN_COOKIE}={value}; Path=/login; HttpOnly; SameSite=Strict; Max-Age={age}{secure}")
+}
+
 /// The client's address: the peer, or, when the peer is a proxy on this
 /// machine (nginx), the last address it added to `X-Forwarded-For`.
 pub fn client_address(peer: Option<SocketAddr>, headers: &HeaderMap) -> String {
@@ -189,6 +192,18 @@ mod tests {
         );
         assert_eq!(cookie(&h, COOKIE).as_deref(), Some("abc"));
         assert_eq!(cookie(&h, "c"), None);
+    }
+
+    #[test]
+    fn tokens_match_only_themselves() {
+        let t = new_token();
+        assert!(same_token(Some(&t), &t));
+        assert!(!same_token(Some(&t[1..]), &t));
+        assert!(!same_token(None, &t));
+        assert!(
+            !same_token(Some(""), ""),
+            "no token expected matches nothing"
+        );
     }
 
     #[test]

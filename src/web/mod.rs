@@ -5,7 +5,8 @@
 //! action layer (`crate::actions`, where the permissions are checked) or a
 //! read-only store query, and render a page. Server-rendered HTML with
 //! minijinja (auto-escaped), no script, no remote resource; every POST
-//! carries the session's CSRF token; sessions are cookies whose SHA-256 is
+//! carries a CSRF token (the session's, taken by `Posted`; the login form's,
+//! from its own cookie); sessions are cookies whose SHA-256 is
 //! what the database keeps.
 
 mod act;
@@ -15,6 +16,7 @@ mod error;
 mod login;
 mod new;
 mod page;
+mod posted;
 mod ticket;
 mod tray;
 

@@ -1,15 +1,14 @@
 //! A ticket opened by hand ("Nuevo ingreso"), as `buzon tickets new`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Form;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 
 use super::auth::Me;
 use super::page::Frame;
+use super::posted::Posted;
 use super::{App, WebError};
 use crate::actions::NewRequest;
 use crate::ticket::Channel;
@@ -30,10 +29,8 @@ pub async fn form(State(app): State<Arc<App>>, me: Me) -> Result<Response, WebEr
 
 pub async fn create(
     State(app): State<Arc<App>>,
-    me: Me,
-    Form(form): Form<HashMap<String, String>>,
+    Posted { me, form }: Posted,
 ) -> Result<Response, WebError> {
-    me.check_csrf(form.get("csrf").map(String::as_str))?;
     let get = |k: &str| {
         form.get(k)
             .map(|v| v.trim().to_string())

@@ -51,10 +51,11 @@ impl Pages {
     pub fn login(
         &self,
         config: &Config,
+        csrf: &str,
         error: Option<&str>,
         status: StatusCode,
     ) -> Result<Response, WebError> {
-        let ctx = context! { team => config.deployment.name.clone(), error => error };
+        let ctx = context! { team => config.deployment.name.clone(), csrf => csrf, error => error };
         self.html("login.html", ctx, status)
     }
 
