@@ -143,34 +143,48 @@ impl TagMatcher {
     }
 }
 
-/// Whether the mail presents itself as an answer: threading headers or a
-/// reply/forward prefix in the subject.
-pub fn is_reply(mail: &ParsedMail) -> bool {
-    !mail.in_reply_to.is_empty()
-        || !mail.references.is_empty()
-        || strip_reply_prefixes(&mail.subject).len() != mail.subject.trim().len()
+/// The subject without leading reply/forward markers in the languages our
+/// customers' mail clients use ("RE:", "RV:", "Fwd:", "AW:", "R:", "Sv:"),
+/// so that a rule's `subject.starts_with` and our answers' subjects mean
+/// what people expect on replies too.
+pub fn strip_reply_prefixes(subject: &str) -> &str {
+    let mut rest = subject.trim_start();
+    while let Some(after) = reply_prefix_len(rest).and_then(|n| rest.get(n..)) {
+        rest = after.trim_start();
+    }
+    rest
 }
 
-/// The subject without leading reply/forward markers in the languages our
-/// customers' mail clients use ("RE:", "RV:", "Fwd:", "AW:", "R:", "Sv:").
-pub fn strip_reply_prefixes(subject: &str) -> &str {
+/// Length of a leading reply/forward prefix such as "RE:", "Rv :",
+/// "Fwd[2]:", "RE (2):".
+pub fn reply_prefix_len(subject: &str) -> Option<usize> {
     const PREFIXES: &[&str] = &[
-        "re", "rv", "fw", "fwd", "aw", "wg", "r", "sv", "vs", "tr", "enc", "res",
+        "re", "rv", "fw", "fwd", "res", "enc", "tr", "aw", "wg", "rif", "r", "sv", "vs",
     ];
-    let mut s = subject.trim();
-    loop {
-        let Some(colon) = s.find(':') else {
-            return s;
-        };
-        let head = s[..colon].trim();
-        // "RE[2]:" and "Re(2):" are counted replies.
-        let word = head.trim_end_matches(|c: char| c.is_ascii_digit() || "[]()".contains(c));
-        if PREFIXES.iter().any(|p| word.eq_ignore_ascii_case(p)) {
-            s = s[colon + 1..].trim_start();
-        } else {
-            return s;
-        }
+    let word_end = subject
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_alphabetic())
+        .map(|(i, _)| i)?;
+    let word = subject.get(..word_end)?;
+    if !PREFIXES.iter().any(|p| p.eq_ignore_ascii_case(word)) {
+        return None;
     }
+    let mut rest = subject.get(word_end..)?;
+    // "RE[2]:" and "RE (2):" are how some clients count replies.
+    let counted = rest.trim_start();
+    if let Some(inner) = counted
+        .strip_prefix('[')
+        .or_else(|| counted.strip_prefix('('))
+    {
+        let close = inner.find([']', ')'])?;
+        if !inner.get(..close)?.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        rest = inner.get(close + 1..)?;
+    }
+    let after_spaces = rest.trim_start_matches([' ', '\t']);
+    let colon = after_spaces.strip_prefix(':')?;
+    Some(subject.len() - colon.len())
 }
 
 /// Signs and verifies the Message-IDs buzon sends, so that a reference to
@@ -455,6 +469,16 @@ mod tests {
     fn strips_reply_prefixes() {
         assert_eq!(strip_reply_prefixes("RE: RV: Fwd: Hola"), "Hola");
         assert_eq!(strip_reply_prefixes("Re[2]: AW: Pedido"), "Pedido");
+        assert_eq!(strip_reply_prefixes("Rv : R: RE (3): Sv: Pedido"), "Pedido");
+        assert_eq!(strip_reply_prefixes("Reclamo: pedido"), "Reclamo: pedido");
+        assert_eq!(strip_reply_prefixes("RE : hola"), "hola");
+        assert_eq!(
+            strip_reply_prefixes("Respuesta automática: x"),
+            "Respuesta automática: x"
+        );
+        assert_eq!(strip_reply_prefixes("RE"), "RE");
+        assert_eq!(reply_prefix_len("RV: x"), Some(3));
+        assert_eq!(reply_prefix_len("Rvx: x"), None);
         assert_eq!(
             strip_reply_prefixes("Consulta: pedido 1"),
             "Consulta: pedido 1"

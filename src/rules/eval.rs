@@ -17,12 +17,13 @@ use serde::Serialize;
 
 use super::RuleSet;
 use super::explain::{CondTrace, Explanation, RuleOutcome, RuleTrace};
-use super::matcher::{Hits, MessageView, Texts, reply_prefix_len};
+use super::matcher::{Hits, MessageView, Texts};
 use super::model::{Ack, Actions, AutoCond, Cond, Overrides, Owner, Rule};
 use super::sla::Sla;
 use crate::classify::Automatic;
 use crate::parse::ParsedMail;
 use crate::route::{Decision, Key};
+use crate::thread::reply_prefix_len;
 
 /// What the rules read about one message.
 #[derive(Debug, Clone, Copy)]

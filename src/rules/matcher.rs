@@ -17,6 +17,7 @@ use regex::{Regex, RegexSet, RegexSetBuilder};
 use super::fold::{Variant, fold, original_range};
 use super::syntax::{OpKind, TextField};
 use crate::parse::ParsedMail;
+use crate::thread::strip_reply_prefixes;
 
 /// Compiled pattern size limits: generous, because hundreds of rules share
 /// one set, but bounded so a pathological rule file cannot exhaust memory.
@@ -376,47 +377,6 @@ pub struct MessageView<'a> {
     pub mail: &'a ParsedMail,
 }
 
-/// The subject without "RE:", "RV:", "Fwd:" and similar prefixes, so that
-/// `subject.starts_with` means what an admin expects on replies too.
-pub fn strip_reply_prefixes(subject: &str) -> &str {
-    let mut rest = subject.trim_start();
-    while let Some(after) = reply_prefix_len(rest).and_then(|n| rest.get(n..)) {
-        rest = after.trim_start();
-    }
-    rest
-}
-
-/// Length of a leading reply/forward prefix such as "RE:", "Rv :", "Fwd[2]:".
-pub fn reply_prefix_len(subject: &str) -> Option<usize> {
-    const PREFIXES: &[&str] = &[
-        "re", "rv", "fw", "fwd", "res", "enc", "tr", "aw", "wg", "rif",
-    ];
-    let word_end = subject
-        .char_indices()
-        .find(|(_, c)| !c.is_ascii_alphabetic())
-        .map(|(i, _)| i)?;
-    let word = subject.get(..word_end)?;
-    if !PREFIXES.iter().any(|p| p.eq_ignore_ascii_case(word)) {
-        return None;
-    }
-    let mut rest = subject.get(word_end..)?;
-    // "RE[2]:" and "RE (2):" are how some clients count replies.
-    let counted = rest.trim_start();
-    if let Some(inner) = counted
-        .strip_prefix('[')
-        .or_else(|| counted.strip_prefix('('))
-    {
-        let close = inner.find([']', ')'])?;
-        if !inner.get(..close)?.chars().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        rest = inner.get(close + 1..)?;
-    }
-    let after_spaces = rest.trim_start_matches([' ', '\t']);
-    let colon = after_spaces.strip_prefix(':')?;
-    Some(subject.len() - colon.len())
-}
-
 fn joined<'a>(values: impl Iterator<Item = &'a str>) -> Cow<'a, str> {
     let all: Vec<&str> = values.collect();
     match all.as_slice() {
@@ -556,21 +516,6 @@ impl Matchers {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strips_reply_and_forward_prefixes() {
-        assert_eq!(strip_reply_prefixes("RE: RV: Fwd: Factura"), "Factura");
-        assert_eq!(strip_reply_prefixes("Re[2]: hola"), "hola");
-        assert_eq!(strip_reply_prefixes("RE : hola"), "hola");
-        assert_eq!(strip_reply_prefixes("Reclamo: hola"), "Reclamo: hola");
-        assert_eq!(
-            strip_reply_prefixes("Respuesta automática: x"),
-            "Respuesta automática: x"
-        );
-        assert_eq!(strip_reply_prefixes("RE"), "RE");
-        assert_eq!(reply_prefix_len("RV: x"), Some(3));
-        assert_eq!(reply_prefix_len("Rvx: x"), None);
-    }
 
     #[test]
     fn literal_patterns_anchor_per_value_on_lists() {
