@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::{Pool, QueryBuilder};
 
-use super::messages::{attachments_of, mailboxes_of};
+use super::messages::{attachments_of_ticket, mailboxes_of_ticket};
 use super::{Db, FOLD};
 use crate::route::Key;
 use crate::store::sql::{EFFECTIVE_DUE, ROWS_PER_STATEMENT, decode, decode_json, decode_opt};
@@ -380,6 +380,8 @@ pub async fn ticket_detail(pool: &Pool<Db>, number: i64) -> Result<TicketDetail>
     .bind(number)
     .fetch_all(pool)
     .await?;
+    let mut mailboxes = mailboxes_of_ticket(pool, number).await?;
+    let mut attachments = attachments_of_ticket(pool, number).await?;
     let mut messages = Vec::with_capacity(stored.len());
     for m in stored {
         messages.push(MessageView {
@@ -394,8 +396,8 @@ pub async fn ticket_detail(pool: &Pool<Db>, number: i64) -> Result<TicketDetail>
             body_text: m.body_text,
             automatic: m.automatic,
             warnings: m.warnings,
-            mailboxes: mailboxes_of(pool, m.id).await?,
-            attachments: attachments_of(pool, m.id).await?,
+            mailboxes: mailboxes.remove(&m.id).unwrap_or_default(),
+            attachments: attachments.remove(&m.id).unwrap_or_default(),
             created_at: m.created_at,
         });
     }

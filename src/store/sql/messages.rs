@@ -2,6 +2,8 @@
 //! arrivals, participants, and finding a stored message (by dedupe key or
 //! Message-ID).
 
+use std::collections::HashMap;
+
 use sqlx::{Pool, Row};
 
 use super::{Conn, Db, Exec};
@@ -166,31 +168,49 @@ pub async fn ticket_for_message_ids(pool: impl Exec<'_>, ids: &[String]) -> Resu
     Ok(None)
 }
 
-pub(super) async fn mailboxes_of(pool: &Pool<Db>, message: i64) -> Result<Vec<String>> {
-    sqlx::query(
-        "SELECT mailbox FROM message_mailboxes WHERE message_id = $1 ORDER BY arrived_at, mailbox",
+/// The mailboxes each message of a ticket arrived in, by message row, in
+/// arrival order: one query for the whole ticket.
+pub(super) async fn mailboxes_of_ticket(
+    pool: &Pool<Db>,
+    ticket: i64,
+) -> Result<HashMap<i64, Vec<String>>> {
+    let rows = sqlx::query_as::<_, (i64, String)>(
+        "SELECT mm.message_id, mm.mailbox FROM message_mailboxes mm \
+         JOIN messages m ON m.id = mm.message_id WHERE m.ticket_id = $1 \
+         ORDER BY mm.message_id, mm.arrived_at, mm.mailbox",
     )
-    .bind(message)
+    .bind(ticket)
     .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| Ok(r.try_get("mailbox")?))
-    .collect()
+    .await?;
+    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+    for (message, mailbox) in rows {
+        out.entry(message).or_default().push(mailbox);
+    }
+    Ok(out)
 }
 
-pub(super) async fn attachments_of(pool: &Pool<Db>, message: i64) -> Result<Vec<AttachmentView>> {
-    Ok(sqlx::query_as::<_, (String, String, i64, String)>(
-        "SELECT name, content_type, size, sha256 FROM attachments WHERE message_id = $1 ORDER BY id",
+/// The attachments of each message of a ticket, by message row, in the
+/// order they were stored (the index a download names): one query.
+pub(super) async fn attachments_of_ticket(
+    pool: &Pool<Db>,
+    ticket: i64,
+) -> Result<HashMap<i64, Vec<AttachmentView>>> {
+    let rows = sqlx::query_as::<_, (i64, String, String, i64, String)>(
+        "SELECT a.message_id, a.name, a.content_type, a.size, a.sha256 FROM attachments a \
+         JOIN messages m ON m.id = a.message_id WHERE m.ticket_id = $1 \
+         ORDER BY a.message_id, a.id",
     )
-    .bind(message)
+    .bind(ticket)
     .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(|(name, content_type, size, sha256)| AttachmentView {
-        name,
-        content_type,
-        size,
-        sha256,
-    })
-    .collect())
+    .await?;
+    let mut out: HashMap<i64, Vec<AttachmentView>> = HashMap::new();
+    for (message, name, content_type, size, sha256) in rows {
+        out.entry(message).or_default().push(AttachmentView {
+            name,
+            content_type,
+            size,
+            sha256,
+        });
+    }
+    Ok(out)
 }
