@@ -191,9 +191,9 @@ pub fn unattended_address(address: &str) -> Option<String> {
         local.as_str(),
         "mailer-daemon" | "mdaemon" | "postmaster" | "post_master"
     ) {
-        return Some(format!("{address}, a mail system address"));
+        return Some(format!("{address}, una dirección del sistema de correo"));
     }
-    is_no_reply_local(&local).then(|| format!("{address}, which does not read replies"))
+    is_no_reply_local(&local).then(|| format!("{address}, que no lee respuestas"))
 }
 
 fn list_headers(mail: &ParsedMail) -> Option<Automatic> {
@@ -393,7 +393,7 @@ mod tests {
         }
         assert_eq!(
             super::unattended_address("No_Reply@banco.example").as_deref(),
-            Some("No_Reply@banco.example, which does not read replies")
+            Some("No_Reply@banco.example, que no lee respuestas")
         );
         assert!(super::unattended_address("ana@cliente.example").is_none());
         assert_eq!(

@@ -1127,13 +1127,13 @@ impl Config {
     pub fn owner_address(&self, owner: &str) -> Result<(&str, Option<&str>), String> {
         match self.people.get(owner) {
             None => Err(format!(
-                "{owner} has no address (add [people.{owner}] address = \"...\")"
+                "{owner} no tiene dirección (agregue [people.{owner}] address = \"...\")"
             )),
-            Some(p) if !p.notify => Err(format!("people.{owner}.notify is false")),
+            Some(p) if !p.notify => Err(format!("people.{owner}.notify es false")),
             Some(p) => match &p.address {
                 Some(a) => Ok((a.as_str(), p.name.as_deref())),
                 None => Err(format!(
-                    "{owner} has no address (people.{owner}.address is not set)"
+                    "{owner} no tiene dirección (falta people.{owner}.address)"
                 )),
             },
         }

@@ -511,7 +511,8 @@ impl<'a> Pipeline<'a> {
                 NewEvent {
                     actor: Actor::Agent(person.clone()),
                     kind: EventKind::AgentMail,
-                    detail: "answered the notification by mail; carried out next".into(),
+                    detail: "respondió la notificación por correo; se ejecuta a continuación"
+                        .into(),
                 },
                 Some(person.clone()),
             ),
@@ -519,7 +520,7 @@ impl<'a> Pipeline<'a> {
                 NewEvent::system(
                     EventKind::StaffMailUntrusted,
                     format!(
-                        "automatic answer ({}) of {person} to a notification: kept, not forwarded",
+                        "respuesta automática ({}) de {person} a una notificación: guardada, no reenviada",
                         auto.kind.as_str()
                     ),
                 ),
@@ -528,7 +529,7 @@ impl<'a> Pipeline<'a> {
             (crate::mailroom::Verdict::Untrusted { reason }, _) => (
                 NewEvent::system(
                     EventKind::StaffMailUntrusted,
-                    format!("mail from {from} kept, not forwarded: {reason}"),
+                    format!("correo de {from} guardado, no reenviado: {reason}"),
                 ),
                 None,
             ),
@@ -914,7 +915,7 @@ impl<'a> Pipeline<'a> {
             NewEvent::system(
                 EventKind::NeedsReview,
                 format!(
-                    "the sender is not a participant of {number}, which this mail references ({}); opened separately for review",
+                    "quien escribe no participa en {number}, al que este correo se refiere ({}); abierto aparte, para revisar",
                     found.via
                 ),
             )
@@ -922,7 +923,7 @@ impl<'a> Pipeline<'a> {
             NewEvent::system(
                 EventKind::Linked,
                 format!(
-                    "{number} was closed more than {} days ago; opened a new ticket linked to it",
+                    "{number} se cerró hace más de {} días; se abrió un ticket nuevo vinculado a él",
                     deployment.reopen_days
                 ),
             )
@@ -1008,7 +1009,7 @@ fn opening_events(arrival: &Arrival<'_>, route: &Route) -> Vec<NewEvent> {
             actor: Actor::Agent(hand.by.to_string()),
             kind: EventKind::Created,
             detail: format!(
-                "written down by hand ({}) in mailbox {mailbox}",
+                "ingresado a mano ({}) en el buzón {mailbox}",
                 hand.channel.label()
             ),
         },
@@ -1019,7 +1020,7 @@ fn opening_events(arrival: &Arrival<'_>, route: &Route) -> Vec<NewEvent> {
                 .map(|f| Actor::Customer(f.address.clone()))
                 .unwrap_or_else(|| Actor::Mailbox(mailbox.to_string())),
             kind: EventKind::Created,
-            detail: format!("from mail in mailbox {mailbox}"),
+            detail: format!("desde un correo en el buzón {mailbox}"),
         },
     };
     let set_by: Vec<String> = route
@@ -1069,7 +1070,7 @@ fn follow_up_events(
         actor: actor.clone(),
         kind: EventKind::Message,
         detail: format!(
-            "follow-up in mailbox {}, found by {}",
+            "seguimiento en el buzón {}, encontrado por {}",
             arrival.mailbox, found.via
         ),
     }];
@@ -1077,7 +1078,7 @@ fn follow_up_events(
         events.push(NewEvent::system(
             EventKind::AutomaticMail,
             format!(
-                "{}: {}; ticket left unchanged",
+                "{}: {}; el ticket queda sin cambios",
                 auto.kind.as_str(),
                 auto.reason
             ),

@@ -261,7 +261,7 @@ fn twenty_mails_in_a_minute_get_at_most_the_limit(backend: Backend) {
     let sixth = events(&d, &numbers[5]);
     assert!(
         sixth.iter().any(|(k, detail)| k == "ack_withheld"
-            && detail.contains("limit is 5")
+            && detail.contains("el límite es 5")
             && detail.contains(&customer(&t))),
         "{sixth:?}"
     );
@@ -812,7 +812,8 @@ fn owners_are_told_about_new_assigned_and_answered_tickets() {
     assert!(
         events(&d, &number)
             .iter()
-            .any(|(k, detail)| k == "mail_withheld" && detail.contains("milagros has no address"))
+            .any(|(k, detail)| k == "mail_withheld"
+                && detail.contains("milagros no tiene dirección"))
     );
 
     d.ok(&[

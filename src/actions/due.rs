@@ -10,8 +10,10 @@ impl Agent<'_> {
     pub async fn set_due(&self, ticket: i64, target: Target, at: i64) -> Result<Done, ActionError> {
         let detail = self.load(ticket, Action::Due).await?;
         let when = crate::view::local_time(at, self.calendar.time_zone());
-        let mut change =
-            self.owned_change(EventKind::Due, format!("{} due {when}", target.as_str()));
+        let mut change = self.owned_change(
+            EventKind::Due,
+            format!("{} vence el {when}", crate::deadline::target_label(target)),
+        );
         change.due = Some((target, at));
         self.apply(&detail, change, None, vec![Change::Due { target, at }])
             .await
@@ -22,8 +24,8 @@ impl Agent<'_> {
     pub async fn set_internal(&self, ticket: i64, internal: bool) -> Result<Done, ActionError> {
         let detail = self.load(ticket, Action::Visibility).await?;
         let said = match internal {
-            true => "internal: hidden from the client",
-            false => "visible to the client",
+            true => "interno: oculto para el cliente",
+            false => "visible para el cliente",
         };
         let mut change = self.owned_change(EventKind::Visibility, said.into());
         change.internal = Some(internal);

@@ -29,7 +29,7 @@ impl Agent<'_> {
         let detail = self.load(ticket, Action::Mail).await?;
         let before = detail.ticket.state;
         let mail = self.person_mail_with(&detail, "reply", "Re:", nonblank(body)?, files)?;
-        let mut change = self.change(EventKind::Reply, format!("to {}", mail.rcpt_to.join(", ")));
+        let mut change = self.change(EventKind::Reply, format!("a {}", mail.rcpt_to.join(", ")));
         change.outgoing.push(mail);
         let mut changes = vec![Change::Mailed { kind: "reply" }];
         if before != State::WaitingOnContact {
@@ -55,7 +55,7 @@ impl Agent<'_> {
         let mail = self.person_mail(&detail, "update", "Novedad en su caso:", nonblank(body)?)?;
         let mut change = self.change(
             EventKind::Update,
-            format!("novedad to {}", mail.rcpt_to.join(", ")),
+            format!("novedad a {}", mail.rcpt_to.join(", ")),
         );
         change.outgoing.push(mail);
         self.tell_owner(&detail, "envió una novedad al cliente", body, &mut change);

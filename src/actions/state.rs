@@ -125,7 +125,7 @@ impl Agent<'_> {
         if detail.ticket.internal {
             change.events.push(self.event(
                 EventKind::MailWithheld,
-                "internal ticket: the client is not told".into(),
+                "ticket interno: no se avisa al cliente".into(),
             ));
         } else if detail.ticket.requester.is_some() {
             let auto = Auto {
@@ -143,7 +143,7 @@ impl Agent<'_> {
         } else {
             change.events.push(self.event(
                 EventKind::AckWithheld,
-                "the ticket has no contact address".into(),
+                "el ticket no tiene una dirección de contacto".into(),
             ));
         }
         change.state = Some(State::Done);

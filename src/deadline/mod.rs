@@ -100,7 +100,7 @@ impl<'a> Watch<'a> {
         let mut events = vec![NewEvent::system(
             EventKind::Overdue,
             format!(
-                "{} deadline missed (due {})",
+                "plazo de {} vencido (vencía el {})",
                 target_label(breach.target),
                 templates::spanish_date(breach.due_at, &self.config.deployment.zone)
             ),
@@ -157,7 +157,7 @@ impl<'a> Watch<'a> {
             Some(_) => {}
             None => events.push(NewEvent::system(
                 EventKind::MailWithheld,
-                "overdue alert not sent: the ticket has no owner".into(),
+                "alerta de vencimiento no enviada: el ticket no tiene responsable".into(),
             )),
         }
         plan.notify_addresses(

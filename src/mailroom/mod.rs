@@ -48,14 +48,14 @@ pub fn identify(mail: &ParsedMail, config: &Config, signer: &IdSigner) -> Verdic
     let Some(person) = config.person_by_address(from) else {
         return Verdict::Untrusted {
             reason: format!(
-                "answers a notification, but {from} is not the address of anyone in [people]"
+                "responde una notificación, pero {from} no es la dirección de nadie en [people]"
             ),
         };
     };
     if !signed_for.iter().any(|p| p == person) {
         return Verdict::Untrusted {
             reason: format!(
-                "{from} ({person}) answers a notification sent to {}",
+                "{from} ({person}) responde una notificación enviada a {}",
                 signed_for.join(", ")
             ),
         };
@@ -65,7 +65,7 @@ pub fn identify(mail: &ParsedMail, config: &Config, signer: &IdSigner) -> Verdic
         if !auth::vouched(&mail.headers, server, domain) {
             return Verdict::Untrusted {
                 reason: format!(
-                    "the Authentication-Results of {server} do not vouch for {from} (no dmarc=pass nor aligned dkim=pass)"
+                    "el Authentication-Results de {server} no avala a {from} (ni dmarc=pass ni dkim=pass alineado)"
                 ),
             };
         }

@@ -178,7 +178,7 @@ impl Plan {
     ) {
         match config.owner_address(owner) {
             Ok((address, _)) if config.is_mailbox_address(address) => events.push(withheld(
-                format!("{template} notification to {owner} not sent: {address} is one of our shared mailboxes (it would come back as a new mail)"),
+                format!("aviso {template} a {owner} no enviado: {address} es uno de nuestros buzones compartidos (volvería como un correo nuevo)"),
             )),
             Ok((address, name)) => self.mails.push(PlannedMail {
                 kind,
@@ -188,7 +188,7 @@ impl Plan {
                 person: Some(owner.to_string()),
             }),
             Err(why) => events.push(withheld(format!(
-                "{template} notification to {owner} not sent: {why}"
+                "aviso {template} a {owner} no enviado: {why}"
             ))),
         }
     }
@@ -224,7 +224,7 @@ impl Plan {
             }
             if config.is_mailbox_address(address) {
                 events.push(withheld(format!(
-                    "{kind} to {address} not sent: it is one of our shared mailboxes (it would come back as a new mail)"
+                    "{kind} a {address} no enviado: es uno de nuestros buzones compartidos (volvería como un correo nuevo)"
                 )));
                 continue;
             }
@@ -355,26 +355,29 @@ impl Planner<'_> {
         route: &Route,
     ) -> Result<PlannedMail, String> {
         let Some(template) = route.ack_template.clone() else {
-            return Err("no acknowledgement configured for this mail".into());
+            return Err("no hay acuse de recibo configurado para este correo".into());
         };
         if let Some(auto) = automatic {
             return Err(format!(
-                "automatic mail ({}) is never answered",
+                "un correo automático ({}) nunca se responde",
                 auto.kind.as_str()
             ));
         }
         let Some(requester) = requester else {
-            return Err("the mail has no sender address".into());
+            return Err("el correo no tiene dirección de remitente".into());
         };
         if self.config.is_own_address(&requester.address) {
-            return Err(format!("{} is one of our own addresses", requester.address));
+            return Err(format!(
+                "{} es una de nuestras propias direcciones",
+                requester.address
+            ));
         }
         if let Some(why) = unattended_address(&requester.address) {
-            return Err(format!("the answer would go to {why}"));
+            return Err(format!("la respuesta iría a {why}"));
         }
         compose::check_address(&requester.address)?;
         if !self.templates.contains(&template) {
-            return Err(format!("unknown mail template '{template}'"));
+            return Err(format!("plantilla de correo desconocida '{template}'"));
         }
         Ok(PlannedMail {
             kind: "acknowledgement",
@@ -564,12 +567,12 @@ mod tests {
         assert_eq!(plan.mails[0].to.0, "camila@tp.example");
         assert_eq!(events.len(), 2);
         assert!(
-            events[0].detail.contains("alonso has no address"),
+            events[0].detail.contains("alonso no tiene dirección"),
             "{:?}",
             events
         );
         assert!(
-            events[1].detail.contains("shared mailboxes"),
+            events[1].detail.contains("buzones compartidos"),
             "{:?}",
             events
         );
@@ -683,38 +686,38 @@ mod tests {
             reason: "Auto-Submitted: auto-replied".into(),
         };
         let why = acknowledge(&c, &person, Some(&robot), &r).unwrap_err();
-        assert_eq!(why, "automatic mail (autoreply) is never answered");
+        assert_eq!(why, "un correo automático (autoreply) nunca se responde");
 
         let nobody = mail("Subject: Pedido\r\n");
         let why = acknowledge(&c, &nobody, None, &r).unwrap_err();
-        assert_eq!(why, "the mail has no sender address");
+        assert_eq!(why, "el correo no tiene dirección de remitente");
 
         let ours = mail("From: Soporte@tp.example\r\nSubject: Pedido\r\n");
         let why = acknowledge(&c, &ours, None, &r).unwrap_err();
-        assert_eq!(why, "soporte@tp.example is one of our own addresses");
+        assert_eq!(
+            why,
+            "soporte@tp.example es una de nuestras propias direcciones"
+        );
 
         let daemon = mail(
             "From: ana@cliente.example\r\nReply-To: postmaster@cliente.example\r\nSubject: x\r\n",
         );
         let why = acknowledge(&c, &daemon, None, &r).unwrap_err();
-        assert!(
-            why.starts_with("the answer would go to postmaster@"),
-            "{why}"
-        );
+        assert!(why.starts_with("la respuesta iría a postmaster@"), "{why}");
 
         let mut unknown = r.clone();
         unknown.ack_template = Some("gracias".into());
         let why = acknowledge(&c, &person, None, &unknown).unwrap_err();
-        assert_eq!(why, "unknown mail template 'gracias'");
+        assert_eq!(why, "plantilla de correo desconocida 'gracias'");
 
         let mut none = r.clone();
         none.ack_template = None;
         let why = acknowledge(&c, &person, None, &none).unwrap_err();
-        assert_eq!(why, "no acknowledgement configured for this mail");
+        assert_eq!(why, "no hay acuse de recibo configurado para este correo");
 
         // A robot is never answered, whatever else is wrong.
         let why = acknowledge(&c, &nobody, Some(&robot), &r).unwrap_err();
-        assert!(why.starts_with("automatic mail"), "{why}");
+        assert!(why.starts_with("un correo automático"), "{why}");
     }
 
     #[test]

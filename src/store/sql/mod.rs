@@ -108,7 +108,7 @@ fn under_auto_limit(
             EventKind::MailWithheld
         };
         let detail = format!(
-            "{} to {address} not sent: {count} automatic mails went to this address in the last hour, the limit is {limit} (outbox.auto_reply_limit_per_hour); a loop with a robot is the likely cause",
+            "{} a {address} no enviado: en la última hora se enviaron {count} correos automáticos a esta dirección y el límite es {limit} (outbox.auto_reply_limit_per_hour); lo más probable es un bucle con un robot",
             mail.kind
         );
         events.push(NewEvent::system(kind, detail));
