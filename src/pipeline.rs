@@ -170,23 +170,16 @@ pub struct Pipeline<'a> {
     tags: TagMatcher,
     /// The mail templates, checked at load.
     templates: Templates,
-    /// The routing rules in force (swapped on reload, see `set_rules`).
+    /// The routing rules (the daemon builds a pipeline per drain over the
+    /// snapshot in force, see `live`).
     rules: Arc<RuleSet>,
 }
 
 impl<'a> Pipeline<'a> {
+    /// A pipeline over the rules and templates on disk now (the command
+    /// line's; the daemon's come from `live::Snapshot::pipeline`).
     pub async fn new(config: &'a Config, store: &'a Store) -> Result<Pipeline<'a>, PipelineError> {
         let rules = Arc::new(load_rules(config)?);
-        Self::with_rules(config, store, rules).await
-    }
-
-    /// A pipeline with an already loaded rule set (the daemon keeps one
-    /// live set and hands every worker the current one).
-    pub async fn with_rules(
-        config: &'a Config,
-        store: &'a Store,
-        rules: Arc<RuleSet>,
-    ) -> Result<Pipeline<'a>, PipelineError> {
         let key = store.message_id_key().await?;
         let templates = Templates::load(config.templates.dir.as_deref())?;
         Self::from_parts(
@@ -219,11 +212,6 @@ impl<'a> Pipeline<'a> {
     /// The rule set in force.
     pub fn rules(&self) -> &Arc<RuleSet> {
         &self.rules
-    }
-
-    /// Switches to a reloaded rule set for the next mails.
-    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
-        self.rules = rules;
     }
 
     /// The working calendar deadlines are counted in (the rules' business
