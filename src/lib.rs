@@ -12,6 +12,7 @@
 //! - [`ticket`]: states, priorities, outcomes, ticket numbers, and the records
 //!   of a ticket (as read, its history, its mail); pure.
 //! - [`pipeline`]: one message through parse → classify → route → thread → store.
+//! - [`search`]: the search box's language, and what a hit shows; pure.
 //! - [`store`]: SQLite or PostgreSQL; the only module with SQL; decodes what it
 //!   reads into the ticket's types.
 //! - [`outbound`]: the mails buzon sends (templates, who gets what,
@@ -50,6 +51,7 @@ pub mod pipeline;
 pub mod report;
 pub mod route;
 pub mod rules;
+pub mod search;
 pub mod source;
 pub mod store;
 pub mod thread;

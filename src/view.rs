@@ -153,6 +153,66 @@ fn align(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `tickets search` for people: one line per ticket, then where it
+/// matched and the words around, the matched ones between asterisks.
+pub fn search_text(
+    hits: &[crate::search::SearchHit],
+    prefix: &str,
+    tz: &jiff::tz::TimeZone,
+    labels: Labels,
+) -> String {
+    if hits.is_empty() {
+        return "Ningún ticket coincide con la búsqueda.\n".into();
+    }
+    let mut out = String::new();
+    for h in hits {
+        let t = &h.ticket;
+        out.push_str(&format!(
+            "{}  {}  {}  {}  {}\n",
+            display_number(prefix, t.number),
+            labels.state(t.state),
+            t.owner.as_deref().unwrap_or("-"),
+            local_time(t.updated_at, tz),
+            truncate(&t.subject, 60),
+        ));
+        let mut excerpt = String::new();
+        if h.excerpt.cut_before {
+            excerpt.push('…');
+        }
+        for s in &h.excerpt.segments {
+            if s.hit {
+                excerpt.push_str(&format!("*{}*", s.text));
+            } else {
+                excerpt.push_str(&s.text);
+            }
+        }
+        if h.excerpt.cut_after {
+            excerpt.push('…');
+        }
+        out.push_str(&format!("    en {}: {excerpt}\n", h.place.label()));
+    }
+    out
+}
+
+/// The JSON of `tickets search`: the tickets as `tickets list` gives them,
+/// each with `match`: where (`place`: number, keys, contact, subject,
+/// incoming, reply, comment), the excerpt as text and the words that
+/// matched in it.
+pub fn search_json(hits: &[crate::search::SearchHit], prefix: &str) -> serde_json::Value {
+    let rows: Vec<TicketRow> = hits.iter().map(|h| h.ticket.clone()).collect();
+    let mut value = tickets_json(&rows, prefix);
+    if let Some(list) = value["tickets"].as_array_mut() {
+        for (ticket, hit) in list.iter_mut().zip(hits) {
+            ticket["match"] = json!({
+                "place": hit.place.as_str(),
+                "excerpt": hit.excerpt.text(),
+                "highlights": hit.excerpt.hits(),
+            });
+        }
+    }
+    value
+}
+
 /// The JSON contract of `tickets list --format json`.
 pub fn tickets_json(tickets: &[TicketRow], prefix: &str) -> serde_json::Value {
     let list: Vec<serde_json::Value> = tickets

@@ -163,7 +163,9 @@ async fn act(config: &Config, agent: &Agent<'_>, command: TicketsCommand) -> Res
             }
             agent.set_internal(n(&number)?, on).await?
         }
-        TicketsCommand::List { .. } | TicketsCommand::Show { .. } => {
+        TicketsCommand::List { .. }
+        | TicketsCommand::Show { .. }
+        | TicketsCommand::Search { .. } => {
             bail!("list and show change nothing")
         }
     })

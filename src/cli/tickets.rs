@@ -41,9 +41,40 @@ pub enum TicketsCommand {
         /// Only tickets past their due date, most overdue first.
         #[arg(long)]
         overdue: bool,
+        /// Only the tickets a search finds (as `tickets search`), best first.
+        #[arg(long)]
+        search: Option<String>,
         /// table for people; json and csv (canonical names) for programs.
         #[arg(long, value_enum, default_value_t = ListFormat::Table)]
         format: ListFormat,
+    },
+    /// Find tickets by what people remember: the ticket number, an order
+    /// number or key (exact or its beginning), an address or a name, words
+    /// of the subject or of the messages people wrote (mail received,
+    /// agents' replies and updates, internal comments). Case and accents
+    /// do not matter; "two words" is a phrase; -word leaves out. Best
+    /// first, each with where it matched; every state unless --state.
+    Search {
+        /// What to look for, e.g. `"documento observado" notaria -anulado`.
+        query: String,
+        /// A state, by name or the team's word; repeat for several.
+        #[arg(long)]
+        state: Vec<String>,
+        /// A pipeline, by name.
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// A person, by key or name.
+        #[arg(long)]
+        owner: Option<String>,
+        /// A priority, by name or the team's word ("alta").
+        #[arg(long)]
+        priority: Option<String>,
+        /// At most this many tickets.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        /// text for people, json for programs.
+        #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+        format: ShowFormat,
     },
     /// One ticket: fields, deadlines, alerts, documents, messages, history.
     Show {
@@ -228,6 +259,7 @@ pub async fn run(
             priority,
             key,
             overdue,
+            search,
             format,
         } => {
             let filter = ListArgs {
@@ -238,8 +270,30 @@ pub async fn run(
                 priority,
                 key,
                 overdue,
+                search,
             };
             list(config, store, filter, format).await
+        }
+        TicketsCommand::Search {
+            query,
+            state,
+            pipeline,
+            owner,
+            priority,
+            limit,
+            format,
+        } => {
+            let args = ListArgs {
+                all: state.is_empty(),
+                state,
+                pipeline,
+                owner,
+                priority,
+                key: None,
+                overdue: false,
+                search: Some(query),
+            };
+            search(config, store, args, limit, format).await
         }
         TicketsCommand::Show { number, format } => show(config, store, &number, format).await,
         action => super::act::run(config, store, actor, action).await,
@@ -255,6 +309,7 @@ struct ListArgs {
     priority: Option<String>,
     key: Option<String>,
     overdue: bool,
+    search: Option<String>,
 }
 
 async fn list(
@@ -324,8 +379,39 @@ fn filter(
         priority,
         key,
         overdue_at: args.overdue.then(now_ms),
+        search_number: args
+            .search
+            .as_deref()
+            .and_then(|s| buzon::ticket::parse_number(&config.deployment.ticket_prefix, s)),
+        search: args.search,
         ..TicketFilter::default()
     })
+}
+
+/// `tickets search`: the tickets found, each with where it matched.
+async fn search(
+    config: &Config,
+    store: &Store,
+    args: ListArgs,
+    limit: i64,
+    format: ShowFormat,
+) -> Result<ExitCode> {
+    let rules = buzon::pipeline::load_rules(config).ok();
+    let mut filter = filter(config, rules.as_ref(), args)?;
+    filter.limit = Some(limit.max(1));
+    let hits = store.search(&filter).await?;
+    let prefix = &config.deployment.ticket_prefix;
+    let out = match format {
+        ShowFormat::Text => view::search_text(
+            &hits,
+            prefix,
+            &time_zone(config),
+            view::Labels::of(rules.as_ref()),
+        ),
+        ShowFormat::Json => format!("{:#}\n", view::search_json(&hits, prefix)),
+    };
+    print_out(&out)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn show(

@@ -513,6 +513,13 @@ impl Store {
         dispatch!(self, count_by_state(filter))
     }
 
+    /// The tickets `filter.search` finds (with the filter's other
+    /// conditions), best first, each with where it matched: the one
+    /// search of the command line, the tray and the API.
+    pub async fn search(&self, filter: &TicketFilter) -> Result<Vec<crate::search::SearchHit>> {
+        dispatch!(self, search(filter))
+    }
+
     pub async fn list_tickets(&self, filter: &TicketFilter) -> Result<Vec<TicketRow>> {
         dispatch!(self, list_tickets(filter))
     }

@@ -178,8 +178,11 @@ pub struct TicketFilter {
     /// Tickets to skip (pages of the web tray).
     pub offset: Option<i64>,
     pub mailbox: Option<String>,
-    /// The search box: words of the subject, an address, a key (exact or
-    /// as a prefix), or, in `search_number`, the ticket number.
+    /// The search box, as typed (`search::Query`): words of the messages
+    /// people wrote, comments, subjects, addresses and names, keys; and,
+    /// in `search_number`, the ticket number it may be ("GF-12", which
+    /// only the front end knows the prefix of). A list with a search is
+    /// ranked by relevance, its order aside.
     pub search: Option<String>,
     pub search_number: Option<i64>,
     pub order: TicketOrder,

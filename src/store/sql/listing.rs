@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use sqlx::{Pool, QueryBuilder};
 
+use super::Db;
 use super::messages::{attachments_of_ticket, mailboxes_of_ticket};
-use super::{Db, FOLD};
 use crate::route::Key;
 use crate::store::sql::{EFFECTIVE_DUE, ROWS_PER_STATEMENT, decode, decode_json, decode_opt};
 use crate::store::{Result, StoreError, TicketFilter, TicketOrder};
@@ -16,7 +16,7 @@ use crate::ticket::{
 };
 
 /// The columns of [`StoredTicket`], for a query over `tickets t`.
-const TICKET_COLUMNS: &str = "t.id, t.subject, t.state, t.outcome, t.pipeline, \
+pub(super) const TICKET_COLUMNS: &str = "t.id, t.subject, t.state, t.outcome, t.pipeline, \
     t.owner, t.priority, t.ticket_type, t.category, t.area, t.tags, t.requester, \
     t.requester_name, t.mailbox, t.needs_review, t.linked_ticket, t.due_at, \
     t.created_at, t.updated_at, t.fields, t.internal, t.first_response_due_at, \
@@ -25,7 +25,7 @@ const TICKET_COLUMNS: &str = "t.id, t.subject, t.state, t.outcome, t.pipeline, \
 
 /// A ticket as stored, before its text columns are decoded.
 #[derive(sqlx::FromRow)]
-struct StoredTicket {
+pub(super) struct StoredTicket {
     id: i64,
     subject: String,
     state: String,
@@ -110,7 +110,10 @@ async fn keys_of(pool: &Pool<Db>, tickets: &[i64]) -> Result<HashMap<i64, Vec<Ke
 }
 
 /// Decodes listed tickets, with the keys of all of them read at once.
-async fn with_keys(pool: &Pool<Db>, stored: Vec<StoredTicket>) -> Result<Vec<TicketRow>> {
+pub(super) async fn with_keys(
+    pool: &Pool<Db>,
+    stored: Vec<StoredTicket>,
+) -> Result<Vec<TicketRow>> {
     let numbers: Vec<i64> = stored.iter().map(|t| t.id).collect();
     let mut keys = keys_of(pool, &numbers).await?;
     stored
@@ -130,7 +133,7 @@ async fn with_keys(pool: &Pool<Db>, stored: Vec<StoredTicket>) -> Result<Vec<Tic
 /// can use an index for. `states`: false for the counts per state.
 /// Returns whether a condition needs the tickets' rows (any but the
 /// states and the owner, which the indexes answer alone).
-fn push_where(q: &mut QueryBuilder<Db>, filter: &TicketFilter, states: bool) -> bool {
+pub(super) fn push_where(q: &mut QueryBuilder<Db>, filter: &TicketFilter, states: bool) -> bool {
     let mut rows = false;
     q.push(" WHERE 1 = 1");
     if states && !filter.states.is_empty() {
@@ -189,40 +192,22 @@ fn push_where(q: &mut QueryBuilder<Db>, filter: &TicketFilter, states: bool) -> 
         rows = true;
         q.push(" AND t.channel = ").push_bind(channel.as_str());
     }
-    // The search box: a ticket number, a key (exact or as a prefix:
-    // 75321 finds 75321_2), an address or words of the subject; LIKE's
-    // own characters in what was typed are taken literally. The keys are
-    // one lookup for the whole list (`IN`), not one per ticket.
-    let pattern = filter
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        });
-    if let Some(pattern) = pattern {
+    // The search box: the tickets the search index finds (`search.rs`).
+    if let Some((query, number)) = super::search::query_of(filter) {
         rows = true;
-        q.push(" AND (t.id = ")
-            .push_bind(filter.search_number)
-            .push(format_args!(" OR {FOLD}(COALESCE(t.requester, '')) LIKE "))
-            .push_bind(format!("%{pattern}%"))
-            .push(format_args!(" ESCAPE '\\' OR {FOLD}(t.subject) LIKE "))
-            .push_bind(format!("%{pattern}%"))
-            .push(format_args!(
-                " ESCAPE '\\' OR t.id IN (SELECT k.ticket_id FROM ticket_keys k \
-                 WHERE {FOLD}(k.value) LIKE "
-            ))
-            .push_bind(format!("{pattern}%"))
-            .push(" ESCAPE '\\'))");
+        q.push(" AND t.id IN (SELECT ticket_id FROM (");
+        super::search::push_matches(q, &query, number);
+        q.push(") found)");
     }
     rows
 }
 
 pub async fn list_tickets(pool: &Pool<Db>, filter: &TicketFilter) -> Result<Vec<TicketRow>> {
+    // A search lists its tickets best first.
+    if super::search::query_of(filter).is_some() {
+        let hits = super::search::search(pool, filter).await?;
+        return Ok(hits.into_iter().map(|h| h.ticket).collect());
+    }
     // The page's tickets first, then their columns and message counts:
     // the count is one lookup per listed ticket, not per ticket matched.
     let mut q = QueryBuilder::<Db>::new(format!(

@@ -1,7 +1,7 @@
 //! The SQL, written once and compiled for each backend.
 //!
 //! Each aggregate (`tickets.rs`, `messages.rs`, `listing.rs` for what is
-//! listed and shown, `events.rs` the history, `outbox.rs`, `deadlines.rs`,
+//! listed and shown, `search.rs` the search, `events.rs` the history, `outbox.rs`, `deadlines.rs`,
 //! `quarantine.rs`, `leases.rs` with the IMAP checkpoints, `settings.rs`,
 //! `tx.rs`) is one ordinary file of queries over the types `Db` and `Conn`
 //! of its parent module. That parent is `sqlite.rs` or `postgres.rs`: each
@@ -14,8 +14,9 @@
 //! - `LIMIT_LOCK`: the lock that makes the per-recipient count of automatic
 //!   mail exact;
 //! - `GIVE_BACK_NUMBER`: how a ticket number taken back is given back;
-//! - `FOLD`: the function that lowers a column for the search's `LIKE`
-//!   (none on SQLite, whose `LIKE` ignores ASCII case already).
+//! - `DOC_ID` and `push_hits`: the search index's document id, and the
+//!   query of matching documents (FTS5 `MATCH` and bm25; a `tsquery` of
+//!   the Spanish configuration and `ts_rank`), built from parsed words.
 //!
 //! What does not depend on the backend (text decoding, the limit on
 //! automatic mail, the history line of a queued mail) is here, once.

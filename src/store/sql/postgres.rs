@@ -13,12 +13,54 @@ const BEGIN_WRITE: &str = "";
 const CLAIM_LOCK: &str = " FOR UPDATE SKIP LOCKED";
 const LIMIT_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext(a)) \
                           FROM unnest(string_to_array($1, chr(10))) AS a";
-/// The search's case folding: LIKE is case-sensitive here.
-const FOLD: &str = "LOWER";
 const GIVE_BACK_NUMBER: &str = "";
 
 /// Locks a ticket's row read inside a transaction until it ends.
 const ROW_LOCK: &str = " FOR UPDATE";
+
+/// The search index's document id: a column.
+const DOC_ID: &str = "doc_id";
+
+/// The search's matching documents (see `search.rs`): a `tsquery` of the
+/// Spanish configuration with accents removed (`buzon_es`, migration
+/// 0011), each word bound, never parsed as tsquery syntax; ranked by
+/// `ts_rank` (negated: lower is better), rounded so that close scores go
+/// by activity. A lone word is stemmed (digits: a prefix), a phrase
+/// matched in order.
+fn push_hits(q: &mut sqlx::QueryBuilder<Db>, query: &crate::search::Query) {
+    fn part(q: &mut sqlx::QueryBuilder<Db>, p: &crate::search::Part) {
+        let words = p.words.join(" ");
+        if p.is_word() && p.words[0].chars().all(|c| c.is_ascii_digit()) {
+            q.push("to_tsquery('buzon_es', ")
+                .push_bind(words)
+                .push(" || ':*')");
+        } else if p.is_word() {
+            q.push("plainto_tsquery('buzon_es', ")
+                .push_bind(words)
+                .push(")");
+        } else {
+            q.push("phraseto_tsquery('buzon_es', ")
+                .push_bind(words)
+                .push(")");
+        }
+    }
+    q.push(
+        "SELECT s.doc_id, s.ticket_id, \
+         CAST(ROUND(CAST(-ts_rank(s.tsv, w.q) AS NUMERIC), 2) AS DOUBLE PRECISION) AS score \
+         FROM search_docs s, (SELECT ",
+    );
+    for (i, p) in query.parts.iter().enumerate() {
+        if i > 0 {
+            q.push(" && ");
+        }
+        part(q, p);
+    }
+    for p in &query.excluded {
+        q.push(" && !! ");
+        part(q, p);
+    }
+    q.push(" AS q) w WHERE s.tsv @@ w.q");
+}
 
 /// A connection inside the caller's transaction.
 type Conn = <Db as sqlx::Database>::Connection;
@@ -37,6 +79,8 @@ mod messages;
 mod outbox;
 #[path = "quarantine.rs"]
 mod quarantine;
+#[path = "search.rs"]
+mod search;
 #[path = "settings.rs"]
 mod settings;
 #[path = "staff_mail.rs"]
@@ -49,6 +93,6 @@ mod tx;
 mod web;
 
 pub(in crate::store) use self::{
-    deadlines::*, leases::*, listing::*, messages::*, outbox::*, quarantine::*, settings::*,
-    staff_mail::*, tickets::*, tx::*, web::*,
+    deadlines::*, leases::*, listing::*, messages::*, outbox::*, quarantine::*, search::*,
+    settings::*, staff_mail::*, tickets::*, tx::*, web::*,
 };

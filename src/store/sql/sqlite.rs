@@ -14,15 +14,47 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 const CLAIM_LOCK: &str = "";
 /// Idem: the write lock taken at `BEGIN IMMEDIATE` covers the count.
 const LIMIT_LOCK: &str = "";
-/// The search's case folding: SQLite's LIKE already ignores the case of
-/// ASCII letters, and its LOWER folds only those, so the columns are
-/// compared as they are (LOWER on every subject was half a search's time).
-const FOLD: &str = "";
 const GIVE_BACK_NUMBER: &str =
     "UPDATE sqlite_sequence SET seq = $1 - 1 WHERE name = 'tickets' AND seq = $1";
 
 /// Locks a ticket's row read inside a transaction until it ends (SQLite's write lock, taken at BEGIN IMMEDIATE, already does).
 const ROW_LOCK: &str = "";
+
+/// The search index's document id: FTS5's rowid.
+const DOC_ID: &str = "rowid";
+
+/// The search's matching documents (see `search.rs`): FTS5 ranks by bm25
+/// (lower is better), weighing a subject over the contact's words over a
+/// text, rounded so that close scores go by activity. The words are put
+/// in double quotes (they hold letters and digits only, `Query`'s promise);
+/// unicode61 does not stem, so a lone word is the prefix of its stem.
+fn push_hits(q: &mut sqlx::QueryBuilder<Db>, query: &crate::search::Query) {
+    fn part(p: &crate::search::Part) -> String {
+        let words = p.words.join(" ");
+        match crate::search::stem_prefix(&p.words[0]).filter(|_| p.is_word()) {
+            Some(stem) => format!("\"{stem}\"*"),
+            None => format!("\"{words}\""),
+        }
+    }
+    let mut text = format!(
+        "({})",
+        query
+            .parts
+            .iter()
+            .map(part)
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    );
+    for p in &query.excluded {
+        text = format!("({text} NOT {})", part(p));
+    }
+    q.push(
+        "SELECT rowid AS doc_id, ticket_id, \
+         ROUND(bm25(search_docs, 0.0, 0.0, 2.0, 3.0, 1.0), 1) AS score \
+         FROM search_docs WHERE search_docs MATCH ",
+    )
+    .push_bind(text);
+}
 
 /// A connection inside the caller's transaction.
 type Conn = <Db as sqlx::Database>::Connection;
@@ -41,6 +73,8 @@ mod messages;
 mod outbox;
 #[path = "quarantine.rs"]
 mod quarantine;
+#[path = "search.rs"]
+mod search;
 #[path = "settings.rs"]
 mod settings;
 #[path = "staff_mail.rs"]
@@ -53,6 +87,6 @@ mod tx;
 mod web;
 
 pub(in crate::store) use self::{
-    deadlines::*, leases::*, listing::*, messages::*, outbox::*, quarantine::*, settings::*,
-    staff_mail::*, tickets::*, tx::*, web::*,
+    deadlines::*, leases::*, listing::*, messages::*, outbox::*, quarantine::*, search::*,
+    settings::*, staff_mail::*, tickets::*, tx::*, web::*,
 };

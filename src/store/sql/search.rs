@@ -1,0 +1,159 @@
+//! Full-text search (`tickets search`, `tickets list --search`, the
+//! tray's box): the tickets whose documents match a [`Query`], best first,
+//! each with where it matched. The index (`search_docs`, migration 0011)
+//! is kept by triggers; what differs between FTS5 and `tsvector` is the
+//! backend's `push_hits` (in `sqlite.rs` / `postgres.rs`), which turns the
+//! parsed words into its own query, binding or quoting every word.
+
+use std::collections::HashMap;
+
+use sqlx::{Pool, QueryBuilder};
+
+use super::listing::{StoredTicket, TICKET_COLUMNS, push_where, with_keys};
+use super::{DOC_ID, Db, push_hits};
+use crate::search::{Excerpt, Place, Query, SearchHit, excerpt};
+use crate::store::{Result, TicketFilter};
+
+/// The documents matching `query` and the ticket `number`, as a subquery
+/// of (doc_id, ticket_id, score), lower scores first; the ticket found by
+/// its number before any other (a document id of NULL).
+pub(super) fn push_matches(q: &mut QueryBuilder<Db>, query: &Query, number: Option<i64>) {
+    if query.parts.is_empty() {
+        q.push(
+            "SELECT CAST(NULL AS BIGINT) AS doc_id, CAST(NULL AS BIGINT) AS ticket_id, \
+             CAST(0 AS DOUBLE PRECISION) AS score WHERE 1 = 0",
+        );
+    } else {
+        push_hits(q, query);
+    }
+    if let Some(number) = number {
+        q.push(
+            " UNION ALL SELECT CAST(NULL AS BIGINT), t.id, CAST(-1000000 AS DOUBLE PRECISION) \
+             FROM tickets t WHERE t.id = ",
+        )
+        .push_bind(number);
+    }
+}
+
+/// The search of a filter, parsed: `None` when it has none or nothing
+/// to look for.
+pub(super) fn query_of(filter: &TicketFilter) -> Option<(Query, Option<i64>)> {
+    let query = Query::parse(filter.search.as_deref()?);
+    let number = filter.search_number.or(query.number);
+    (!query.parts.is_empty() || number.is_some()).then_some((query, number))
+}
+
+/// A matched document, as stored.
+#[derive(sqlx::FromRow)]
+struct StoredDoc {
+    doc_id: i64,
+    kind: String,
+    who: String,
+    subject: String,
+    body: String,
+}
+
+pub async fn search(pool: &Pool<Db>, filter: &TicketFilter) -> Result<Vec<SearchHit>> {
+    let Some((query, number)) = query_of(filter) else {
+        return Ok(Vec::new());
+    };
+    // Each ticket once, by its best document; the filters on the tickets'
+    // columns as in a list; relevance, then the most recent activity.
+    let mut q = QueryBuilder::<Db>::new("WITH hits AS (");
+    push_matches(&mut q, &query, number);
+    q.push(
+        "), best AS (SELECT doc_id, ticket_id, score, ROW_NUMBER() OVER \
+         (PARTITION BY ticket_id ORDER BY score, doc_id) AS r FROM hits) \
+         SELECT b.ticket_id, b.doc_id FROM best b JOIN tickets t \
+         ON t.id = b.ticket_id AND b.r = 1",
+    );
+    let unsearched = TicketFilter {
+        search: None,
+        ..filter.clone()
+    };
+    push_where(&mut q, &unsearched, true);
+    q.push(" ORDER BY b.score, t.updated_at DESC, t.id LIMIT ")
+        .push_bind(filter.limit.unwrap_or(i64::MAX))
+        .push(" OFFSET ")
+        .push_bind(filter.offset.unwrap_or(0));
+    let found: Vec<(i64, Option<i64>)> = q.build_query_as().fetch_all(pool).await?;
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+
+    let mut q = QueryBuilder::<Db>::new(format!(
+        "SELECT {TICKET_COLUMNS} FROM tickets t WHERE t.id IN ("
+    ));
+    let mut list = q.separated(", ");
+    for (ticket, _) in &found {
+        list.push_bind(*ticket);
+    }
+    q.push(")");
+    let stored: Vec<StoredTicket> = q.build_query_as().fetch_all(pool).await?;
+    let mut tickets: HashMap<i64, _> = with_keys(pool, stored)
+        .await?
+        .into_iter()
+        .map(|t| (t.number, t))
+        .collect();
+
+    let mut docs = HashMap::new();
+    if found.iter().any(|(_, d)| d.is_some()) {
+        let mut q = QueryBuilder::<Db>::new(format!(
+            "SELECT {DOC_ID} AS doc_id, kind, who, subject, body FROM search_docs \
+             WHERE {DOC_ID} IN ("
+        ));
+        let mut list = q.separated(", ");
+        for doc in found.iter().filter_map(|(_, d)| *d) {
+            list.push_bind(doc);
+        }
+        q.push(")");
+        let stored: Vec<StoredDoc> = q.build_query_as().fetch_all(pool).await?;
+        docs = stored.into_iter().map(|d| (d.doc_id, d)).collect();
+    }
+
+    let mut hits = Vec::with_capacity(found.len());
+    for (number, doc) in found {
+        // A ticket deleted since (a duplicate given back) is not found.
+        let Some(ticket) = tickets.remove(&number) else {
+            continue;
+        };
+        let (place, excerpt) = match doc.and_then(|d| docs.get(&d)) {
+            Some(doc) => where_matched(doc, &query),
+            None => (Place::Number, excerpt(&ticket.subject, &query)),
+        };
+        hits.push(SearchHit {
+            ticket,
+            place,
+            excerpt,
+        });
+    }
+    Ok(hits)
+}
+
+/// Where in a document the search matched, and the words around: the
+/// first of its texts holding a searched word.
+fn where_matched(doc: &StoredDoc, query: &Query) -> (Place, Excerpt) {
+    let texts = match doc.kind.as_str() {
+        "ticket" => [
+            (Place::Keys, &doc.body),
+            (Place::Contact, &doc.who),
+            (Place::Subject, &doc.subject),
+        ],
+        kind => {
+            let place = match kind {
+                "out" => Place::Reply,
+                "comment" => Place::Comment,
+                _ => Place::Incoming,
+            };
+            [(place, &doc.body), (place, &doc.subject), (place, &doc.who)]
+        }
+    };
+    texts
+        .iter()
+        .map(|(place, text)| (*place, excerpt(text, query)))
+        .find(|(_, e)| e.has_hit())
+        .unwrap_or_else(|| {
+            let (place, text) = texts[if doc.kind == "ticket" { 2 } else { 0 }];
+            (place, excerpt(text, query))
+        })
+}
