@@ -231,6 +231,16 @@ fn an_agent_works_the_tray_in_a_browser(backend: Backend) {
     wait_until(&b, "search results", |b| b.url().contains("q=75321"));
     let found = b.text("#tray");
     assert!(found.contains(&n) && !found.contains(&evil), "{found}");
+    // Words of the mail, typed without accents: the tray says where they
+    // were found, the words around them marked.
+    b.go(&format!("{}/?q=%22notaria+observo%22", base(port)));
+    let found = b.text("#tray");
+    assert!(found.contains(&n) && !found.contains(&evil), "{found}");
+    let hit = b.text(".found");
+    assert!(hit.contains("En correo recibido:"), "{hit}");
+    assert!(hit.contains("la notaría observó mi documento"), "{hit}");
+    assert_eq!(b.text(".found mark"), "notaría");
+    b.screenshot(&shots().join(format!("search-{backend:?}.png")));
 
     // Open the ticket and answer with a template.
     b.click(&format!("a[href='/tickets/{n}']"));
@@ -538,6 +548,12 @@ fn the_web_refuses_what_it_must(backend: Backend) {
         tray("q=hostil%2B").contains(&format!(">{evil}<")),
         "search by address"
     );
+    // A search's excerpt is the mail's text, escaped; only the marks are
+    // the page's.
+    let found = tray("q=onerror");
+    assert!(found.contains("<mark>onerror</mark>"), "{found}");
+    assert!(found.contains("&lt;img src=x"), "{found}");
+    assert!(!found.contains("<img src=x"), "{found}");
 
     // What a mail carried is escaped in the page as served.
     assert!(

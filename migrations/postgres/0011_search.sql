@@ -15,11 +15,12 @@ CREATE TEXT SEARCH CONFIGURATION buzon_es (COPY = pg_catalog.spanish);
 ALTER TEXT SEARCH CONFIGURATION buzon_es
     ALTER MAPPING FOR hword, hword_part, word WITH unaccent, spanish_stem;
 
--- An address is searched by its words, as on SQLite: the parser would
--- keep "ana.munoz@correo.cl" whole.
+-- Text is searched by its words, as on SQLite: PostgreSQL's parser would
+-- keep "ana.munoz@correo.cl" whole and skip what looks like an HTML tag
+-- ("Ana <ana@correo.cl> escribió").
 CREATE FUNCTION search_words(text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT translate($1, '@.+_-', '     ') $$;
+    AS $$ SELECT translate($1, '@.+_-<>', '       ') $$;
 
 CREATE TABLE search_docs (
     doc_id    BIGINT PRIMARY KEY,     -- ticket id * 4, message id * 4 + 1, event id * 4 + 2

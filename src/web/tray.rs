@@ -13,6 +13,7 @@ use super::page::Frame;
 use super::{App, WebError};
 use crate::outbound::plan::owner_name;
 use crate::rules::RuleSet;
+use crate::search::SearchHit;
 use crate::store::{TicketFilter, TicketOrder, now_ms};
 use crate::ticket::TicketRow;
 use crate::ticket::{Priority, State as TicketState, parse_number};
@@ -73,7 +74,9 @@ impl Filters {
 
     /// The store's filter: "en curso" (every state but done) by default.
     fn to_store(&self, me: &Me) -> TicketFilter {
-        let states = if self.states.iter().any(|s| s == "todos") {
+        // A search finds finished tickets too, unless states are chosen.
+        let searching = self.search.is_some() && self.states.is_empty();
+        let states = if searching || self.states.iter().any(|s| s == "todos") {
             Vec::new()
         } else if self.states.is_empty() {
             TicketState::ALL
@@ -155,13 +158,26 @@ pub async fn show(
         filter.search_number = parse_number(&app.config.deployment.ticket_prefix, s);
     }
     let rules: Option<&RuleSet> = Some(&me.snap.rules);
-    let mut rows = app.store.list_tickets(&filter).await?;
+    // A search: its tickets best first, each with where it matched.
+    let (rows, found): (Vec<TicketRow>, Vec<Option<Value>>) = if filter.search.is_some() {
+        app.store
+            .search(&filter)
+            .await?
+            .into_iter()
+            .map(|h| (h.ticket.clone(), Some(hit(&h))))
+            .unzip()
+    } else {
+        let rows = app.store.list_tickets(&filter).await?;
+        let none = vec![None; rows.len()];
+        (rows, none)
+    };
     let more = rows.len() as i64 > PAGE;
-    rows.truncate(PAGE as usize);
     let counts = app.store.count_by_state(&filter).await?;
     let frame = Frame::of(&app, &me).await?;
     let ctx = context! {
-        tickets => rows.iter().map(|t| row(&app, &me, t)).collect::<Vec<_>>(),
+        tickets => rows.iter().zip(found).take(PAGE as usize).map(|(t, found)| {
+            context! { found, ..row(&app, &me, t) }
+        }).collect::<Vec<_>>(),
         counts => TicketState::ALL.iter().map(|s| context! {
             state => s.as_str(),
             label => state_label(rules, *s),
@@ -225,6 +241,19 @@ fn row(app: &App, me: &Me, t: &TicketRow) -> Value {
         updated_at => t.updated_at,
         channel => t.fields.get("medio_ingreso").cloned(),
         keys => t.keys.iter().map(|k| format!("{}={}", k.name, k.value)).collect::<Vec<_>>(),
+    }
+}
+
+/// Where a search found a ticket, and the words around: text segments
+/// the template escapes and marks, never markup from the mail.
+fn hit(h: &SearchHit) -> Value {
+    context! {
+        place => h.place.label(),
+        cut_before => h.excerpt.cut_before,
+        cut_after => h.excerpt.cut_after,
+        segments => h.excerpt.segments.iter().map(|s| context! {
+            text => s.text.clone(), hit => s.hit,
+        }).collect::<Vec<_>>(),
     }
 }
 
