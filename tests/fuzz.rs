@@ -277,3 +277,47 @@ fn templates_and_configuration_never_panic_their_loaders() {
         }
     });
 }
+
+/// What people type in the search box (issue 18): the parser never
+/// panics and keeps only words of letters and digits, whatever the
+/// backends would read as syntax; an excerpt of any text never panics
+/// and stays on one line.
+#[test]
+fn search_queries_never_panic_and_are_only_words() {
+    let seeds: Vec<Vec<u8>> = [
+        "mi pedido 75321",
+        "75321_2",
+        "\"el documento observado por la notaría\" -anulado",
+        "ana.munoz@correo.example Muñoz",
+        "T-1042",
+        "NEAR(a b, 3) OR body:secreto AND \"x\"*",
+        "a & !b | c:* <-> d",
+        "-\"\" -- \"\"\" ' ( ) \\ ^ $ % _",
+        "observados notarías ÁÉÍÓÚ ñandú ß æ 東京 😀",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .chain(
+        mail_seeds()
+            .into_iter()
+            .take(20)
+            .map(|m| m[..m.len().min(300)].to_vec()),
+    )
+    .collect();
+    campaign("search", &seeds, |data| {
+        let text = String::from_utf8_lossy(data);
+        let query = buzon::search::Query::parse(&text);
+        assert!(query.parts.len() + query.excluded.len() <= 16);
+        for part in query.parts.iter().chain(&query.excluded) {
+            assert!(!part.words.is_empty());
+            for w in &part.words {
+                assert!(
+                    !w.is_empty() && w.chars().all(char::is_alphanumeric),
+                    "{w:?}"
+                );
+            }
+        }
+        let excerpt = buzon::search::excerpt(&text, &query);
+        assert!(!excerpt.text().contains('\n'));
+    });
+}
