@@ -441,7 +441,8 @@ mod tests {
         assert_eq!(e.hits(), vec!["observado", "Notaría"]);
         assert!(e.cut_before && e.cut_after);
         assert!(
-            e.text().starts_with("…porque el documento fue observado"),
+            e.text()
+                .starts_with("…escribo porque el documento fue observado"),
             "{}",
             e.text()
         );
