@@ -8,6 +8,9 @@
 #   - then the delivery rate of those queued acknowledgements to a
 #     directory of .eml files (`buzon outbox flush` with BUZON_OUTBOX_DIR),
 #   - peak RSS of each drain.
+# With BENCH_COMPARE_SEARCH=1, each backend also drains into a database whose search
+# index triggers (migration 0011) were dropped, first, for the rate without the index
+# beside the rate with it, in the same sitting (issue 14).
 # Usage: bash benches/imap_drain.sh [N]      (root or a user Dovecot runs as)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -87,11 +90,34 @@ flush() { # $1 label: deliver the queued acknowledgements to .eml files
   python3 -c "import sys; n=int(sys.argv[1]); t=float(sys.argv[3])-float(sys.argv[2]); print(f'outbox flush ($1): {n} acknowledgements written in {t:.2f} s = {n/t:.0f} mails/s')" "$(ls "$work/outbox-$1" | wc -l)" "$start" "$end"
 }
 
+# A migrated database without the search index's triggers: the drain as before issue 14.
+unindexed() { # $1 label, $2 url
+  config "$2" > "$work/$1.toml"
+  "$bin" --config "$work/$1.toml" migrate > /dev/null
+  case $2 in
+  sqlite:*)
+    sqlite3 "${2#sqlite:}" "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'search\_%' ESCAPE '\'" |
+      while read -r t; do sqlite3 "${2#sqlite:}" "DROP TRIGGER $t"; done ;;
+  *)
+    psql "$2" -qAt -c "SELECT 'DROP TRIGGER ' || tgname || ' ON ' || tgrelid::regclass FROM pg_trigger WHERE tgname LIKE 'search\_%'" |
+      while read -r s; do psql "$2" -qc "$s"; done ;;
+  esac
+}
+
+if [ -n "${BENCH_COMPARE_SEARCH:-}" ]; then
+  unindexed sqlite-unindexed "sqlite:$work/unindexed.db"
+  drain sqlite-unindexed "sqlite:$work/unindexed.db"
+fi
 drain sqlite "sqlite:$work/bench.db"
 flush sqlite
 if [ -z "${BUZON_TEST_POSTGRES_URL:-}" ]; then
   eval "$(bash "$H/pg-start.sh")"
   BUZON_BENCH_PG_DIR=$BUZON_TEST_PG_DIR
+fi
+if [ -n "${BENCH_COMPARE_SEARCH:-}" ]; then
+  psql "$BUZON_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS buzon_bench_unindexed" -c "CREATE DATABASE buzon_bench_unindexed" >/dev/null
+  unindexed postgres-unindexed "${BUZON_TEST_POSTGRES_URL%/*}/buzon_bench_unindexed"
+  drain postgres-unindexed "${BUZON_TEST_POSTGRES_URL%/*}/buzon_bench_unindexed"
 fi
 psql "$BUZON_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS buzon_bench" -c "CREATE DATABASE buzon_bench" >/dev/null
 drain postgres "${BUZON_TEST_POSTGRES_URL%/*}/buzon_bench"

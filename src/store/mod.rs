@@ -193,7 +193,9 @@ impl Store {
                 .connect_with(opts)
                 .await
                 .map_err(open_err)?;
+            let indexing = announce_search_index(sql::sqlite::search_index_pending(&pool).await);
             migrate_sqlite(&pool, &lock_path).await?;
+            indexed(indexing);
             Backend::Sqlite(pool)
         } else {
             let pool = PgPoolOptions::new()
@@ -202,7 +204,9 @@ impl Store {
                 .connect(url)
                 .await
                 .map_err(open_err)?;
+            let indexing = announce_search_index(sql::postgres::search_index_pending(&pool).await);
             POSTGRES_MIGRATOR.run(&pool).await?;
+            indexed(indexing);
             Backend::Postgres(pool)
         };
         Ok(Store { backend })
@@ -799,6 +803,26 @@ async fn ensure_wal(opts: &SqliteConnectOptions) -> Result<(), sqlx::Error> {
 /// sqlx does not lock SQLite while migrating, so two processes starting on
 /// a fresh file (the daemon and a CLI command) would both create the tables.
 /// A file lock beside the database serialises them.
+/// Says, before an upgrade indexes a large database for the search
+/// (migration 0011, one statement that cannot report its progress), that
+/// it will take a while; returns when it started.
+fn announce_search_index(messages: Option<i64>) -> Option<std::time::Instant> {
+    let messages = messages.filter(|n| *n >= 10_000)?;
+    tracing::warn!(
+        messages,
+        "Building the search index of the messages already stored (migration 0011, once): \
+         about a minute per 500,000 messages; buzon starts when it is done."
+    );
+    Some(std::time::Instant::now())
+}
+
+/// Says the search index announced is built.
+fn indexed(started: Option<std::time::Instant>) {
+    if let Some(started) = started {
+        tracing::warn!(seconds = started.elapsed().as_secs(), "Search index built.");
+    }
+}
+
 async fn migrate_sqlite(pool: &SqlitePool, lock_path: &str) -> Result<()> {
     if lock_path.starts_with(":memory:") || lock_path.starts_with(".migrate-lock") {
         return Ok(SQLITE_MIGRATOR.run(pool).await?);

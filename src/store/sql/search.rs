@@ -157,3 +157,22 @@ fn where_matched(doc: &StoredDoc, query: &Query) -> (Place, Excerpt) {
             (place, excerpt(text, query))
         })
 }
+
+/// The messages an upgrade will index when migration 0011 (the search
+/// index) is still to run on a database that holds some; `None`
+/// otherwise, or when it cannot tell (a new database).
+pub async fn search_index_pending(pool: &Pool<Db>) -> Option<i64> {
+    let applied: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE version = 11")
+            .fetch_one(pool)
+            .await
+            .ok()?;
+    if applied > 0 {
+        return None;
+    }
+    let messages: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM messages")
+        .fetch_one(pool)
+        .await
+        .ok()?;
+    (messages > 0).then_some(messages)
+}
