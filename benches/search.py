@@ -78,21 +78,22 @@ def generate(tickets, messages, queries_path):
     rnd = random.Random(14)
     picks = {"order": [], "word": [], "phrase": [], "address": []}
     now = int(time.time() * 1000)
+    share = min(1.0, 150 / tickets)  # of the orders and addresses, to pick 50 from
     for table, row in web_tray.generate(tickets, messages, now):
         if table == "messages":
             row = list(row)
             if row[2] == "in":
                 extra = " ".join(fill(rnd.choice(EXTRAS), rnd) for _ in range(rnd.randrange(1, 3)))
                 row[11] = row[11] + "\n" + extra + "\n"
-                if rnd.random() < 0.001 and len(picks["word"]) < 400:
+                if rnd.random() < share and len(picks["word"]) < 400:
                     picks["word"].append(rnd.choice(extra.replace(",", " ").replace(".", " ").split()))
             elif row[10].startswith("RE: [#"):  # an agent's reply (the acknowledgement: "[#")
                 yield "outbox", (row[1], "reply", row[4], row[7], row[9], b"", "sent", 1,
                                  row[15], row[15], row[15])
             row = tuple(row)
-        elif table == "ticket_keys" and rnd.random() < 0.002:
+        elif table == "ticket_keys" and rnd.random() < share:
             picks["order"].append(row[2])
-        elif table == "participants" and row[3] == "requester" and rnd.random() < 0.002:
+        elif table == "participants" and row[3] == "requester" and rnd.random() < share:
             picks["address"].append(row[1])
         elif table == "events" and row[3] == "created" and rnd.random() < 0.25:
             yield table, row

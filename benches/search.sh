@@ -85,12 +85,11 @@ for backend in $backends; do
   # An upgrade indexes what the database holds in migration 0011's last statements: timed
   # here by emptying the index and running them again.
   backfill=$(sed -n '/^-- An existing database/,$p' "migrations/$backend/0011_search.sql")
-  start=$(date +%s.%N)
   case $backend in
   sqlite)
     sqlite3 "$work/bench.db" "DELETE FROM search_docs"
     start=$(date +%s.%N)
-    docs=$(sqlite3 "$work/bench.db" "$backfill SELECT COUNT(*) FROM search_docs;") ;;
+    docs=$(printf '%s\nSELECT COUNT(*) FROM search_docs;\n' "$backfill" | sqlite3 "$work/bench.db") ;;
   postgres)
     psql "$url" -qc "TRUNCATE search_docs"
     start=$(date +%s.%N)

@@ -23,7 +23,7 @@ CREATE FUNCTION search_words(text) RETURNS text
     AS $$ SELECT translate($1, '@.+_-<>', '       ') $$;
 
 CREATE TABLE search_docs (
-    doc_id    BIGINT PRIMARY KEY,     -- ticket id * 4, message id * 4 + 1, event id * 4 + 2
+    doc_id    BIGINT PRIMARY KEY,     -- ticket id * 2^32 (+ message id * 4 + 1, event id * 4 + 2): as on SQLite
     ticket_id BIGINT NOT NULL,
     kind      TEXT   NOT NULL,        -- ticket, in, out, comment
     who       TEXT   NOT NULL,
@@ -49,7 +49,7 @@ SELECT t.id AS ticket_id,
 FROM tickets t;
 
 CREATE VIEW search_message_text AS
-SELECT m.id * 4 + 1 AS doc_id, m.id AS source_id, m.ticket_id, m.direction AS kind,
+SELECT m.ticket_id * 4294967296 + m.id * 4 + 1 AS doc_id, m.id AS source_id, m.ticket_id, m.direction AS kind,
        COALESCE(m.from_addr, '') || ' ' || COALESCE(m.from_name, '') AS who,
        m.subject, m.body_text AS body
 FROM messages m
@@ -58,13 +58,13 @@ WHERE (m.direction = 'in' AND m.automatic IS NULL)
         WHERE o.message_id = m.message_id AND o.kind IN ('reply', 'update')));
 
 CREATE VIEW search_comment_text AS
-SELECT e.id * 4 + 2 AS doc_id, e.id AS source_id, e.ticket_id, 'comment' AS kind,
+SELECT e.ticket_id * 4294967296 + e.id * 4 + 2 AS doc_id, e.id AS source_id, e.ticket_id, 'comment' AS kind,
        substr(e.actor, strpos(e.actor, ':') + 1) AS who, '' AS subject, e.detail AS body
 FROM events e WHERE e.kind = 'comment';
 
 CREATE FUNCTION search_ticket_doc(ticket BIGINT) RETURNS void LANGUAGE sql AS $$
     INSERT INTO search_docs (doc_id, ticket_id, kind, who, subject, body)
-    SELECT ticket_id * 4, ticket_id, 'ticket', who, subject, body
+    SELECT ticket_id * 4294967296, ticket_id, 'ticket', who, subject, body
     FROM search_ticket_text WHERE ticket_id = ticket
     ON CONFLICT (doc_id) DO UPDATE
     SET who = EXCLUDED.who, subject = EXCLUDED.subject, body = EXCLUDED.body;
@@ -74,7 +74,7 @@ CREATE FUNCTION search_index_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_TABLE_NAME = 'tickets' THEN
         IF TG_OP = 'DELETE' THEN
-            DELETE FROM search_docs WHERE doc_id = OLD.id * 4;
+            DELETE FROM search_docs WHERE doc_id = OLD.id * 4294967296;
         ELSE
             PERFORM search_ticket_doc(NEW.id);
         END IF;
@@ -86,7 +86,7 @@ BEGIN
         END IF;
     ELSIF TG_TABLE_NAME = 'messages' THEN
         IF TG_OP = 'DELETE' THEN
-            DELETE FROM search_docs WHERE doc_id = OLD.id * 4 + 1;
+            DELETE FROM search_docs WHERE doc_id = OLD.ticket_id * 4294967296 + OLD.id * 4 + 1;
         ELSE
             INSERT INTO search_docs (doc_id, ticket_id, kind, who, subject, body)
             SELECT doc_id, ticket_id, kind, who, subject, body
@@ -95,7 +95,7 @@ BEGIN
         END IF;
     ELSIF TG_TABLE_NAME = 'events' THEN
         IF TG_OP = 'DELETE' THEN
-            DELETE FROM search_docs WHERE doc_id = OLD.id * 4 + 2;
+            DELETE FROM search_docs WHERE doc_id = OLD.ticket_id * 4294967296 + OLD.id * 4 + 2;
         ELSE
             INSERT INTO search_docs (doc_id, ticket_id, kind, who, subject, body)
             SELECT doc_id, ticket_id, kind, who, subject, body
@@ -129,7 +129,7 @@ CREATE TRIGGER search_comment_out AFTER DELETE ON events
 
 -- An existing database: everything it holds, indexed once.
 INSERT INTO search_docs (doc_id, ticket_id, kind, who, subject, body)
-SELECT ticket_id * 4, ticket_id, 'ticket', who, subject, body FROM search_ticket_text;
+SELECT ticket_id * 4294967296, ticket_id, 'ticket', who, subject, body FROM search_ticket_text;
 INSERT INTO search_docs (doc_id, ticket_id, kind, who, subject, body)
 SELECT doc_id, ticket_id, kind, who, subject, body FROM search_message_text;
 INSERT INTO search_docs (doc_id, ticket_id, kind, who, subject, body)

@@ -21,13 +21,11 @@ const ROW_LOCK: &str = " FOR UPDATE";
 /// The search index's document id: a column.
 const DOC_ID: &str = "doc_id";
 
-/// The search's matching documents (see `search.rs`): a `tsquery` of the
-/// Spanish configuration with accents removed (`buzon_es`, migration
-/// 0011), each word bound, never parsed as tsquery syntax; ranked by
-/// `ts_rank` (negated: lower is better), rounded so that close scores go
-/// by activity. A lone word is stemmed (digits: a prefix), a phrase
+/// The `tsquery` of a search, in the Spanish configuration with accents
+/// removed (`buzon_es`, migration 0011): each word bound, never parsed as
+/// tsquery syntax. A lone word is stemmed (digits: a prefix), a phrase
 /// matched in order.
-fn push_hits(q: &mut sqlx::QueryBuilder<Db>, query: &crate::search::Query) {
+fn push_tsquery(q: &mut sqlx::QueryBuilder<Db>, query: &crate::search::Query) {
     fn part(q: &mut sqlx::QueryBuilder<Db>, p: &crate::search::Part) {
         let words = p.words.join(" ");
         if p.is_word() && p.words[0].chars().all(|c| c.is_ascii_digit()) {
@@ -44,11 +42,6 @@ fn push_hits(q: &mut sqlx::QueryBuilder<Db>, query: &crate::search::Query) {
                 .push(")");
         }
     }
-    q.push(
-        "SELECT s.doc_id, s.ticket_id, \
-         CAST(ROUND(CAST(-ts_rank(s.tsv, w.q) AS NUMERIC), 2) AS DOUBLE PRECISION) AS score \
-         FROM search_docs s, (SELECT ",
-    );
     for (i, p) in query.parts.iter().enumerate() {
         if i > 0 {
             q.push(" && ");
@@ -59,7 +52,39 @@ fn push_hits(q: &mut sqlx::QueryBuilder<Db>, query: &crate::search::Query) {
         q.push(" && !! ");
         part(q, p);
     }
-    q.push(" AS q) w WHERE s.tsv @@ w.q");
+}
+
+/// The tickets with a document matching a search (`ticket_id`), all of
+/// them (the GIN index).
+fn push_match_ids(q: &mut sqlx::QueryBuilder<Db>, query: &crate::search::Query) {
+    q.push("SELECT ticket_id FROM search_docs WHERE tsv @@ (");
+    push_tsquery(q, query);
+    q.push(")");
+}
+
+/// A search's candidates (`doc_id`, `ticket_id`, `updated_at`, `score`:
+/// lower is better) among the tickets `filter` keeps: the newest
+/// `SEARCH_CANDIDATES` matching documents, ranked by `ts_rank` (negated),
+/// rounded so that close scores go by activity; the rank is computed for
+/// those only.
+fn push_hits(
+    q: &mut sqlx::QueryBuilder<Db>,
+    query: &crate::search::Query,
+    filter: &crate::store::TicketFilter,
+) {
+    q.push(
+        "SELECT c.doc_id, c.ticket_id, c.updated_at, \
+         CAST(ROUND(CAST(-ts_rank(c.tsv, c.q) AS NUMERIC), 2) AS DOUBLE PRECISION) AS score \
+         FROM (SELECT s.doc_id, s.ticket_id, t.updated_at, s.tsv, w.q \
+         FROM search_docs s JOIN tickets t ON t.id = s.ticket_id, (SELECT ",
+    );
+    push_tsquery(q, query);
+    q.push(" AS q) w");
+    listing::push_where(q, filter, true);
+    q.push(format_args!(
+        " AND s.tsv @@ w.q ORDER BY s.doc_id DESC LIMIT {}) c",
+        search::SEARCH_CANDIDATES
+    ));
 }
 
 /// A connection inside the caller's transaction.

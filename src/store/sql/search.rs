@@ -10,28 +10,25 @@ use std::collections::HashMap;
 use sqlx::{Pool, QueryBuilder};
 
 use super::listing::{StoredTicket, TICKET_COLUMNS, push_where, with_keys};
-use super::{DOC_ID, Db, push_hits};
+use super::{DOC_ID, Db, push_hits, push_match_ids};
 use crate::search::{Excerpt, Place, Query, SearchHit, excerpt};
 use crate::store::{Result, TicketFilter};
 
-/// The documents matching `query` and the ticket `number`, as a subquery
-/// of (doc_id, ticket_id, score), lower scores first; the ticket found by
-/// its number before any other (a document id of NULL).
+/// Most documents a search ranks (see each backend's `push_hits`): the
+/// newest matches of a common word, all those of a rare one.
+pub(super) const SEARCH_CANDIDATES: i64 = 2000;
+
+/// The tickets matching `query` or numbered `number`, as a subquery of
+/// `ticket_id` (a list's filter and the counts per state: every match).
 pub(super) fn push_matches(q: &mut QueryBuilder<Db>, query: &Query, number: Option<i64>) {
     if query.parts.is_empty() {
-        q.push(
-            "SELECT CAST(NULL AS BIGINT) AS doc_id, CAST(NULL AS BIGINT) AS ticket_id, \
-             CAST(0 AS DOUBLE PRECISION) AS score WHERE 1 = 0",
-        );
+        q.push("SELECT CAST(NULL AS BIGINT) AS ticket_id WHERE 1 = 0");
     } else {
-        push_hits(q, query);
+        push_match_ids(q, query);
     }
     if let Some(number) = number {
-        q.push(
-            " UNION ALL SELECT CAST(NULL AS BIGINT), t.id, CAST(-1000000 AS DOUBLE PRECISION) \
-             FROM tickets t WHERE t.id = ",
-        )
-        .push_bind(number);
+        q.push(" UNION ALL SELECT t.id FROM tickets t WHERE t.id = ")
+            .push_bind(number);
     }
 }
 
@@ -57,23 +54,39 @@ pub async fn search(pool: &Pool<Db>, filter: &TicketFilter) -> Result<Vec<Search
     let Some((query, number)) = query_of(filter) else {
         return Ok(Vec::new());
     };
-    // Each ticket once, by its best document; the filters on the tickets'
-    // columns as in a list; relevance, then the most recent activity.
-    let mut q = QueryBuilder::<Db>::new("WITH hits AS (");
-    push_matches(&mut q, &query, number);
-    q.push(
-        "), best AS (SELECT doc_id, ticket_id, score, ROW_NUMBER() OVER \
-         (PARTITION BY ticket_id ORDER BY score, doc_id) AS r FROM hits) \
-         SELECT b.ticket_id, b.doc_id FROM best b JOIN tickets t \
-         ON t.id = b.ticket_id AND b.r = 1",
-    );
+    // The candidates among the tickets the filter's other conditions keep
+    // (the ticket of that number first); each ticket once, by its best
+    // document; relevance, then the most recent activity.
     let unsearched = TicketFilter {
         search: None,
         ..filter.clone()
     };
-    push_where(&mut q, &unsearched, true);
-    q.push(" ORDER BY b.score, t.updated_at DESC, t.id LIMIT ")
-        .push_bind(filter.limit.unwrap_or(i64::MAX))
+    let mut q = QueryBuilder::<Db>::new("WITH hits AS (");
+    let mut union = false;
+    if !query.parts.is_empty() {
+        q.push("SELECT doc_id, ticket_id, updated_at, score FROM (");
+        push_hits(&mut q, &query, &unsearched);
+        q.push(") h");
+        union = true;
+    }
+    if let Some(number) = number {
+        if union {
+            q.push(" UNION ALL ");
+        }
+        q.push(
+            "SELECT CAST(NULL AS BIGINT), t.id, t.updated_at, \
+             CAST(-1000000 AS DOUBLE PRECISION) FROM tickets t",
+        );
+        push_where(&mut q, &unsearched, true);
+        q.push(" AND t.id = ").push_bind(number);
+    }
+    q.push(
+        "), best AS (SELECT doc_id, ticket_id, updated_at, score, ROW_NUMBER() OVER \
+         (PARTITION BY ticket_id ORDER BY score, doc_id) AS r FROM hits) \
+         SELECT ticket_id, doc_id FROM best WHERE r = 1 \
+         ORDER BY score, updated_at DESC, ticket_id LIMIT ",
+    );
+    q.push_bind(filter.limit.unwrap_or(i64::MAX))
         .push(" OFFSET ")
         .push_bind(filter.offset.unwrap_or(0));
     let found: Vec<(i64, Option<i64>)> = q.build_query_as().fetch_all(pool).await?;

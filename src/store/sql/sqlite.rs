@@ -23,17 +23,14 @@ const ROW_LOCK: &str = "";
 /// The search index's document id: FTS5's rowid.
 const DOC_ID: &str = "rowid";
 
-/// The search's matching documents (see `search.rs`): FTS5 ranks by bm25
-/// (lower is better), weighing a subject over the contact's words over a
-/// text, rounded so that close scores go by activity. The words are put
-/// in double quotes (they hold letters and digits only, `Query`'s promise);
-/// unicode61 does not stem, so a lone word is the prefix of its stem.
-fn push_hits(q: &mut sqlx::QueryBuilder<Db>, query: &crate::search::Query) {
+/// The FTS5 query of a search: the words in double quotes (letters and
+/// digits only, `Query`'s promise). unicode61 does not stem, so a lone
+/// word is the prefix of its stem.
+fn fts_text(query: &crate::search::Query) -> String {
     fn part(p: &crate::search::Part) -> String {
-        let words = p.words.join(" ");
         match crate::search::stem_prefix(&p.words[0]).filter(|_| p.is_word()) {
             Some(stem) => format!("\"{stem}\"*"),
-            None => format!("\"{words}\""),
+            None => format!("\"{}\"", p.words.join(" ")),
         }
     }
     let mut text = format!(
@@ -48,12 +45,39 @@ fn push_hits(q: &mut sqlx::QueryBuilder<Db>, query: &crate::search::Query) {
     for p in &query.excluded {
         text = format!("({text} NOT {})", part(p));
     }
+    text
+}
+
+/// The tickets with a document matching a search (`ticket_id`), all of
+/// them: the ticket is the rowid's upper half, no document is read.
+fn push_match_ids(q: &mut sqlx::QueryBuilder<Db>, query: &crate::search::Query) {
+    q.push("SELECT rowid >> 32 AS ticket_id FROM search_docs WHERE search_docs MATCH ")
+        .push_bind(fts_text(query));
+}
+
+/// A search's candidates (`doc_id`, `ticket_id`, `updated_at`, `score`:
+/// lower is better) among the tickets `filter` keeps: the newest
+/// `SEARCH_CANDIDATES` matching documents (FTS5 walks the rowids
+/// backwards, newest ticket first, and stops), ranked by bm25 weighing a
+/// subject over the contact's words over a text, rounded so that close
+/// scores go by activity. A rare word's documents are all candidates; a
+/// word in every other mail is ranked among its newest.
+fn push_hits(
+    q: &mut sqlx::QueryBuilder<Db>,
+    query: &crate::search::Query,
+    filter: &crate::store::TicketFilter,
+) {
     q.push(
-        "SELECT rowid AS doc_id, ticket_id, \
+        "SELECT search_docs.rowid AS doc_id, t.id AS ticket_id, t.updated_at, \
          ROUND(bm25(search_docs, 0.0, 0.0, 2.0, 3.0, 1.0), 1) AS score \
-         FROM search_docs WHERE search_docs MATCH ",
-    )
-    .push_bind(text);
+         FROM search_docs JOIN tickets t ON t.id = search_docs.rowid >> 32",
+    );
+    listing::push_where(q, filter, true);
+    q.push(" AND search_docs MATCH ")
+        .push_bind(fts_text(query))
+        .push(format_args!(
+            " ORDER BY search_docs.rowid DESC LIMIT {SEARCH_CANDIDATES}"
+        ));
 }
 
 /// A connection inside the caller's transaction.
