@@ -193,6 +193,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             cli::report::alerts(&config, &store, owner.as_deref(), all, format).await?
         }
         Command::Passwd { name } => cli::passwd::run(&config, &store, &name).await?,
+        Command::Token { command } => cli::token::run(&config, &store, command).await?,
         Command::Migrate => {
             outln!("database is up to date ({})", store.backend_name());
             ExitCode::SUCCESS

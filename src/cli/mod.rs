@@ -13,6 +13,7 @@ pub mod passwd;
 pub mod report;
 pub mod rules;
 pub mod tickets;
+pub mod token;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -124,6 +125,12 @@ pub enum Command {
     Passwd {
         /// A person of [people] (key or name).
         name: String,
+    },
+    /// Tokens for the JSON API (/api/v1): create (printed once), list,
+    /// revoke. A token acts as its person, with their role.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
     },
     /// Apply database migrations and exit.
     Migrate,

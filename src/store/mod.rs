@@ -492,6 +492,27 @@ impl Store {
         dispatch!(self, login_failures(person, address, since))
     }
 
+    /// Keeps a new API token (its hash); returns its id.
+    pub async fn create_token(&self, token: &NewApiToken) -> Result<i64> {
+        dispatch!(self, create_token(token))
+    }
+
+    /// The person of the live API token with this hash (not revoked, not
+    /// expired); notes when it was used.
+    pub async fn token_person(&self, token_hash: &str, now: i64) -> Result<Option<String>> {
+        dispatch!(self, token_person(token_hash, now))
+    }
+
+    /// The API tokens (of one person, when given), newest first.
+    pub async fn tokens(&self, person: Option<&str>) -> Result<Vec<ApiToken>> {
+        dispatch!(self, tokens(person))
+    }
+
+    /// Revokes an API token; false when no live token has that id.
+    pub async fn revoke_token(&self, id: i64, now: i64) -> Result<bool> {
+        dispatch!(self, revoke_token(id, now))
+    }
+
     /// An attachment of a message of a ticket, for download.
     pub async fn attachment(
         &self,

@@ -247,3 +247,28 @@ pub struct AttachmentContent {
     pub content_type: String,
     pub content: Vec<u8>,
 }
+
+/// A new API token: the SHA-256 of the token (never the token), its first
+/// characters to tell it apart, and whose it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiToken {
+    pub token_hash: String,
+    pub hint: String,
+    /// The key of `[people.NAME]`.
+    pub person: String,
+    pub created_at: i64,
+    /// `None`: never expires.
+    pub expires_at: Option<i64>,
+}
+
+/// An API token as `buzon token list` shows it (without its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: i64,
+    pub hint: String,
+    pub person: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}

@@ -7,10 +7,13 @@
 //! minijinja (auto-escaped), no script, no remote resource; every POST
 //! carries a CSRF token (the session's, taken by `Posted`; the login form's,
 //! from its own cookie); sessions are cookies whose SHA-256 is
-//! what the database keeps.
+//! what the database keeps. The JSON API for scripts (`api/`, under
+//! `/api/v1`) shares the listener and the action layer, with tokens
+//! instead of cookies.
 
 mod act;
 mod admin;
+mod api;
 mod auth;
 mod error;
 mod login;
@@ -34,6 +37,7 @@ use crate::config::Config;
 use crate::live::Live;
 use crate::store::Store;
 
+pub use api::{TOKEN_PREFIX, issue_token};
 pub use auth::hash_password;
 pub use error::WebError;
 
@@ -103,6 +107,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/admin/outbox/{id}/retry", post(admin::retry_outbox))
         .route("/static/buzon.css", get(page::css))
+        .nest(api::BASE, api::router())
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),

@@ -21,9 +21,10 @@ use crate::ticket::{Priority, State as TicketState, parse_number};
 /// Tickets per page.
 const PAGE: i64 = 50;
 
-/// The tray's filters, as they appear in the URL.
+/// The tray's filters, as they appear in the URL (the API's
+/// `GET /api/v1/tickets` takes the same).
 #[derive(Debug, Default)]
-struct Filters {
+pub(super) struct Filters {
     states: Vec<String>,
     owner: Option<String>,
     pipeline: Option<String>,
@@ -36,11 +37,11 @@ struct Filters {
     category: Option<String>,
     area: Option<String>,
     channel: Option<String>,
-    page: i64,
+    pub(super) page: i64,
 }
 
 impl Filters {
-    fn from_query(query: Option<&str>) -> Filters {
+    pub(super) fn from_query(query: Option<&str>) -> Filters {
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_str(query.unwrap_or("")).unwrap_or_default();
         let mut f = Filters {
@@ -72,8 +73,54 @@ impl Filters {
         f
     }
 
-    /// The store's filter: "en curso" (every state but done) by default.
-    fn to_store(&self, me: &Me) -> TicketFilter {
+    /// Every value the store's filter would not understand (an unknown
+    /// state, priority, channel or order), said at once: the tray ignores
+    /// them, the API refuses them.
+    pub(super) fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.states {
+            if s != "todos" && s.parse::<TicketState>().is_err() {
+                out.push(format!(
+                    "estado '{s}' desconocido: use {} o todos",
+                    TicketState::ALL.map(|s| s.as_str()).join(", ")
+                ));
+            }
+        }
+        if let Some(p) = self
+            .priority
+            .as_deref()
+            .filter(|p| p.parse::<Priority>().is_err())
+        {
+            out.push(format!(
+                "prioridad '{p}' desconocida: use {}",
+                Priority::ALL.map(|p| p.as_str()).join(", ")
+            ));
+        }
+        if let Some(c) = self
+            .channel
+            .as_deref()
+            .filter(|c| c.parse::<crate::ticket::Channel>().is_err())
+        {
+            out.push(format!(
+                "medio '{c}' desconocido: use {}",
+                crate::ticket::Channel::ALL.map(|c| c.as_str()).join(", ")
+            ));
+        }
+        if let Some(o) = self
+            .order
+            .as_deref()
+            .filter(|o| !["actividad", "vence", "numero"].contains(o))
+        {
+            out.push(format!(
+                "orden '{o}' desconocido: use actividad, vence o numero"
+            ));
+        }
+        out
+    }
+
+    /// The store's filter: "en curso" (every state but done) by default;
+    /// `responsable=mios` is `person`.
+    fn to_store(&self, person: &str) -> TicketFilter {
         // A search finds finished tickets too, unless states are chosen.
         let searching = self.search.is_some() && self.states.is_empty();
         let states = if searching || self.states.iter().any(|s| s == "todos") {
@@ -87,7 +134,7 @@ impl Filters {
             self.states.iter().filter_map(|s| s.parse().ok()).collect()
         };
         let owner = match self.owner.as_deref() {
-            Some("mios") => Some(me.staff.id.clone()),
+            Some("mios") => Some(person.to_string()),
             other => other.map(str::to_string),
         };
         let prefix_free = self.search.as_deref().map(str::trim);
@@ -152,31 +199,13 @@ pub async fn show(
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
     let filters = Filters::from_query(query.as_deref());
-    let mut filter = filters.to_store(&me);
-    // A search for "GF-12" is the ticket number with the team's prefix.
-    if let Some(s) = filters.search.as_deref() {
-        filter.search_number = parse_number(&app.config.deployment.ticket_prefix, s);
-    }
+    let (filter, found, more) = find(&app, &filters, &me.staff.id).await?;
     let rules: Option<&RuleSet> = Some(&me.snap.rules);
-    // A search: its tickets best first, each with where it matched.
-    let (rows, found): (Vec<TicketRow>, Vec<Option<Value>>) = if filter.search.is_some() {
-        app.store
-            .search(&filter)
-            .await?
-            .into_iter()
-            .map(|h| (h.ticket.clone(), Some(hit(&h))))
-            .unzip()
-    } else {
-        let rows = app.store.list_tickets(&filter).await?;
-        let none = vec![None; rows.len()];
-        (rows, none)
-    };
-    let more = rows.len() as i64 > PAGE;
     let counts = app.store.count_by_state(&filter).await?;
     let frame = Frame::of(&app, &me).await?;
     let ctx = context! {
-        tickets => rows.iter().zip(found).take(PAGE as usize).map(|(t, found)| {
-            context! { found, ..row(&app, &me, t) }
+        tickets => found.iter().map(|(t, h)| {
+            context! { found => h.as_ref().map(hit), ..row(&app, &me, t) }
         }).collect::<Vec<_>>(),
         counts => TicketState::ALL.iter().map(|s| context! {
             state => s.as_str(),
@@ -221,6 +250,36 @@ pub async fn show(
         next => more.then(|| filters.page_url(filters.page + 1)),
     };
     app.pages.render("tray.html", &frame, ctx)
+}
+
+/// The tickets of one page of the tray (or of the API's list) for
+/// `person`, with where a search found each (best first), the store's
+/// filter used, and whether a next page has more. The one place where the
+/// filters and the search meet the store, for both front ends.
+pub(super) async fn find(
+    app: &App,
+    filters: &Filters,
+    person: &str,
+) -> Result<(TicketFilter, Vec<(TicketRow, Option<SearchHit>)>, bool), WebError> {
+    let mut filter = filters.to_store(person);
+    // A search for "GF-12" is the ticket number with the team's prefix.
+    if let Some(s) = filters.search.as_deref() {
+        filter.search_number = parse_number(&app.config.deployment.ticket_prefix, s);
+    }
+    let mut found: Vec<(TicketRow, Option<SearchHit>)> = if filter.search.is_some() {
+        app.store
+            .search(&filter)
+            .await?
+            .into_iter()
+            .map(|h| (h.ticket.clone(), Some(h)))
+            .collect()
+    } else {
+        let rows = app.store.list_tickets(&filter).await?;
+        rows.into_iter().map(|t| (t, None)).collect()
+    };
+    let more = found.len() as i64 > PAGE;
+    found.truncate(PAGE as usize);
+    Ok((filter, found, more))
 }
 
 /// One ticket as the tray shows it.

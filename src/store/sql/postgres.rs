@@ -112,6 +112,8 @@ mod settings;
 mod staff_mail;
 #[path = "tickets.rs"]
 mod tickets;
+#[path = "tokens.rs"]
+mod tokens;
 #[path = "tx.rs"]
 mod tx;
 #[path = "web.rs"]
@@ -119,5 +121,5 @@ mod web;
 
 pub(in crate::store) use self::{
     deadlines::*, leases::*, listing::*, messages::*, outbox::*, quarantine::*, search::*,
-    settings::*, staff_mail::*, tickets::*, tx::*, web::*,
+    settings::*, staff_mail::*, tickets::*, tokens::*, tx::*, web::*,
 };

@@ -105,6 +105,8 @@ mod settings;
 mod staff_mail;
 #[path = "tickets.rs"]
 mod tickets;
+#[path = "tokens.rs"]
+mod tokens;
 #[path = "tx.rs"]
 mod tx;
 #[path = "web.rs"]
@@ -112,5 +114,5 @@ mod web;
 
 pub(in crate::store) use self::{
     deadlines::*, leases::*, listing::*, messages::*, outbox::*, quarantine::*, search::*,
-    settings::*, staff_mail::*, tickets::*, tx::*, web::*,
+    settings::*, staff_mail::*, tickets::*, tokens::*, tx::*, web::*,
 };
