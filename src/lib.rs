@@ -29,7 +29,7 @@
 //! - [`live`]: what a reload changes (rules, templates, people, mailboxes'
 //!   defaults), one snapshot every unit of work starts from.
 //! - [`health`]: per-folder health, `/healthz` and `/metrics`.
-//! - [`web`]: the agents' workspace over `actions`.
+//! - [`web`]: the agents' workspace and the JSON API (`/api/v1`) over `actions`.
 //! - [`report`]: `buzon report`: counts, response and resolution times; pure.
 //! - [`view`]: tables, CSV, JSON and text for the command line; pure.
 //! - [`demo`]: the bundled sample mail and the `buzon demo` run.

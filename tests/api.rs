@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use buzon::config::{Config, Sources};
@@ -32,14 +32,14 @@ impl Drop for Server {
     }
 }
 
-fn serve(config_file: &PathBuf) -> Server {
+fn serve(config_file: &Path) -> Server {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let config = Config::load(Sources {
-        file: Some(config_file.clone()),
+        file: Some(config_file.to_path_buf()),
         env: Vec::new(),
     })
     .unwrap();
@@ -232,15 +232,15 @@ fn scripts_work_tickets_through_the_api(backend: Backend) {
     );
     assert!(is_iso_ms(&v["tickets"][0]["created_at"]), "{v}");
     let list = |q: &str, t: &str| numbers(&server.get(&format!("/api/v1/tickets?{q}"), t).1);
-    assert_eq!(list("buzon=finanzas", &milagros), [alonso_s.clone()]);
-    assert_eq!(list("responsable=mios", &alonso), [alonso_s.clone()]);
+    assert_eq!(list("buzon=finanzas", &milagros), [alonso_s.as_str()]);
+    assert_eq!(list("responsable=mios", &alonso), [alonso_s.as_str()]);
     assert_eq!(list("responsable=mios", &milagros), Vec::<String>::new());
-    assert_eq!(list("q=75321", &milagros), [unowned.clone()]);
+    assert_eq!(list("q=75321", &milagros), [unowned.as_str()]);
     assert_eq!(
         list(&format!("q={alonso_s}"), &milagros),
-        [alonso_s.clone()]
+        [alonso_s.as_str()]
     );
-    assert_eq!(list("prioridad=high", &milagros), [alonso_s.clone()]);
+    assert_eq!(list("prioridad=high", &milagros), [alonso_s.as_str()]);
     assert_eq!(list("medio=phone", &milagros), Vec::<String>::new());
     let (status, v) = server.get(
         "/api/v1/tickets?estado=cerrado&prioridad=altisima",
