@@ -368,6 +368,28 @@ fn scripts_work_tickets_through_the_api(backend: Backend) {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["changes"][0]["at"], "2026-12-10T21:00:00.000Z");
 
+    // A reply, written or from a template; one of the two.
+    let (status, v) = server.post(
+        &format!("/api/v1/tickets/{unowned}/reply"),
+        &milagros,
+        json!({ "text": "Su pedido llega el lunes." }),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["queued"][0]["kind"], "reply");
+    assert_eq!(v["queued"][0]["to"], json!(["pedido@cliente.example"]));
+    let (status, v) = server.post(
+        &format!("/api/v1/tickets/{unowned}/update"),
+        &milagros,
+        json!({ "template": "no-existe" }),
+    );
+    assert_eq!((status, code(&v)), (422, "invalid"), "{v}");
+    let (status, v) = server.post(
+        &format!("/api/v1/tickets/{unowned}/update"),
+        &milagros,
+        json!({ "text": "a", "template": "b" }),
+    );
+    assert_eq!((status, code(&v)), (422, "invalid"), "{v}");
+
     // A call written down by hand: 201, where it is, routed like mail.
     let r = server.call(
         "POST",

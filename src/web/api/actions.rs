@@ -114,9 +114,14 @@ impl Verb {
             ),
             Verb::State => object(json!({ "state": states }), &["state"]),
             Verb::Reopen => object(json!({ "state": states, "note": text }), &[]),
-            Verb::Comment | Verb::Reply | Verb::Update => {
-                object(json!({ "text": text }), &["text"])
-            }
+            Verb::Comment => object(json!({ "text": text }), &["text"]),
+            Verb::Reply | Verb::Update => json!({
+                "type": "object",
+                "additionalProperties": false,
+                "description": "El texto, o una plantilla del equipo (templates.dir) llenada para el ticket, con `note` como {{ note }}.",
+                "properties": { "text": text, "template": text, "note": text },
+                "oneOf": [{ "required": ["text"] }, { "required": ["template"] }],
+            }),
             Verb::Request => object(
                 json!({ "items": { "type": "array", "items": text, "minItems": 1 }, "note": text }),
                 &["items"],
@@ -173,6 +178,15 @@ struct Reopen {
 #[serde(deny_unknown_fields)]
 struct Text {
     text: String,
+}
+
+/// A reply or an update: the text, or a template filled in for the ticket.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Mail {
+    text: Option<String>,
+    template: Option<String>,
+    note: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -277,8 +291,23 @@ pub async fn act(
             agent.reopen(n, state, given(&b.note)).await?
         }
         Verb::Comment => agent.comment(n, &body::<Text>(&bytes)?.text).await?,
-        Verb::Reply => agent.reply(n, &body::<Text>(&bytes)?.text).await?,
-        Verb::Update => agent.update(n, &body::<Text>(&bytes)?.text).await?,
+        Verb::Reply | Verb::Update => {
+            let b: Mail = body(&bytes)?;
+            let text = match (given(&b.text), given(&b.template)) {
+                (Some(text), None) => text.to_string(),
+                (None, Some(name)) => agent.template_body(n, name, given(&b.note)).await?,
+                _ => {
+                    return Err(ApiError::Invalid(
+                        "escriba «text» o «template» (una plantilla del equipo), uno de los dos"
+                            .into(),
+                    ));
+                }
+            };
+            match verb {
+                Verb::Reply => agent.reply(n, &text).await?,
+                _ => agent.update(n, &text).await?,
+            }
+        }
         Verb::Request => {
             let b: Request = body(&bytes)?;
             agent.request_documents(n, &b.items, given(&b.note)).await?

@@ -134,3 +134,52 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_layer_s_refusal_has_its_status_and_code() {
+        let cases = [
+            (
+                ApiError::from(StoreError::Conflict("tomado".into())),
+                409,
+                "conflict",
+            ),
+            (
+                ApiError::from(StoreError::NotFound("ticket 9".into())),
+                404,
+                "not_found",
+            ),
+            (
+                ApiError::from(ActionError::Invalid("falta".into())),
+                422,
+                "invalid",
+            ),
+            (ApiError::from(WebError::SignIn), 401, "unauthorized"),
+            (
+                ApiError::from(StoreError::Corrupt("x".into())),
+                500,
+                "internal",
+            ),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.code(), (code, StatusCode::from_u16(status).unwrap()));
+            assert!(CODES.contains(&code));
+        }
+    }
+
+    #[test]
+    fn our_failures_are_not_shown() {
+        let response = ApiError::Internal("password=hunter2 at db".into()).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 10_000))
+            .unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            !text.contains("hunter2") && text.contains("\"internal\""),
+            "{text}"
+        );
+    }
+}
