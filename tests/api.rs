@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -553,6 +554,23 @@ fn the_openapi_document_matches_the_routes(backend: Backend) {
             r.body
         );
     }
+    // Errors answered before a handler are JSON too: a body over the
+    // limit is refused on its announced length, before it is sent.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    write!(
+        s,
+        "POST /api/v1/tickets/{n}/comment HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Authorization: Bearer {admin}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        3 << 20
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"code\": \"too_large\""), "{answer}");
+    let (status, v) = server.get("/api/v1/tickets/%FF%FE", &admin);
+    assert_eq!((status, code(&v)), (400, "bad_request"), "{v}");
     // And what it does not list is not served.
     let (status, v) = server.get("/api/v1/tickets/1/borrar", &admin);
     assert_eq!((status, code(&v)), (404, "not_found"));

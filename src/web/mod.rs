@@ -129,6 +129,7 @@ pub fn router(app: Arc<App>) -> Router {
             HeaderValue::from_static("no-store"),
         ))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(api::json_errors))
         .with_state(app)
 }
 

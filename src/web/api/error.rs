@@ -22,6 +22,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// The request could not be read (a path that does not decode).
+    #[error("{0}")]
+    BadRequest(String),
     /// A method the route does not answer.
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -32,6 +35,9 @@ pub enum ApiError {
     /// was written; read it again and decide.
     #[error("{0}")]
     Conflict(String),
+    /// A body over the limit.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("{0}")]
     TooMany(String),
     /// Ours: logged with its cause, shown as a plain apology.
@@ -44,11 +50,13 @@ impl ApiError {
     pub fn code(&self) -> (&'static str, StatusCode) {
         match self {
             ApiError::Unauthorized(_) => ("unauthorized", StatusCode::UNAUTHORIZED),
+            ApiError::BadRequest(_) => ("bad_request", StatusCode::BAD_REQUEST),
             ApiError::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),
             ApiError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
             ApiError::MethodNotAllowed(_) => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
             ApiError::Invalid(_) => ("invalid", StatusCode::UNPROCESSABLE_ENTITY),
             ApiError::Conflict(_) => ("conflict", StatusCode::CONFLICT),
+            ApiError::TooLarge(_) => ("too_large", StatusCode::PAYLOAD_TOO_LARGE),
             ApiError::TooMany(_) => ("too_many_requests", StatusCode::TOO_MANY_REQUESTS),
             ApiError::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -56,13 +64,15 @@ impl ApiError {
 }
 
 /// Every code the API answers with, for the OpenAPI document.
-pub const CODES: [&str; 8] = [
+pub const CODES: [&str; 10] = [
+    "bad_request",
     "unauthorized",
     "forbidden",
     "not_found",
     "method_not_allowed",
     "invalid",
     "conflict",
+    "too_large",
     "too_many_requests",
     "internal",
 ];
@@ -116,6 +126,8 @@ impl IntoResponse for ApiError {
                     .to_string()
             }
             ApiError::Unauthorized(m)
+            | ApiError::BadRequest(m)
+            | ApiError::TooLarge(m)
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::MethodNotAllowed(m)

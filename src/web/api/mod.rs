@@ -17,8 +17,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Request;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 
@@ -132,6 +134,32 @@ fn handler(route: &Route) -> MethodRouter<Arc<App>> {
                   bytes: Bytes| { actions::act(verb, app, caller, number, bytes) },
         ),
     }
+}
+
+/// Keeps every error under [`BASE`] in the API's JSON shape, also those
+/// answered before a handler runs: a body over the limit (413), a path
+/// that does not decode (400). Layered outside the body limit.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with(BASE);
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::TooLarge("el cuerpo es demasiado grande (más de 2 MB)".into())
+        }
+        s if s.is_server_error() => ApiError::Internal(format!("status {s} without a body")),
+        _ => ApiError::BadRequest(
+            "el pedido está mal formado (la ruta o el cuerpo no se pudieron leer)".into(),
+        ),
+    };
+    error.into_response()
 }
 
 /// A JSON answer (200 unless changed).

@@ -127,9 +127,12 @@ fn operation(route: &Route) -> Value {
         }]);
     }
     if route.endpoint != Endpoint::OpenApi {
+        let with_body = op.get("requestBody").is_some();
         let responses = op["responses"].as_object_mut();
         if let Some(responses) = responses {
-            for status in ["401", "403", "404", "409", "422", "429"] {
+            let statuses = ["400", "401", "403", "404", "409", "422", "429"];
+            let large = with_body.then_some("413");
+            for status in statuses.into_iter().chain(large) {
                 responses.insert(
                     status.into(),
                     json!({ "$ref": format!("#/components/responses/E{status}") }),
@@ -155,6 +158,10 @@ fn error_responses() -> Value {
     let mut out = Map::new();
     for (status, description) in [
         (
+            "400",
+            "El pedido está mal formado (una ruta que no se puede leer)",
+        ),
+        (
             "401",
             "Sin token, o un token desconocido, revocado, vencido, o de alguien que ya no está en [people]",
         ),
@@ -167,6 +174,7 @@ fn error_responses() -> Value {
             "409",
             "Otra persona cambió el ticket entretanto (lo tomó): nada se escribió",
         ),
+        ("413", "El cuerpo pasa de 2 MB"),
         (
             "422",
             "El pedido no tiene sentido así (un campo que falta, un valor desconocido)",
