@@ -46,7 +46,11 @@ fn serve(config_file: &Path) -> Server {
     .unwrap();
     let (port, store) = runtime.block_on(async {
         let store = Store::open(&config.database.url, 4).await.unwrap();
-        let app = buzon::web::App::new(Arc::new(config), store.clone(), None).unwrap();
+        let config = Arc::new(config);
+        let live = buzon::live::Live::load(config.clone(), &store)
+            .await
+            .unwrap();
+        let app = buzon::web::App::new(config, store.clone(), Arc::new(live)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(buzon::web::serve(listener, app));
@@ -186,12 +190,28 @@ fn scripts_work_tickets_through_the_api(backend: Backend) {
         .output()
         .unwrap();
     assert!(passwd.status.success());
+    let form = http::request(server.port, "GET", "/login", &[], "");
+    let form_cookie = form.cookie("buzon_login").expect("the login form's cookie");
+    let csrf = form
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the login form's token")
+        .to_string();
     let login = http::request(
         server.port,
         "POST",
         "/login",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        "username=milagros&password=clave-de-milagros",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &form_cookie),
+        ],
+        &http::form(&[
+            ("username", "milagros"),
+            ("password", "clave-de-milagros"),
+            ("csrf", &csrf),
+        ]),
     );
     let cookie = login.cookie("buzon_session").expect("a session");
     let r = http::request(
