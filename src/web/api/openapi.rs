@@ -35,7 +35,7 @@ pub const LIST_PARAMETERS: [(&str, &str); 13] = [
     ),
     (
         "q",
-        "Búsqueda: asunto, remitente, claves extraídas, o el número (`TP-12`).",
+        "La búsqueda de la bandeja (ver «Search» en el README): número (`TP-12`), claves, direcciones, asuntos y textos; en todos los estados salvo que se indique `estado`; los mejores primero.",
     ),
     ("orden", "actividad (por defecto), vence o numero."),
     ("pagina", "La página, desde 1 (50 tickets por página)."),
