@@ -405,7 +405,8 @@ impl Web {
 pub struct Daemon {
     /// `host:port` of the `/healthz` and `/metrics` endpoint; empty: off.
     pub listen: String,
-    /// This instance's name in folder leases (default: host name + pid).
+    /// This instance's name in folder leases (default: the host name and a
+    /// hash of the machine id and the configuration file; see `instance`).
     pub instance: Option<String>,
     /// How long a folder lease lasts without renewal; another instance takes
     /// the folder over this long after its holder died.

@@ -15,6 +15,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
 use crate::health::{self, Health};
+use crate::instance::Instance;
 use crate::live::{Live, LiveError, Reload};
 use crate::outbound::deliver::{self, Transport};
 use crate::source::imap::{self, DrainStats, FolderWorker};
@@ -119,19 +120,6 @@ fn report_reload(outcome: Reload) {
 /// What `run --once` did, per folder.
 pub type OnceReport = Vec<(String, Result<DrainStats, String>)>;
 
-/// This instance's name in leases: configured, or host name and pid.
-pub fn instance_name(config: &Config) -> String {
-    config.daemon.instance.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "buzon".into());
-        // A random suffix keeps two hosts that both fall back to "buzon"
-        // (hardened units hide the host name) from sharing a name.
-        let suffix = uuid::Uuid::new_v4().simple().to_string();
-        format!("{host}-{}-{}", std::process::id(), &suffix[..6])
-    })
-}
-
 /// Where outgoing mail goes, if anywhere.
 fn transport(config: &Config) -> Option<Transport> {
     match Transport::from_config(config) {
@@ -148,10 +136,11 @@ pub async fn run_once(config: Arc<Config>, store: Store) -> Result<OnceReport, D
     let health = Arc::new(Health::new());
     let outbox = Arc::new(Notify::new());
     let (_stop_tx, stop_rx) = watch::channel(false);
-    let instance = instance_name(&config);
+    // Held to the end: the default name's lock (see `instance`).
+    let instance = Instance::for_config(&config);
     check_files(&config)?;
     let live = live(&config, &store).await?;
-    let workers = imap::workers(&config, &store, &health, &instance, &outbox, &live);
+    let workers = imap::workers(&config, &store, &health, &instance.name, &outbox, &live);
     let mut tasks = Vec::new();
     for worker in workers {
         let name = worker.name();
@@ -203,7 +192,8 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
     let health = Arc::new(Health::new());
     let outbox = Arc::new(Notify::new());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let instance = instance_name(&config);
+    // Held to the end: the default name's lock (see `instance`).
+    let instance = Instance::for_config(&config);
     check_files(&config)?;
 
     let http = if config.daemon.listen.is_empty() {
@@ -226,7 +216,7 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
     let live = live(&config, &store).await?;
     let web = start_web(&config, &store, live.clone()).await?;
     let mut tasks = Vec::new();
-    for worker in imap::workers(&config, &store, &health, &instance, &outbox, &live) {
+    for worker in imap::workers(&config, &store, &health, &instance.name, &outbox, &live) {
         tasks.push(spawn_worker(worker, stop_rx.clone()));
     }
     let deadline_task = tokio::spawn(deadline_worker(
@@ -246,7 +236,7 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
         stop_rx.clone(),
     ));
     tracing::info!(
-        instance = %instance,
+        instance = %instance.name,
         folders = tasks.len(),
         listen = %config.daemon.listen,
         "buzon is running."

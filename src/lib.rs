@@ -29,6 +29,7 @@
 //! - [`live`]: what a reload changes (rules, templates, people, mailboxes'
 //!   defaults), one snapshot every unit of work starts from.
 //! - [`health`]: per-folder health, `/healthz` and `/metrics`.
+//! - [`instance`]: this daemon's name in the folder leases, stable across restarts.
 //! - [`web`]: the agents' workspace and the JSON API (`/api/v1`) over `actions`.
 //! - [`report`]: `buzon report`: counts, response and resolution times; pure.
 //! - [`view`]: tables, CSV, JSON and text for the command line; pure.
@@ -43,6 +44,7 @@ pub mod daemon;
 pub mod deadline;
 pub mod demo;
 pub mod health;
+pub mod instance;
 pub mod live;
 pub mod mailroom;
 pub mod outbound;

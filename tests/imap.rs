@@ -298,6 +298,41 @@ fn sigkill_at_random_moments_then_restart_stores_every_mail_once() {
     assert_eq!(counts(&d), (400, 400));
 }
 
+/// A daemon killed mid-drain and started again (as systemd does) resumes
+/// its folders at once: its default instance name is the same as before,
+/// so it renews its own lease instead of waiting 30 s for it to expire.
+#[test]
+fn a_restarted_daemon_resumes_its_folders_at_once_not_after_the_lease() {
+    let stack = MailStack::start();
+    load(&stack, "soporte", "INBOX", 0..300, "l");
+    let d = deployment(Backend::Sqlite, &stack, &[SOPORTE_INBOX]);
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        text.replace("lease_seconds = 3\n", "lease_seconds = 30\n"),
+    )
+    .unwrap();
+    let mut first = spawn_run(&d, false);
+    wait_for_tickets(&d, 20, Duration::from_secs(30));
+    first.kill(); // SIGKILL: the lease stays in the database for 30 s
+    let before = counts(&d).0;
+    assert!(before < 300, "the drain was over before the kill");
+    let start = Instant::now();
+    let second = spawn_run(&d, false);
+    let took = wait_for_tickets(&d, before + 1, Duration::from_secs(40));
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "the restarted daemon waited {took:?} for its own lease"
+    );
+    wait_for_tickets(&d, 300, Duration::from_secs(60));
+    stop(second);
+    assert_eq!(counts(&d), (300, 300));
+    let logs: String = (0..64)
+        .filter_map(|n| std::fs::read_to_string(d.dir.path().join(format!("run-{n}.log"))).ok())
+        .collect();
+    assert!(!logs.contains("standing by"), "{logs}");
+}
+
 #[test]
 fn uidvalidity_reset_resynchronises_without_duplicates() {
     let stack = MailStack::start();
