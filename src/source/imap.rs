@@ -63,6 +63,29 @@ pub enum ImapError {
     Timeout(Duration),
 }
 
+impl ImapError {
+    /// Whether the database's disk is full (see `StoreError::is_disk_full`).
+    fn is_disk_full(&self) -> bool {
+        match self {
+            ImapError::Store(e) | ImapError::Pipeline(PipelineError::Store(e)) => e.is_disk_full(),
+            _ => false,
+        }
+    }
+
+    /// Whether the database failed rather than the IMAP server: retried
+    /// at most every [`STORE_RETRY_CAP`], since the database coming back
+    /// (space freed, a server restarted) is not announced.
+    fn is_the_stores(&self) -> bool {
+        matches!(
+            self,
+            ImapError::Store(_) | ImapError::Pipeline(PipelineError::Store(_))
+        )
+    }
+}
+
+/// The longest wait between two attempts when the database failed.
+const STORE_RETRY_CAP: Duration = Duration::from_secs(30);
+
 /// The message says the cause, so it is not a `source()` too (`{e:#}` would
 /// print it twice).
 impl From<async_imap::error::Error> for ImapError {
@@ -188,8 +211,12 @@ impl FolderWorker {
                     continue;
                 }
                 Err(e) => {
-                    tracing::warn!(folder = %name, error = %e, "Cannot take the folder lease.");
-                    if sleep_or_shutdown(&mut shutdown, backoff.next()).await {
+                    if e.is_disk_full() {
+                        tracing::error!(folder = %name, error = %e, "The database's disk is full: cannot take the folder lease. Nothing is stored, marked or moved until there is space; retrying.");
+                    } else {
+                        tracing::warn!(folder = %name, error = %e, "Cannot take the folder lease.");
+                    }
+                    if sleep_or_shutdown(&mut shutdown, backoff.next().min(STORE_RETRY_CAP)).await {
                         break;
                     }
                     continue;
@@ -204,7 +231,11 @@ impl FolderWorker {
                 Err(e) => {
                     failures += 1;
                     if self.health.set_failed(&name, &e.to_string(), now_ms()) {
-                        tracing::warn!(folder = %name, error = %e, "Folder failed; reconnecting with backoff.");
+                        if e.is_disk_full() {
+                            tracing::error!(folder = %name, error = %e, "The database's disk is full: this folder's mail stays unread on the server (nothing is marked or moved that is not stored). Free space on the database's disk; buzon retries by itself.");
+                        } else {
+                            tracing::warn!(folder = %name, error = %e, "Folder failed; reconnecting with backoff.");
+                        }
                     } else {
                         tracing::debug!(folder = %name, error = %e, "Folder still failing.");
                     }
@@ -214,7 +245,12 @@ impl FolderWorker {
                         self.give_back_lease().await;
                         return Err(e);
                     }
-                    if sleep_or_shutdown(&mut shutdown, backoff.next()).await {
+                    let wait = if e.is_the_stores() {
+                        backoff.next().min(STORE_RETRY_CAP)
+                    } else {
+                        backoff.next()
+                    };
+                    if sleep_or_shutdown(&mut shutdown, wait).await {
                         break;
                     }
                     continue;

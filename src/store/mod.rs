@@ -104,6 +104,33 @@ impl StoreError {
                         | sqlx::Error::PoolClosed
                         | sqlx::Error::WorkerCrashed
                 ) || e.to_string().contains("database is locked")
+                    || self.is_disk_full()
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the database's disk is full (SQLite's `SQLITE_FULL`,
+    /// PostgreSQL's `disk_full`, or the system's "no space left" when
+    /// writing): nothing was written, and trying again once there is
+    /// space will succeed.
+    pub fn is_disk_full(&self) -> bool {
+        let StoreError::Db(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(io) => io.raw_os_error() == Some(28), // ENOSPC
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                if db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some()
+                {
+                    code == "53100"
+                } else {
+                    // The primary result code (low byte) 13: SQLITE_FULL.
+                    code.parse::<i64>().is_ok_and(|c| c & 0xff == 13)
+                }
             }
             _ => false,
         }
