@@ -222,8 +222,15 @@ pub async fn drain(
             return Ok(report);
         }
         let unreachable = &unreachable;
-        let results: Vec<(OutboxRow, Result<String, DeliveryError>)> =
-            futures::stream::iter(rows)
+        // Mails sent over SMTP are marked a few at a time as they go out, not
+        // once per round: a crash (SIGKILL, power) repeats at most about two
+        // connections' worth of mails, never a whole round of 200. A file
+        // written again replaces itself, so files are marked per round.
+        let mark_every = match &transport.sink {
+            Sink::Dir(_) => CLAIM_BATCH as usize,
+            Sink::Smtp(_) => transport.parallelism().max(1),
+        };
+        let mut results = futures::stream::iter(rows)
                 .map(|row| async move {
                     let span = tracing::info_span!("outbox", id = row.id, kind = %row.kind, ticket = ?row.ticket);
                     let down = unreachable.lock().ok().and_then(|u| u.clone());
@@ -240,17 +247,20 @@ pub async fn drain(
                     }
                     (row, result)
                 })
-                .buffer_unordered(transport.parallelism())
-                .collect()
-                .await;
+                .buffer_unordered(transport.parallelism());
         let mut sent = Vec::new();
-        for (row, result) in results {
+        while let Some((row, result)) = results.next().await {
             let span =
                 tracing::info_span!("outbox", id = row.id, kind = %row.kind, ticket = ?row.ticket);
             match result {
                 Ok(receipt) => {
                     tracing::info!(parent: &span, %receipt, "Mail delivered.");
                     sent.push(row.id);
+                    if sent.len() >= mark_every {
+                        store.outbox_sent(&sent, crate::store::now_ms()).await?;
+                        report.sent += sent.len();
+                        sent.clear();
+                    }
                 }
                 Err(DeliveryError::Store(e)) => return Err(e),
                 Err(DeliveryError::Transient(error) | DeliveryError::Unreachable(error)) => {
