@@ -1,12 +1,16 @@
 //! A seeded mutation fuzzer over what buzon reads from outside: mail bytes
 //! (parse, classify, threading clues, the rules, an agent's words and
-//! commands), rule files, mail templates and the configuration. The seeds
+//! commands), an agent's answer alone (quotes, signatures, `#` commands),
+//! the threading clues alone (subject tags, reply prefixes, References),
+//! rule files (loaded, and evaluated over real mail when they load), mail
+//! templates and the configuration. The seeds
 //! are the real-world corpus (`../shared/corpus`), the project's fixtures
 //! and the five teams' own files; each input is a seed mutated a few times
 //! (bit flips, inserted and deleted bytes, slices of another seed, cuts).
 //! The oracle: nothing panics, and every error is a value.
 //!
-//! Bounded in CI (`BUZON_FUZZ_INPUTS`, default 1,500 inputs per target);
+//! Bounded in CI (`BUZON_FUZZ_INPUTS`, default 1,500 inputs per target, a
+//! fifth of that for rule evaluation);
 //! `BUZON_FUZZ_INPUTS=200000 cargo test --release --test fuzz -- --nocapture`
 //! is the long run. The seed is printed, and `BUZON_FUZZ_SEED` replays it.
 //! A crash found becomes a fixture beside its fix.
@@ -167,12 +171,16 @@ fn mail_seeds() -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Runs `target` on `n` mutated seeds; returns how many it ran.
+/// Runs `target` on `BUZON_FUZZ_INPUTS` mutated seeds; returns how many it ran.
 fn campaign(name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8])) -> usize {
+    campaign_of(inputs(), name, seeds, target)
+}
+
+/// Runs `target` on `n` mutated seeds.
+fn campaign_of(n: usize, name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8])) -> usize {
     assert!(!seeds.is_empty(), "{name}: no seeds");
     let seed = seed();
     let mut rng = Rng(seed);
-    let n = inputs();
     let started = std::time::Instant::now();
     for _ in 0..n {
         let mut data = seeds[rng.below(seeds.len())].clone();
@@ -319,5 +327,127 @@ fn search_queries_never_panic_and_are_only_words() {
         }
         let excerpt = buzon::search::excerpt(&text, &query);
         assert!(!excerpt.text().contains('\n'));
+    });
+}
+
+/// An agent's answer to a notification: the words cut from quotes and
+/// signatures, then the commands on its first lines. The seeds are the
+/// mail clients' real answers (`tests/fixtures/agent_replies`) and every
+/// command, well and badly written.
+#[test]
+fn agents_words_and_commands_never_panic() {
+    let mut paths = Vec::new();
+    files_under(
+        &repo().join("tests/fixtures/agent_replies"),
+        &["txt", "eml"],
+        &mut paths,
+    );
+    let mut seeds: Vec<Vec<u8>> = paths.iter().filter_map(|p| std::fs::read(p).ok()).collect();
+    for text in [
+        "#nota\nLlamé al cliente, envía el documento mañana.\n",
+        "#cerrar sin éxito\n#asignar Ana Pérez\nNo hubo respuesta.\n",
+        "  #TOMAR\n\n#estado esperando al cliente\n#prioridad ALTA\nHola:\n",
+        "#cerrar\r\n#asignar\r\n#\r\n##nota\r\nEl lun, 2 nov 2026 a las 10:00, Cliente <c@x.example> escribió:\r\n> cita\r\n",
+        "Gracias.\n-- \nAna\nSoporte\n\nDe: Soporte <soporte@example.test>\nEnviado: lunes\n",
+    ] {
+        seeds.push(text.as_bytes().to_vec());
+    }
+    campaign("agent-words", &seeds, |data| {
+        let text = String::from_utf8_lossy(data);
+        let words = buzon::mailroom::words::new_words(&text);
+        let read = buzon::mailroom::commands::parse(&words);
+        let _ = read.text_is_reply();
+        // The commands read from the raw text too (a client that quotes nothing).
+        let _ = buzon::mailroom::commands::parse(&text);
+    });
+}
+
+/// The threading clues of a mail: the subject's ticket tag and reply
+/// prefixes, and the Message-IDs of In-Reply-To and References, alone and
+/// inside a mail.
+#[test]
+fn subject_tags_and_references_never_panic() {
+    let mut seeds: Vec<Vec<u8>> = Vec::new();
+    for mail in mail_seeds().iter().take(300) {
+        let head = mail.split(|b| *b == b'\n').filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.starts_with(b"subject:")
+                || l.starts_with(b"references:")
+                || l.starts_with(b"in-reply-to:")
+        });
+        for line in head {
+            let value = line.splitn(2, |b| *b == b':').nth(1).unwrap_or_default();
+            seeds.push(value.to_vec());
+        }
+    }
+    for text in [
+        "RE: RV: Fwd: [#T-1042] Documento observado",
+        "Re[2]: AW:(3) [# t-1042 ] [#T 99999999999999] [#T-]",
+        "<a@b> <buzon.0123456789abcdef0123456789abcdef.0123456789abcdef@example.test>",
+        "<<>> <a@b <c@d>> (comment) <e@f>",
+    ] {
+        seeds.push(text.as_bytes().to_vec());
+    }
+    let tags = buzon::thread::TagMatcher::new("T-").unwrap();
+    let odd_prefix = buzon::thread::TagMatcher::new("Sop. #-").unwrap();
+    let signer = buzon::thread::IdSigner::new(b"fuzz");
+    campaign("threading-clues", &seeds, |data| {
+        let text = String::from_utf8_lossy(data);
+        let _ = tags.find(&text);
+        let _ = tags.strip(&text);
+        let _ = odd_prefix.find(&text);
+        let _ = buzon::thread::strip_reply_prefixes(&text);
+        let _ = buzon::ticket::parse_number("T-", &text);
+        let mut raw = b"From: c@x.example\r\nSubject: ".to_vec();
+        raw.extend_from_slice(data);
+        raw.extend_from_slice(b"\r\nIn-Reply-To: ");
+        raw.extend_from_slice(data);
+        raw.extend_from_slice(b"\r\nReferences: ");
+        raw.extend_from_slice(data);
+        raw.extend_from_slice(b"\r\n\r\nHola\r\n");
+        if let Ok(mail) = buzon::parse::parse(&raw, 1 << 20) {
+            for id in buzon::thread::referenced_ids(&mail) {
+                let _ = signer.verify(&id);
+                let _ = signer.signed_for(&id);
+            }
+        }
+    });
+}
+
+/// Rule files as an admin might mistype them, evaluated when they load:
+/// mutated conditions, regular expressions and keys run over real mail.
+#[test]
+fn mutated_rules_evaluate_without_panicking() {
+    let mut paths = Vec::new();
+    files_under(&repo().join("examples"), &["toml"], &mut paths);
+    let seeds: Vec<Vec<u8>> = paths
+        .iter()
+        .filter(|p| p.parent().is_some_and(|d| d.ends_with("rules")))
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect();
+    let mails: Vec<buzon::parse::ParsedMail> = mail_seeds()
+        .iter()
+        .take(40)
+        .filter_map(|raw| buzon::parse::parse(raw, 1 << 22).ok())
+        .collect();
+    let ctx = buzon::rules::LoadContext::default();
+    let i = std::cell::Cell::new(0usize);
+    // A fifth of the inputs: loading a rule set is the slow part, and the
+    // loader has its own target.
+    campaign_of(inputs() / 5, "rule-evaluation", &seeds, |data| {
+        let text = String::from_utf8_lossy(data).into_owned();
+        let Ok(rules) =
+            buzon::rules::RuleSet::from_texts(vec![("rules/10-fuzz.toml".into(), text)], &ctx)
+        else {
+            return;
+        };
+        i.set(i.get().wrapping_add(1));
+        for mail in mails.iter().skip(i.get() % mails.len().max(1)).take(3) {
+            let automatic = buzon::classify::classify(mail, &|_| false);
+            for mailbox in ["soporte", "finanzas"] {
+                let input = buzon::rules::RuleInput::new(mailbox, mail, automatic.as_ref());
+                let _ = rules.evaluate(&input);
+            }
+        }
     });
 }
