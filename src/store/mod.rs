@@ -179,6 +179,20 @@ enum Backend {
     Postgres(PgPool),
 }
 
+/// Whether a connection given back to the pool may serve again: not when
+/// it still counts a transaction. A COMMIT that fails for a full disk
+/// (`SQLITE_FULL`) makes SQLite roll the transaction back by itself; the
+/// ROLLBACK sqlx then sends fails ("no transaction is active") and sqlx
+/// keeps counting the transaction, so every later BEGIN on that connection
+/// would fail ("begin_with at non-zero transaction depth") long after the
+/// space came back. Such a connection is closed and a fresh one opened. (A
+/// transaction dropped without commit may also be counted here until its
+/// queued rollback runs: that connection is closed too, which is rare and
+/// harmless.)
+fn no_transaction_left<C: sqlx::Connection>(conn: &C) -> bool {
+    !conn.is_in_transaction()
+}
+
 /// A handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -217,6 +231,7 @@ impl Store {
             ensure_wal(&opts).await.map_err(open_err)?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
+                .after_release(|conn, _| Box::pin(async move { Ok(no_transaction_left(conn)) }))
                 .connect_with(opts)
                 .await
                 .map_err(open_err)?;
@@ -228,6 +243,7 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))
+                .after_release(|conn, _| Box::pin(async move { Ok(no_transaction_left(conn)) }))
                 .connect(url)
                 .await
                 .map_err(open_err)?;
