@@ -487,7 +487,7 @@ def disk_full():
                     marked_not_stored += 1
         time.sleep(min(DOWN, 30))
         os.unlink(ballast)
-        took = wait_for(f"{tag} drained", drained(url, user, tag, n, "seen"), 300, d)
+        took = wait_for(f"{tag} drained", drained(url, user, tag, n, "seen"), 60 + n / 100, d)
         d.stop()
         figures = {"mails": n, "stored_when_full": stopped_at, "seen_when_full": seen,
                    "marked_not_stored": marked_not_stored}

@@ -18,6 +18,7 @@
 #   FAULTS_BIN=path/to/buzon   the binary (default: a release build of this tree)
 #   FAULTS_ONLY="sqlite-disk-full dovecot-restart-mid-drain"   some faults only
 #   FAULTS_SEED=N              the same kill moments again (each run prints its seed)
+#   FAULTS_KEEP=1              keep the work dir (the daemons' logs)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$(pwd)
@@ -44,7 +45,7 @@ cleanup() {
   if [ "$rc" != 0 ]; then for f in "$work"/*.log; do show_log "$f" 15; done; fi
   [ -n "$mail_dir" ] && bash "$H/mail-stop.sh" "$mail_dir" >/dev/null 2>&1
   [ -n "$pg_dir" ] && bash "$H/pg-stop.sh" "$pg_dir" >/dev/null 2>&1
-  rm -rf "$work"
+  if [ "${FAULTS_KEEP:-0}" = 1 ]; then echo "kept: $work" >&2; else rm -rf "$work"; fi
   exit "$rc"
 }
 trap cleanup EXIT
