@@ -7,8 +7,8 @@
 #   - SIGKILL at KILLS random moments while ACKS acknowledgements go out to Postfix;
 #   - PostgreSQL restarted mid-drain; Dovecot restarted mid-drain;
 #   - Postfix stopped for DOWN seconds with ACKS acknowledgements queued;
-#   - the disk of the SQLite database full mid-drain (a 64 MB tmpfs the campaign mounts,
-#     and unmounts at the end, whatever happens), then space given back.
+#   - the disk of the SQLite database full mid-drain (a tmpfs the campaign mounts, 64 MB or
+#     8 KB a mail, and unmounts at the end, whatever happens), then space given back.
 # The counts never ask buzon: mails by Message-ID in the database against what was put in
 # the mailbox, flags and folders over IMAP, acknowledgements in the customer's mailbox by
 # ticket number. Exit status 0 when every fault lost and doubled nothing.
