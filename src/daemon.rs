@@ -132,6 +132,23 @@ pub fn instance_name(config: &Config) -> String {
     })
 }
 
+/// The webhook endpoints, if any (checked before starting).
+fn webhooks(config: &Config) -> Option<crate::webhooks::deliver::Deliverer> {
+    if config.webhooks.is_empty() {
+        return None;
+    }
+    let loaded = crate::webhooks::Webhooks::load(config)
+        .map_err(|e| e.to_string())
+        .and_then(|h| crate::webhooks::deliver::Deliverer::new(h).map_err(|e| e.to_string()));
+    match loaded {
+        Ok(d) => Some(d),
+        Err(error) => {
+            tracing::error!(%error, "Cannot set up the webhooks; events stay queued.");
+            None
+        }
+    }
+}
+
 /// Where outgoing mail goes, if anywhere.
 fn transport(config: &Config) -> Option<Transport> {
     match Transport::from_config(config) {
@@ -194,6 +211,12 @@ pub async fn run_once(config: Arc<Config>, store: Store) -> Result<OnceReport, D
         && let Err(e) = deliver::drain(&store, &t, now_ms()).await
     {
         tracing::warn!(error = %e, "Outbox delivery failed; it will be retried.");
+    }
+    // After the mail: its `message.sent` events go out in this run too.
+    if let Some(hooks) = webhooks(&config)
+        && let Err(e) = hooks.drain(&store, now_ms(), None).await
+    {
+        tracing::warn!(error = %e, "Webhook delivery failed; it will be retried.");
     }
     Ok(report)
 }
@@ -337,6 +360,7 @@ async fn outbox_worker(
     if transport.is_none() {
         tracing::info!("No outbound transport configured; outgoing mail stays queued.");
     }
+    let hooks = webhooks(&config);
     let poll = Duration::from_secs(config.daemon.outbox_poll_seconds.max(1));
     loop {
         // Agents' answers by mail first: what they queue goes out now.
@@ -357,6 +381,9 @@ async fn outbox_worker(
             Some(Err(e)) => tracing::warn!(error = %e, "Outbox delivery failed; will retry."),
             None => {}
         }
+        if let Some(hooks) = &hooks {
+            deliver_webhooks(hooks, &store, &health).await;
+        }
         if let Ok(queued) = store
             .outbox_list(Some(crate::ticket::OutboxStatus::Queued))
             .await
@@ -373,6 +400,30 @@ async fn outbox_worker(
             _ = tokio::time::sleep(poll) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// One webhook round (after the mail, so a mail's `message.sent` goes in
+/// the same pass), and the queue's figures for `/metrics`.
+async fn deliver_webhooks(
+    hooks: &crate::webhooks::deliver::Deliverer,
+    store: &Store,
+    health: &Health,
+) {
+    match hooks.drain(store, now_ms(), Some(health)).await {
+        Ok(report) => {
+            health
+                .webhooks_sent
+                .fetch_add(report.sent as u64, Ordering::Relaxed);
+            health
+                .webhooks_failed
+                .fetch_add(report.failed as u64, Ordering::Relaxed);
+        }
+        Err(e) => tracing::warn!(error = %e, "Webhook delivery failed; will retry."),
+    }
+    if let Ok((queued, failed)) = store.hook_counts().await {
+        health.webhooks_queued.store(queued, Ordering::Relaxed);
+        health.webhooks_gave_up.store(failed, Ordering::Relaxed);
     }
 }
 

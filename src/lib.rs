@@ -30,6 +30,8 @@
 //!   defaults), one snapshot every unit of work starts from.
 //! - [`health`]: per-folder health, `/healthz` and `/metrics`.
 //! - [`web`]: the agents' workspace and the JSON API (`/api/v1`) over `actions`.
+//! - [`webhooks`]: telling other systems what happens to tickets: events
+//!   recorded with each change, delivered signed, retried, in order.
 //! - [`report`]: `buzon report`: counts, response and resolution times; pure.
 //! - [`view`]: tables, CSV, JSON and text for the command line; pure.
 //! - [`demo`]: the bundled sample mail and the `buzon demo` run.
@@ -58,3 +60,4 @@ pub mod thread;
 pub mod ticket;
 pub mod view;
 pub mod web;
+pub mod webhooks;

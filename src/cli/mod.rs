@@ -14,6 +14,7 @@ pub mod report;
 pub mod rules;
 pub mod tickets;
 pub mod token;
+pub mod webhooks;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -98,6 +99,12 @@ pub enum Command {
     Outbox {
         #[command(subcommand)]
         command: outbox::OutboxCommand,
+    },
+    /// What was told to other systems ([[webhooks]]): delivered, waiting,
+    /// given up.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
     },
     /// Check, explain and test the routing rules.
     Rules {

@@ -17,7 +17,7 @@ use super::smtp::{SendFailure, SmtpSender, SmtpSetupError};
 
 use crate::config::Config;
 use crate::store::{Store, StoreError};
-use crate::ticket::OutboxRow;
+use crate::ticket::{HookKind, NewHookEvent, OutboxRow};
 
 /// How long a claimed row stays ours before another worker may retry it.
 /// Longer than any SMTP exchange can take with the command timeout.
@@ -244,6 +244,7 @@ pub async fn drain(
                 .collect()
                 .await;
         let mut sent = Vec::new();
+        let mut told = Vec::new();
         for (row, result) in results {
             let span =
                 tracing::info_span!("outbox", id = row.id, kind = %row.kind, ticket = ?row.ticket);
@@ -251,6 +252,9 @@ pub async fn drain(
                 Ok(receipt) => {
                     tracing::info!(parent: &span, %receipt, "Mail delivered.");
                     sent.push(row.id);
+                    if let Some(ticket) = row.ticket {
+                        told.push((ticket, sent_event(&row)));
+                    }
                 }
                 Err(DeliveryError::Store(e)) => return Err(e),
                 Err(DeliveryError::Transient(error) | DeliveryError::Unreachable(error)) => {
@@ -275,9 +279,23 @@ pub async fn drain(
                 }
             }
         }
-        store.outbox_sent(&sent, crate::store::now_ms()).await?;
+        store
+            .outbox_sent(&sent, &told, crate::store::now_ms())
+            .await?;
         report.sent += sent.len();
     }
+}
+
+/// The `message.sent` webhook event of a mail that left.
+fn sent_event(row: &OutboxRow) -> NewHookEvent {
+    NewHookEvent::new(
+        HookKind::MessageSent,
+        serde_json::json!({ "message": {
+            "kind": row.kind,
+            "message_id": row.message_id,
+            "to": row.rcpt_to,
+        }}),
+    )
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use sqlx::{Pool, Row};
 use super::{CLAIM_LOCK, Conn, Db, LIMIT_LOCK, begin};
 use crate::store::sql::{Queued, ROWS_PER_STATEMENT, decode, queued_line, under_auto_limit};
 use crate::store::{Pending, Result, StoreError};
-use crate::ticket::{EventKind, NewEvent, OutboxRow, OutboxStatus, OutgoingMail};
+use crate::ticket::{EventKind, NewEvent, NewHookEvent, OutboxRow, OutboxStatus, OutgoingMail};
 
 /// Queues a mail in the outbox and records it on the ticket as an
 /// outgoing message, so replies to it thread by its Message-ID.
@@ -204,6 +204,12 @@ pub async fn flush_pending(tx: &mut Conn, pending: &Pending) -> Result<BTreeMap<
         }
     }
     super::events::insert_events_of(&mut *tx, &events).await?;
+    let hooks: Vec<_> = pending
+        .hooks
+        .iter()
+        .map(|(t, now, e)| (*t, *now, e))
+        .collect();
+    super::webhooks::insert_hook_events(&mut *tx, &hooks).await?;
     Ok(queued)
 }
 
@@ -293,9 +299,18 @@ pub async fn outbox_claim(
     Ok(out)
 }
 
-/// Marks the mails of one delivery round sent, in one statement (one
-/// commit, one sync of the database file per round).
-pub async fn outbox_sent(pool: &Pool<Db>, ids: &[i64], now: i64) -> Result<()> {
+/// Marks the mails of one delivery round sent, in one statement, with
+/// their `message.sent` webhook events (`(ticket, event)`): one
+/// transaction, one commit (one sync of the database file) per round.
+pub async fn outbox_sent(
+    pool: &Pool<Db>,
+    ids: &[i64],
+    events: &[(i64, NewHookEvent)],
+    now: i64,
+) -> Result<()> {
+    let mut tx = begin(pool).await?;
+    let tickets: Vec<i64> = events.iter().map(|(t, _)| *t).collect();
+    super::webhooks::lock_tickets(&mut tx, &tickets).await?;
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let mut q = sqlx::QueryBuilder::<Db>::new(
             "UPDATE outbox SET status = 'sent', lease_until = NULL, last_error = NULL, sent_at = ",
@@ -306,8 +321,11 @@ pub async fn outbox_sent(pool: &Pool<Db>, ids: &[i64], now: i64) -> Result<()> {
             list.push_bind(*id);
         }
         q.push(")");
-        q.build().execute(pool).await?;
+        q.build().execute(&mut *tx).await?;
     }
+    let hooks: Vec<_> = events.iter().map(|(t, e)| (*t, now, e)).collect();
+    super::webhooks::insert_hook_events(&mut tx, &hooks).await?;
+    tx.commit().await?;
     Ok(())
 }
 
