@@ -22,10 +22,11 @@ use crate::health::Health;
 use crate::outbound::deliver::next_attempt;
 use crate::store::{HookJob, Store, StoreError};
 
-/// Events read per fan-out statement, deliveries claimed per round.
+/// Events read per fan-out transaction.
 const BATCH: i64 = 200;
 
-/// Requests in flight at once.
+/// Requests in flight at once, and deliveries claimed per round: a round
+/// takes at most one timeout, well within the lease.
 const PARALLEL: usize = 8;
 
 /// Longest answer kept as the last error (the start of the receiver's body).
@@ -119,7 +120,9 @@ impl Deliverer {
         let mut report = HookReport::default();
         let down: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
         loop {
-            let jobs = store.hook_claim(now, now + lease_ms, BATCH).await?;
+            let jobs = store
+                .hook_claim(now, now + lease_ms, PARALLEL as i64)
+                .await?;
             if jobs.is_empty() {
                 return Ok(report);
             }
@@ -206,7 +209,7 @@ impl Deliverer {
         event.ticket.number = crate::ticket::display_number(&self.hooks.prefix, event.ticket.id);
         let ctx = body::context(&job.delivery.delivery_id, &event, &self.hooks.team);
         let payload = match &endpoint.body {
-            Some(t) => match t.render(&ctx) {
+            Some(t) => match t.render(&ctx, endpoint.token()) {
                 Ok(b) => b,
                 Err(e) => return Outcome::GiveUp(format!("{}: {e}", t.file)),
             },

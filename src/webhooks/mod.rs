@@ -43,6 +43,8 @@ pub const KEYS: &[&str] = &[
     "secret_file",
     "secret_env",
     "template",
+    "token_file",
+    "token_env",
     "timeout",
     "retry_schedule",
     "max_age",
@@ -78,6 +80,14 @@ pub struct Endpoint {
     /// documented JSON.
     #[serde(default)]
     pub template: Option<PathBuf>,
+    /// A credential the receiver wants inside the body (Odoo's API key in
+    /// a JSON-RPC call), for the template as `{{ token }}`: read from this
+    /// file...
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// ...or this environment variable. Never in the default body.
+    #[serde(default)]
+    pub token_env: Option<String>,
     /// Limit for the whole request.
     #[serde(default = "default_timeout")]
     pub timeout: String,
@@ -115,6 +125,7 @@ pub(crate) fn resolve_paths(endpoints: &mut [Endpoint], base: &Path) {
             .as_ref()
             .map(|p| crate::config::resolve(base, p));
         e.template = e.template.as_ref().map(|p| crate::config::resolve(base, p));
+        e.token_file = e.token_file.as_ref().map(|p| crate::config::resolve(base, p));
     }
 }
 
@@ -180,6 +191,23 @@ pub(crate) fn validate(config: &Config, add: &mut dyn FnMut(&str, String)) {
                 "give exactly one of secret_file or secret_env: the secret that signs each request (never written in this file)".into(),
             ),
         }
+        if e.token_file.is_some() && e.token_env.is_some() {
+            add(
+                &key("token_file"),
+                "give at most one of token_file or token_env".into(),
+            );
+        }
+        if let Some(path) = &e.token_file
+            && let Err(why) = crate::config::check_readable(path)
+        {
+            add(&key("token_file"), why);
+        }
+        if (e.token_file.is_some() || e.token_env.is_some()) && e.template.is_none() {
+            add(
+                &key("token_file"),
+                "a token goes into the body through a template: add template = \"FILE\" using {{ token }}".into(),
+            );
+        }
         match parse_duration_ms(&e.timeout) {
             Ok(ms) if !(1000..=60_000).contains(&ms) => add(
                 &key("timeout"),
@@ -241,6 +269,8 @@ pub struct Loaded {
     pub types: Vec<String>,
     pub mailboxes: Vec<String>,
     secret: Vec<u8>,
+    /// `{{ token }}` in the template.
+    token: String,
     pub body: Option<BodyTemplate>,
     pub timeout_ms: i64,
     pub retry: crate::outbound::deliver::RetryPolicy,
@@ -272,6 +302,10 @@ impl Loaded {
 
     pub fn secret(&self) -> &[u8] {
         &self.secret
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
     }
 }
 
@@ -342,6 +376,27 @@ impl Webhooks {
                 },
                 (None, None) => None,
             };
+            let token = match (&e.token_file, &e.token_env) {
+                (Some(path), _) => match std::fs::read_to_string(path) {
+                    Ok(s) => s.trim_end_matches(['\n', '\r']).to_string(),
+                    Err(why) => {
+                        problems.push(format!(
+                            "{}: {} cannot be read: {why}",
+                            key("token_file"),
+                            path.display()
+                        ));
+                        String::new()
+                    }
+                },
+                (None, Some(var)) => env(var).unwrap_or_else(|| {
+                    problems.push(format!(
+                        "{}: the environment variable {var} is not set",
+                        key("token_env")
+                    ));
+                    String::new()
+                }),
+                (None, None) => String::new(),
+            };
             if secret.as_deref() == Some("") {
                 problems.push(format!("{}: the secret is empty", key("secret_file")));
             }
@@ -376,13 +431,16 @@ impl Webhooks {
                 types: e.types.clone(),
                 mailboxes: e.mailboxes.clone(),
                 secret: secret.unwrap_or_default().into_bytes(),
+                token,
                 body,
                 timeout_ms,
                 retry: crate::outbound::deliver::RetryPolicy {
                     schedule_ms,
                     max_age_ms: parse_duration_ms(&e.max_age).unwrap_or(3 * 86_400_000),
-                    // Longer than any request may take.
-                    lease_ms: (timeout_ms * 2).max(120_000),
+                    // A claim is one round of requests sent at once, each
+                    // within the timeout: twice that, and a margin for
+                    // marking them, before another worker may try again.
+                    lease_ms: timeout_ms * 2 + 5_000,
                 },
             });
         }
