@@ -248,6 +248,8 @@ fn each_event_arrives_once_in_order_and_signed(backend: Backend) {
     d.ok(&["tickets", "close", &t, "--outcome", "success"]);
     // A second ticket's events interleave; each ticket keeps its order.
     let u = ingest(&d, &mail(&d, "b1", "otra@example.cl", "Otra consulta", None));
+    // The customer writes again: the mail reopens the ticket.
+    ingest(&d, &mail(&d, "a3", "cliente@example.cl", "Re: Consulta", Some("a1@cliente.example")));
     d.ok(&["run", "--once"]);
     let hits = receiver.hits();
     assert!(hits.iter().all(|h| h.status == 200));
@@ -273,6 +275,8 @@ fn each_event_arrives_once_in_order_and_signed(backend: Backend) {
             "ticket.updated",
             "ticket.closed",
             "message.sent",
+            "message.received",
+            "ticket.updated",
         ],
     );
     assert_eq!(got[&u][0], "ticket.created");
@@ -287,6 +291,8 @@ fn each_event_arrives_once_in_order_and_signed(backend: Backend) {
     assert_eq!(updates[1]["changes"]["priority"]["to"], "high");
     assert_eq!(updates[1]["changes"]["fields"]["to"]["rut"], "12.345.678-9");
     assert_eq!(updates[2]["changes"]["state"]["to"], "done");
+    assert_eq!(updates[3]["changes"]["state"]["from"], "done");
+    assert_eq!(updates[3]["ticket"]["state"], updates[3]["changes"]["state"]["to"]);
     assert_eq!(of("ticket.closed")[0]["outcome"], "success");
     assert_eq!(of("ticket.closed")[0]["ticket"]["outcome"], "success");
     let sent = of("message.sent");
@@ -540,4 +546,50 @@ fn the_example_bodies_have_the_documented_shapes() {
         assert_eq!(values["partner_email"], "cliente@example.cl");
         assert!(values["description"].as_str().unwrap().contains("\"adjunto\""));
     }
+}
+
+/// A receiver answering 410 Gone disables nothing: the delivery stays
+/// queued (retried), and `/healthz` shows the endpoint failing at once.
+#[test]
+fn a_410_marks_the_endpoint_failing_in_healthz() {
+    let script = Arc::new(Mutex::new(Script {
+        answers: [410; 50].into(),
+        ..Script::default()
+    }));
+    let receiver = Receiver::start(0, script);
+    let port = common::free_port();
+    let d = deployment(Backend::Sqlite, &receiver.url(), "");
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        text.replace("listen = \"\"", &format!("listen = \"127.0.0.1:{port}\"")),
+    )
+    .unwrap();
+    ingest(&d, &mail(&d, "g1", "cliente@example.cl", "Gone", None));
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_buzon"))
+        .env_remove("BUZON_DATABASE_URL")
+        .env_remove("BUZON_OUTBOX_DIR")
+        .arg("--config")
+        .arg(&d.config)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut health = (0, String::new());
+    wait_for("/healthz to show the endpoint failing", 20, || {
+        health = std::panic::catch_unwind(|| common::http_get(port, "/healthz")).unwrap_or_default();
+        health.0 == 503
+    });
+    let (_, metrics) = common::http_get(port, "/metrics");
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&health.1).unwrap();
+    assert_eq!(v["failing"], serde_json::json!(["webhook:prueba"]), "{v}");
+    assert_eq!(v["webhooks"]["prueba"]["gone"], true, "{v}");
+    assert!(v["webhooks"]["prueba"]["last_error"].as_str().unwrap().contains("410"));
+    assert!(metrics.contains("buzon_webhook_up{endpoint=\"prueba\"} 0"), "{metrics}");
+    let rows = list(&d, false);
+    assert!(rows.iter().all(|r| r["status"] == "queued"), "still retried: {rows:?}");
+    receiver.stop();
 }

@@ -151,6 +151,15 @@ pub async fn append_message(
         .participants
         .extend(add.participants.iter().map(|p| (add.ticket, p.clone())));
     let state = add.new_state.map(|s| s.as_str());
+    // The state it had, for the webhook's `ticket.updated` (read only when
+    // the mail changes it).
+    let state_was: Option<String> = match state {
+        Some(_) => sqlx::query_scalar("SELECT state FROM tickets WHERE id = $1")
+            .bind(add.ticket)
+            .fetch_optional(&mut *tx)
+            .await?,
+        None => None,
+    };
     sqlx::query(
         "UPDATE tickets SET updated_at = $2, state = COALESCE($3, state), \
          outcome = CASE WHEN $3 IS NULL THEN outcome ELSE NULL END WHERE id = $1",
@@ -174,6 +183,18 @@ pub async fn append_message(
         add.now,
         NewHookEvent::new(HookKind::MessageReceived, hook_message(add.mail, None)),
     ));
+    if let (Some(from), Some(to)) = (state_was, state)
+        && from != to
+    {
+        pending.hooks.push((
+            add.ticket,
+            add.now,
+            NewHookEvent::new(
+                HookKind::TicketUpdated,
+                serde_json::json!({ "changes": { "state": { "from": from, "to": to } } }),
+            ),
+        ));
+    }
     Ok(AppendOutcome::Appended)
 }
 
