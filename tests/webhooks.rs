@@ -62,7 +62,9 @@ impl Receiver {
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
                     .await
                     .unwrap();
-                ready_tx.send(listener.local_addr().unwrap().port()).unwrap();
+                ready_tx
+                    .send(listener.local_addr().unwrap().port())
+                    .unwrap();
                 let app = axum::Router::new()
                     .route("/hook", axum::routing::post(hit))
                     .with_state(s);
@@ -116,7 +118,11 @@ async fn hit(
     let (status, stall) = {
         let mut s = script.lock().unwrap();
         let status = s.answers.pop_front().unwrap_or(200);
-        let stall = if s.hits.is_empty() { s.stall_first } else { None };
+        let stall = if s.hits.is_empty() {
+            s.stall_first
+        } else {
+            None
+        };
         s.hits.push(Hit {
             delivery: header("x-buzon-delivery"),
             event: header("x-buzon-event"),
@@ -186,7 +192,13 @@ fn deployment(backend: Backend, url: &str, extra: &str) -> Deployment {
     d
 }
 
-fn mail(d: &Deployment, name: &str, from: &str, subject: &str, reply_to: Option<&str>) -> std::path::PathBuf {
+fn mail(
+    d: &Deployment,
+    name: &str,
+    from: &str,
+    subject: &str,
+    reply_to: Option<&str>,
+) -> std::path::PathBuf {
     let refs = reply_to
         .map(|id| format!("In-Reply-To: <{id}>\r\nReferences: <{id}>\r\n"))
         .unwrap_or_default();
@@ -230,7 +242,10 @@ fn per_ticket(hits: &[Hit]) -> BTreeMap<String, Vec<String>> {
 fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < Duration::from_secs(secs), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -241,15 +256,53 @@ fn each_event_arrives_once_in_order_and_signed(backend: Backend) {
     let script = Arc::new(Mutex::new(Script::default()));
     let receiver = Receiver::start(0, script.clone());
     let d = deployment(backend, &receiver.url(), "");
-    let t = ingest(&d, &mail(&d, "a1", "cliente@example.cl", "Consulta \"urgente\" sobre mi escritura", None));
-    ingest(&d, &mail(&d, "a2", "cliente@example.cl", "Re: Consulta", Some("a1@cliente.example")));
+    let t = ingest(
+        &d,
+        &mail(
+            &d,
+            "a1",
+            "cliente@example.cl",
+            "Consulta \"urgente\" sobre mi escritura",
+            None,
+        ),
+    );
+    ingest(
+        &d,
+        &mail(
+            &d,
+            "a2",
+            "cliente@example.cl",
+            "Re: Consulta",
+            Some("a1@cliente.example"),
+        ),
+    );
     d.ok(&["tickets", "assign", &t, "camila"]);
-    d.ok(&["tickets", "classify", &t, "--priority", "high", "--field", "rut=12.345.678-9"]);
+    d.ok(&[
+        "tickets",
+        "classify",
+        &t,
+        "--priority",
+        "high",
+        "--field",
+        "rut=12.345.678-9",
+    ]);
     d.ok(&["tickets", "close", &t, "--outcome", "success"]);
     // A second ticket's events interleave; each ticket keeps its order.
-    let u = ingest(&d, &mail(&d, "b1", "otra@example.cl", "Otra consulta", None));
+    let u = ingest(
+        &d,
+        &mail(&d, "b1", "otra@example.cl", "Otra consulta", None),
+    );
     // The customer writes again: the mail reopens the ticket.
-    ingest(&d, &mail(&d, "a3", "cliente@example.cl", "Re: Consulta", Some("a1@cliente.example")));
+    ingest(
+        &d,
+        &mail(
+            &d,
+            "a3",
+            "cliente@example.cl",
+            "Re: Consulta",
+            Some("a1@cliente.example"),
+        ),
+    );
     d.ok(&["run", "--once"]);
     let hits = receiver.hits();
     assert!(hits.iter().all(|h| h.status == 200));
@@ -280,23 +333,46 @@ fn each_event_arrives_once_in_order_and_signed(backend: Backend) {
         ],
     );
     assert_eq!(got[&u][0], "ticket.created");
-    let of = |kind: &str| hits.iter().filter(|h| h.event == kind && h.json["ticket"]["number"] == t.as_str()).map(|h| h.json.clone()).collect::<Vec<_>>();
+    let of = |kind: &str| {
+        hits.iter()
+            .filter(|h| h.event == kind && h.json["ticket"]["number"] == t.as_str())
+            .map(|h| h.json.clone())
+            .collect::<Vec<_>>()
+    };
     let created = &of("ticket.created")[0];
-    assert_eq!(created["ticket"]["subject"], "Consulta \"urgente\" sobre mi escritura");
+    assert_eq!(
+        created["ticket"]["subject"],
+        "Consulta \"urgente\" sobre mi escritura"
+    );
     assert_eq!(created["ticket"]["state"], "new");
     assert_eq!(created["message"]["from"], "cliente@example.cl");
-    assert!(created["message"]["text"].as_str().unwrap().contains("\"necesito\""));
+    assert!(
+        created["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("\"necesito\"")
+    );
     let updates = of("ticket.updated");
-    assert_eq!(updates[0]["changes"]["owner"], serde_json::json!({ "from": null, "to": "camila" }));
+    assert_eq!(
+        updates[0]["changes"]["owner"],
+        serde_json::json!({ "from": null, "to": "camila" })
+    );
     assert_eq!(updates[1]["changes"]["priority"]["to"], "high");
     assert_eq!(updates[1]["changes"]["fields"]["to"]["rut"], "12.345.678-9");
     assert_eq!(updates[2]["changes"]["state"]["to"], "done");
     assert_eq!(updates[3]["changes"]["state"]["from"], "done");
-    assert_eq!(updates[3]["ticket"]["state"], updates[3]["changes"]["state"]["to"]);
+    assert_eq!(
+        updates[3]["ticket"]["state"],
+        updates[3]["changes"]["state"]["to"]
+    );
     assert_eq!(of("ticket.closed")[0]["outcome"], "success");
     assert_eq!(of("ticket.closed")[0]["ticket"]["outcome"], "success");
     let sent = of("message.sent");
-    assert!(sent.iter().any(|s| s["message"]["kind"] == "acknowledgement"), "{sent:?}");
+    assert!(
+        sent.iter()
+            .any(|s| s["message"]["kind"] == "acknowledgement"),
+        "{sent:?}"
+    );
     // Nothing left, nothing repeated by another run.
     assert!(list(&d, false).iter().all(|r| r["status"] == "sent"));
     d.ok(&["run", "--once"]);
@@ -322,9 +398,15 @@ fn failures_are_retried_or_listed(backend: Backend) {
     assert_eq!(first.len(), 1, "{first:#?}");
     assert_eq!(first[0].status, 500);
     let queued = list(&d, false);
-    let created = queued.iter().find(|r| r["kind"] == "ticket.created").unwrap();
+    let created = queued
+        .iter()
+        .find(|r| r["kind"] == "ticket.created")
+        .unwrap();
     assert_eq!(created["status"], "queued");
-    assert!(created["last_error"].as_str().unwrap().contains("500"), "{created}");
+    assert!(
+        created["last_error"].as_str().unwrap().contains("500"),
+        "{created}"
+    );
     std::thread::sleep(Duration::from_millis(1100));
     d.ok(&["run", "--once"]);
     let hits = receiver.hits();
@@ -343,7 +425,10 @@ fn failures_are_retried_or_listed(backend: Backend) {
     assert_eq!(failed[0]["kind"], "ticket.updated");
     let id = failed[0]["id"].as_i64().unwrap().to_string();
     let text = d.ok(&["webhooks", "list", "--failed"]);
-    assert!(text.contains("ticket.updated") && text.contains("HTTP 400"), "{text}");
+    assert!(
+        text.contains("ticket.updated") && text.contains("HTTP 400"),
+        "{text}"
+    );
     let out = d.ok(&["webhooks", "retry", &id]);
     assert!(out.contains("1 delivered"), "{out}");
     assert!(list(&d, true).is_empty());
@@ -361,15 +446,36 @@ fn a_receiver_down_for_a_while_gets_everything(backend: Backend) {
     let mut tickets = Vec::new();
     for i in 0..3 {
         let first = format!("d{i}");
-        let t = ingest(&d, &mail(&d, &first, &format!("c{i}@example.cl"), &format!("Caso {i}"), None));
-        ingest(&d, &mail(&d, &format!("d{i}r"), &format!("c{i}@example.cl"), "Re: caso", Some(&format!("{first}@cliente.example"))));
+        let t = ingest(
+            &d,
+            &mail(
+                &d,
+                &first,
+                &format!("c{i}@example.cl"),
+                &format!("Caso {i}"),
+                None,
+            ),
+        );
+        ingest(
+            &d,
+            &mail(
+                &d,
+                &format!("d{i}r"),
+                &format!("c{i}@example.cl"),
+                "Re: caso",
+                Some(&format!("{first}@cliente.example")),
+            ),
+        );
         tickets.push(t);
     }
     d.ok(&["run", "--once"]);
     let rows = list(&d, false);
     assert!(rows.iter().all(|r| r["status"] == "queued"), "{rows:?}");
     // Only the first event of each ticket was tried.
-    let tried: Vec<&serde_json::Value> = rows.iter().filter(|r| r["attempts"].as_i64().unwrap() > 0).collect();
+    let tried: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["attempts"].as_i64().unwrap() > 0)
+        .collect();
     assert_eq!(tried.len(), 3, "{rows:?}");
     assert!(tried.iter().all(|r| r["kind"] == "ticket.created"));
     std::thread::sleep(Duration::from_millis(1100));
@@ -406,7 +512,16 @@ fn sigkill_mid_delivery_loses_none(backend: Backend) {
     // The lease is twice the timeout plus 5 s: 7 s here.
     let d = deployment(backend, &receiver.url(), "").retimed("1s");
     let t = ingest(&d, &mail(&d, "k1", "cliente@example.cl", "Caída", None));
-    ingest(&d, &mail(&d, "k1r", "cliente@example.cl", "Re: Caída", Some("k1@cliente.example")));
+    ingest(
+        &d,
+        &mail(
+            &d,
+            "k1r",
+            "cliente@example.cl",
+            "Re: Caída",
+            Some("k1@cliente.example"),
+        ),
+    );
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_buzon"))
             .env_remove("BUZON_DATABASE_URL")
@@ -433,9 +548,15 @@ fn sigkill_mid_delivery_loses_none(backend: Backend) {
     let rows = list(&d, false);
     let ids: std::collections::HashSet<&str> = hits.iter().map(|h| h.delivery.as_str()).collect();
     assert_eq!(ids.len(), rows.len(), "every event arrived: {hits:#?}");
-    assert!(hits.len() <= rows.len() + 1, "at most one repeat: {hits:#?}");
+    assert!(
+        hits.len() <= rows.len() + 1,
+        "at most one repeat: {hits:#?}"
+    );
     if hits.len() == rows.len() + 1 {
-        assert_eq!(hits[0].delivery, hits[1].delivery, "the repeat is the one in flight");
+        assert_eq!(
+            hits[0].delivery, hits[1].delivery,
+            "the repeat is the one in flight"
+        );
     }
     let events = &per_ticket(&hits)[&t];
     assert_eq!(
@@ -455,7 +576,11 @@ trait Retimed {
 impl Retimed for Deployment {
     fn retimed(self, timeout: &str) -> Self {
         let text = std::fs::read_to_string(&self.config).unwrap();
-        std::fs::write(&self.config, text.replace("timeout = \"2s\"", &format!("timeout = \"{timeout}\""))).unwrap();
+        std::fs::write(
+            &self.config,
+            text.replace("timeout = \"2s\"", &format!("timeout = \"{timeout}\"")),
+        )
+        .unwrap();
         self
     }
 }
@@ -471,7 +596,11 @@ on_both_backends!(
 /// the file and the line; a misspelt event is named with its key.
 #[test]
 fn a_template_with_an_error_is_refused_at_load() {
-    let d = deployment(Backend::Sqlite, "http://127.0.0.1:9/hook", "template = \"slack.json\"\n");
+    let d = deployment(
+        Backend::Sqlite,
+        "http://127.0.0.1:9/hook",
+        "template = \"slack.json\"\n",
+    );
     std::fs::write(
         d.dir.path().join("slack.json"),
         "{\n  \"text\": \"Nuevo ticket {{ ticket.number }}\",\n  \"extra\": \"{{ tiket.subject }}\"\n}\n",
@@ -480,16 +609,24 @@ fn a_template_with_an_error_is_refused_at_load() {
     for args in [&["check"][..], &["run", "--once"][..]] {
         let out = d.run(args);
         assert_eq!(out.status.code(), Some(78), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
         assert!(err.contains("slack.json:3:"), "{args:?}: {err}");
         assert!(err.contains("did you mean `ticket`"), "{err}");
     }
     let text = std::fs::read_to_string(&d.config).unwrap();
-    std::fs::write(&d.config, text.replace("\"ticket.closed\"", "\"ticket.close\"")).unwrap();
+    std::fs::write(
+        &d.config,
+        text.replace("\"ticket.closed\"", "\"ticket.close\""),
+    )
+    .unwrap();
     let out = d.run(&["check"]);
     assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("webhooks[0].events") && err.contains("did you mean \"ticket.closed\""), "{err}");
+    assert!(
+        err.contains("webhooks[0].events") && err.contains("did you mean \"ticket.closed\""),
+        "{err}"
+    );
 }
 
 /// The README's recipes: each example template loads, and what it produces
@@ -544,7 +681,12 @@ fn the_example_bodies_have_the_documented_shapes() {
         let values = &args[5][0];
         assert!(values["name"].as_str().unwrap().contains("T-42"));
         assert_eq!(values["partner_email"], "cliente@example.cl");
-        assert!(values["description"].as_str().unwrap().contains("\"adjunto\""));
+        assert!(
+            values["description"]
+                .as_str()
+                .unwrap()
+                .contains("\"adjunto\"")
+        );
     }
 }
 
@@ -578,7 +720,8 @@ fn a_410_marks_the_endpoint_failing_in_healthz() {
         .unwrap();
     let mut health = (0, String::new());
     wait_for("/healthz to show the endpoint failing", 20, || {
-        health = std::panic::catch_unwind(|| common::http_get(port, "/healthz")).unwrap_or_default();
+        health =
+            std::panic::catch_unwind(|| common::http_get(port, "/healthz")).unwrap_or_default();
         health.0 == 503
     });
     let (_, metrics) = common::http_get(port, "/metrics");
@@ -587,9 +730,20 @@ fn a_410_marks_the_endpoint_failing_in_healthz() {
     let v: serde_json::Value = serde_json::from_str(&health.1).unwrap();
     assert_eq!(v["failing"], serde_json::json!(["webhook:prueba"]), "{v}");
     assert_eq!(v["webhooks"]["prueba"]["gone"], true, "{v}");
-    assert!(v["webhooks"]["prueba"]["last_error"].as_str().unwrap().contains("410"));
-    assert!(metrics.contains("buzon_webhook_up{endpoint=\"prueba\"} 0"), "{metrics}");
+    assert!(
+        v["webhooks"]["prueba"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("410")
+    );
+    assert!(
+        metrics.contains("buzon_webhook_up{endpoint=\"prueba\"} 0"),
+        "{metrics}"
+    );
     let rows = list(&d, false);
-    assert!(rows.iter().all(|r| r["status"] == "queued"), "still retried: {rows:?}");
+    assert!(
+        rows.iter().all(|r| r["status"] == "queued"),
+        "still retried: {rows:?}"
+    );
     receiver.stop();
 }

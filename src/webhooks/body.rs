@@ -33,7 +33,13 @@ pub const VARIABLES: &[&str] = &[
 
 /// The values of one delivery (also the default body).
 pub fn context(delivery_id: &str, event: &HookEvent, team: &str) -> serde_json::Value {
-    let detail = |key: &str| event.detail.get(key).cloned().unwrap_or(serde_json::Value::Null);
+    let detail = |key: &str| {
+        event
+            .detail
+            .get(key)
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    };
     json!({
         "id": delivery_id,
         "event": event.kind.as_str(),
@@ -77,7 +83,10 @@ const NAME: &str = "body";
 
 impl BodyTemplate {
     /// Reads and checks `path` for the events `kinds`.
-    pub fn load(path: &Path, kinds: &BTreeSet<HookKind>) -> Result<BodyTemplate, Vec<TemplateProblem>> {
+    pub fn load(
+        path: &Path,
+        kinds: &BTreeSet<HookKind>,
+    ) -> Result<BodyTemplate, Vec<TemplateProblem>> {
         let file = path.display().to_string();
         let problem = |line: usize, message: String| TemplateProblem {
             file: file.clone(),
@@ -142,7 +151,11 @@ impl BodyTemplate {
         }
         // Every event the endpoint gets, with values that need escaping.
         for kind in kinds {
-            let ctx = context("00000000-0000-4000-8000-000000000000", &sample(*kind), "Soporte");
+            let ctx = context(
+                "00000000-0000-4000-8000-000000000000",
+                &sample(*kind),
+                "Soporte",
+            );
             match template.render(&ctx, "clave\"de\\prueba") {
                 Ok(body) => {
                     if let Err(e) = serde_json::from_str::<serde_json::Value>(&body) {
@@ -189,7 +202,9 @@ impl BodyTemplate {
 
 impl fmt::Debug for BodyTemplate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BodyTemplate").field("file", &self.file).finish()
+        f.debug_struct("BodyTemplate")
+            .field("file", &self.file)
+            .finish()
     }
 }
 
@@ -314,7 +329,10 @@ mod tests {
         )
         .unwrap();
         let body = t
-            .render(&context("x", &sample(HookKind::TicketCreated), "Soporte"), "")
+            .render(
+                &context("x", &sample(HookKind::TicketCreated), "Soporte"),
+                "",
+            )
             .unwrap();
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
@@ -328,27 +346,46 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let kinds = all();
-        let err = BodyTemplate::from_source("a.json", "{\n\"x\": \"{{ ticket.subject | }}\"\n}".into(), &kinds)
-            .unwrap_err();
-        assert_eq!((err[0].file.as_str(), err[0].line), ("a.json", 2), "{err:?}");
-        let err = BodyTemplate::from_source("b.json", "{\n\n\"x\": \"{{ tiket.subject }}\"}".into(), &kinds)
-            .unwrap_err();
+        let err = BodyTemplate::from_source(
+            "a.json",
+            "{\n\"x\": \"{{ ticket.subject | }}\"\n}".into(),
+            &kinds,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err[0].file.as_str(), err[0].line),
+            ("a.json", 2),
+            "{err:?}"
+        );
+        let err = BodyTemplate::from_source(
+            "b.json",
+            "{\n\n\"x\": \"{{ tiket.subject }}\"}".into(),
+            &kinds,
+        )
+        .unwrap_err();
         assert_eq!(err[0].line, 3, "{err:?}");
         assert!(err[0].message.contains("did you mean `ticket`"), "{err:?}");
         // Outside quotes, a string is not JSON.
-        let err = BodyTemplate::from_source("c.json", "{\n\"x\": {{ ticket.subject }}\n}".into(), &kinds)
-            .unwrap_err();
+        let err =
+            BodyTemplate::from_source("c.json", "{\n\"x\": {{ ticket.subject }}\n}".into(), &kinds)
+                .unwrap_err();
         assert!(err[0].message.contains("not JSON"), "{err:?}");
         // A message's subject on an event without one.
         let updated: BTreeSet<HookKind> = [HookKind::TicketUpdated].into();
-        let err = BodyTemplate::from_source("d.json", "{\"x\":\n \"{{ message.subject }}\"}".into(), &updated)
-            .unwrap_err();
-        assert!(err[0].message.contains("ticket.updated"), "{err:?}");
-        assert!(BodyTemplate::from_source(
-            "e.json",
-            "{\"x\": \"{% if message %}{{ message.subject }}{% endif %}\"}".into(),
-            &updated
+        let err = BodyTemplate::from_source(
+            "d.json",
+            "{\"x\":\n \"{{ message.subject }}\"}".into(),
+            &updated,
         )
-        .is_ok());
+        .unwrap_err();
+        assert!(err[0].message.contains("ticket.updated"), "{err:?}");
+        assert!(
+            BodyTemplate::from_source(
+                "e.json",
+                "{\"x\": \"{% if message %}{{ message.subject }}{% endif %}\"}".into(),
+                &updated
+            )
+            .is_ok()
+        );
     }
 }

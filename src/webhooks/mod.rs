@@ -125,7 +125,10 @@ pub(crate) fn resolve_paths(endpoints: &mut [Endpoint], base: &Path) {
             .as_ref()
             .map(|p| crate::config::resolve(base, p));
         e.template = e.template.as_ref().map(|p| crate::config::resolve(base, p));
-        e.token_file = e.token_file.as_ref().map(|p| crate::config::resolve(base, p));
+        e.token_file = e
+            .token_file
+            .as_ref()
+            .map(|p| crate::config::resolve(base, p));
     }
 }
 

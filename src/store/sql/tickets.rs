@@ -154,10 +154,12 @@ pub async fn append_message(
     // The state it had, for the webhook's `ticket.updated` (read only when
     // the mail changes it).
     let state_was: Option<String> = match state {
-        Some(_) => sqlx::query_scalar("SELECT state FROM tickets WHERE id = $1")
-            .bind(add.ticket)
-            .fetch_optional(&mut *tx)
-            .await?,
+        Some(_) => {
+            sqlx::query_scalar("SELECT state FROM tickets WHERE id = $1")
+                .bind(add.ticket)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
         None => None,
     };
     sqlx::query(
