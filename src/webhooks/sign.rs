@@ -46,9 +46,11 @@ mod tests {
             )),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+        // Python's hmac.new(b"Jefe", b"1700000000.{}", hashlib.sha256), as
+        // the README's receiver computes it.
         assert_eq!(
             t,
-            hex(&crate::thread::hmac_sha256(b"Jefe", b"1700000000.{}"))
+            "d3793e2b4103edfbd98cc19591832f5fad701d413db9fcae0ae7dab8184ed207"
         );
         assert_ne!(sig, signature(b"Jefe", 1_700_000_001, b"{}"));
         assert_ne!(sig, signature(b"other", 1_700_000_000, b"{}"));
