@@ -1485,8 +1485,16 @@ fn report_unknown(
             Some(c) => format!("did you mean `{c}`?"),
             None => "remove it or check its spelling in the README".into(),
         };
+        // A list's index as `[0]`, as the other keys write it.
+        let path = path
+            .split('.')
+            .map(|seg| match seg.parse::<usize>() {
+                Ok(i) => format!("[{i}]"),
+                Err(_) => format!(".{seg}"),
+            })
+            .collect::<String>();
         problems.push(Problem {
-            key: format!("{name}.{path}"),
+            key: format!("{name}{path}"),
             message: format!("unknown key: {hint} (valid keys: {})", fields.join(", ")),
         });
     }
