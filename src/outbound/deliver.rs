@@ -244,17 +244,13 @@ pub async fn drain(
                 .collect()
                 .await;
         let mut sent = Vec::new();
-        let mut told = Vec::new();
         for (row, result) in results {
             let span =
                 tracing::info_span!("outbox", id = row.id, kind = %row.kind, ticket = ?row.ticket);
             match result {
                 Ok(receipt) => {
                     tracing::info!(parent: &span, %receipt, "Mail delivered.");
-                    sent.push(row.id);
-                    if let Some(ticket) = row.ticket {
-                        told.push((ticket, sent_event(&row)));
-                    }
+                    sent.push((row.id, row.ticket.map(|t| (t, sent_event(&row)))));
                 }
                 Err(DeliveryError::Store(e)) => return Err(e),
                 Err(DeliveryError::Transient(error) | DeliveryError::Unreachable(error)) => {
@@ -279,9 +275,7 @@ pub async fn drain(
                 }
             }
         }
-        store
-            .outbox_sent(&sent, &told, crate::store::now_ms())
-            .await?;
+        store.outbox_sent(&sent, crate::store::now_ms()).await?;
         report.sent += sent.len();
     }
 }

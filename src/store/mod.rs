@@ -572,16 +572,15 @@ impl Store {
         dispatch!(self, outbox_claim(now, lease_until, limit))
     }
 
-    /// Marks these outbox rows sent at `now` (one statement per round),
-    /// with the `message.sent` webhook events of their tickets
-    /// (`(ticket, event)`), in one transaction.
+    /// Marks these outbox rows sent at `now` (usually one transaction per
+    /// round), each with the `message.sent` webhook event of its ticket
+    /// (`(id, Some((ticket, event)))`) in the same transaction.
     pub async fn outbox_sent(
         &self,
-        ids: &[i64],
-        events: &[(i64, crate::ticket::NewHookEvent)],
+        sent: &[(i64, Option<(i64, crate::ticket::NewHookEvent)>)],
         now: i64,
     ) -> Result<()> {
-        dispatch!(self, outbox_sent(ids, events, now))
+        dispatch!(self, outbox_sent(sent, now))
     }
 
     /// Records a failed attempt: `next` is when to retry, `None` to give up.

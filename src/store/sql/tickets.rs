@@ -155,7 +155,8 @@ pub async fn append_message(
     // the mail changes it).
     let state_was: Option<String> = match state {
         Some(_) => {
-            sqlx::query_scalar("SELECT state FROM tickets WHERE id = $1")
+            let sql = format!("SELECT state FROM tickets WHERE id = $1{ROW_LOCK}");
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                 .bind(add.ticket)
                 .fetch_optional(&mut *tx)
                 .await?
