@@ -585,11 +585,86 @@ impl Retimed for Deployment {
     }
 }
 
+/// Marking a round sent takes the locks of the tickets that are free and
+/// marks a busy ticket's mails on their own, waiting for that one lock
+/// only: a ticket locked by another transaction (an intake batch) holds
+/// back nothing else, and its `message.sent` comes after that transaction.
+fn a_busy_ticket_does_not_hold_back_the_round(backend: Backend) {
+    let d = deployment(backend, "http://127.0.0.1:9/hook", "");
+    ingest(&d, &mail(&d, "m1", "uno@example.cl", "Uno", None));
+    ingest(&d, &mail(&d, "m2", "dos@example.cl", "Dos", None));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = buzon::store::Store::open(&d.database_url, 4).await.unwrap();
+        // Outbox ids nobody has: what is checked is the events and locks.
+        let sent = |ticket: i64| {
+            let e = buzon::ticket::NewHookEvent::new(
+                buzon::ticket::HookKind::MessageSent,
+                serde_json::json!({ "message": { "kind": "prueba" } }),
+            );
+            (1_000_000 + ticket, Some((ticket, e)))
+        };
+        let count = |ticket: i64| {
+            let url = d.database_url.clone();
+            async move {
+                let q = format!(
+                    "SELECT COUNT(*) FROM webhook_events WHERE ticket_id = {ticket} \
+                     AND kind = 'message.sent' AND detail LIKE '%prueba%'"
+                );
+                if url.starts_with("sqlite:") {
+                    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(q))
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap()
+                } else {
+                    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(q))
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap()
+                }
+            }
+        };
+        let round = vec![sent(1), sent(2)];
+        if backend == Backend::Sqlite {
+            store.outbox_sent(&round, 1).await.unwrap();
+            assert_eq!((count(1).await, count(2).await), (1, 1));
+            return;
+        }
+        use sqlx::Connection;
+        let mut holder = sqlx::PgConnection::connect(&d.database_url).await.unwrap();
+        let mut tx = holder.begin().await.unwrap();
+        sqlx::query("SELECT id FROM tickets WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let s = store.clone();
+        let task = tokio::spawn(async move { s.outbox_sent(&round, 1).await });
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(
+            count(2).await,
+            1,
+            "the free ticket's mail is marked at once"
+        );
+        assert_eq!(count(1).await, 0, "the busy ticket's waits for its lock");
+        assert!(!task.is_finished());
+        tx.commit().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(count(1).await, 1);
+    });
+}
+
 on_both_backends!(
     each_event_arrives_once_in_order_and_signed,
     failures_are_retried_or_listed,
     a_receiver_down_for_a_while_gets_everything,
     sigkill_mid_delivery_loses_none,
+    a_busy_ticket_does_not_hold_back_the_round,
 );
 
 /// `buzon check` and `buzon run` refuse a template with an error, naming
