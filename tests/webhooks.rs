@@ -183,6 +183,7 @@ fn deployment(backend: Backend, url: &str, extra: &str) -> Deployment {
         &format!(
             "[people.camila]\nname = \"Camila Rojas\"\nrole = \"agent\"\npipelines = [\"Soporte\"]\n\n\
              [daemon]\nlisten = \"\"\noutbox_poll_seconds = 1\n\n\
+             [web]\npublic_url = \"https://soporte.example.cl/\"\n\n\
              [[webhooks]]\nname = \"prueba\"\nurl = \"{url}\"\n\
              events = [\"ticket.created\", \"ticket.updated\", \"ticket.closed\", \"message.received\", \"message.sent\", \"deadline.missed\"]\n\
              secret_file = \"hook.secret\"\nretry_schedule = [\"1s\"]\ntimeout = \"2s\"\n{extra}\n"
@@ -345,6 +346,10 @@ fn each_event_arrives_once_in_order_and_signed(backend: Backend) {
         "Consulta \"urgente\" sobre mi escritura"
     );
     assert_eq!(created["ticket"]["state"], "new");
+    assert_eq!(
+        created["ticket"]["url"],
+        format!("https://soporte.example.cl/tickets/{}", &t[2..])
+    );
     assert_eq!(created["message"]["from"], "cliente@example.cl");
     assert!(
         created["message"]["text"]
@@ -728,6 +733,11 @@ fn the_example_bodies_have_the_documented_shapes() {
         let text = v["text"].as_str().unwrap();
         assert!(text.contains("T-42"), "{v}");
         assert!(text.contains("&lt;factura&gt;"), "Slack's escapes: {text}");
+        let block = v["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(
+            block.contains("<https://soporte.example.cl/tickets/42|Abrir T-42>"),
+            "{block}"
+        );
         for b in v["blocks"].as_array().unwrap() {
             assert_eq!(b["type"], "section");
             assert_eq!(b["text"]["type"], "mrkdwn");

@@ -69,6 +69,9 @@ pub struct HookTicket {
     pub mailbox: String,
     pub requester: Option<String>,
     pub fields: serde_json::Value,
+    /// The ticket's page in the web workspace, when `web.public_url` is
+    /// set (filled in by the worker).
+    pub url: Option<String>,
 }
 
 /// An event as stored.

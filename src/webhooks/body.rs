@@ -308,6 +308,7 @@ pub fn sample(kind: HookKind) -> HookEvent {
             mailbox: "soporte".into(),
             requester: Some("cliente@example.cl".into()),
             fields: json!({ "rut": "12.345.678-9" }),
+            url: Some("https://soporte.example.cl/tickets/42".into()),
         },
     }
 }

@@ -207,6 +207,11 @@ impl Deliverer {
     async fn send(&self, endpoint: &Loaded, job: &HookJob) -> Outcome {
         let mut event = job.event.clone();
         event.ticket.number = crate::ticket::display_number(&self.hooks.prefix, event.ticket.id);
+        event.ticket.url = self
+            .hooks
+            .public_url
+            .as_ref()
+            .map(|base| format!("{base}/tickets/{}", event.ticket.id));
         let ctx = body::context(&job.delivery.delivery_id, &event, &self.hooks.team);
         let payload = match &endpoint.body {
             Some(t) => match t.render(&ctx, endpoint.token()) {

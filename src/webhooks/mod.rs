@@ -320,6 +320,8 @@ pub struct Webhooks {
     pub prefix: String,
     /// `deployment.name`, for templates (`team`).
     pub team: String,
+    /// `web.public_url`, for `ticket.url`.
+    pub public_url: Option<String>,
 }
 
 /// Why the endpoints cannot be loaded: every problem, each with the key
@@ -452,6 +454,11 @@ impl Webhooks {
                 endpoints,
                 prefix: config.deployment.ticket_prefix.clone(),
                 team: config.deployment.name.clone(),
+                public_url: config
+                    .web
+                    .public_url
+                    .as_ref()
+                    .map(|u| u.trim().trim_end_matches('/').to_string()),
             })
         } else {
             Err(WebhookErrors(problems))

@@ -116,6 +116,7 @@ impl StoredEvent {
                 mailbox: self.mailbox,
                 requester: self.requester,
                 fields: json("webhook_events.fields", self.fields)?,
+                url: None,
             },
         })
     }
