@@ -212,10 +212,16 @@ pub async fn run_once(config: Arc<Config>, store: Store) -> Result<OnceReport, D
     {
         tracing::warn!(error = %e, "Outbox delivery failed; it will be retried.");
     }
-    // After the mail: its `message.sent` events go out in this run too.
-    if let Some(hooks) = webhooks(&config)
-        && let Err(e) = hooks.drain(&store, now_ms(), None).await
-    {
+    // After the mail: its `message.sent` events go out in this run too
+    // (without [[webhooks]], the events are dropped).
+    let hooks = match webhooks(&config) {
+        Some(hooks) => hooks.drain(&store, now_ms(), None).await.map(|_| ()),
+        None if config.webhooks.is_empty() => {
+            crate::webhooks::deliver::fan_out(&store, &Default::default(), now_ms()).await
+        }
+        None => Ok(()),
+    };
+    if let Err(e) = hooks {
         tracing::warn!(error = %e, "Webhook delivery failed; it will be retried.");
     }
     Ok(report)
@@ -381,8 +387,17 @@ async fn outbox_worker(
             Some(Err(e)) => tracing::warn!(error = %e, "Outbox delivery failed; will retry."),
             None => {}
         }
-        if let Some(hooks) = &hooks {
-            deliver_webhooks(hooks, &store, &health).await;
+        match &hooks {
+            Some(hooks) => deliver_webhooks(hooks, &store, &health).await,
+            // No [[webhooks]]: the events changes wrote are dropped.
+            None if config.webhooks.is_empty() => {
+                if let Err(e) =
+                    crate::webhooks::deliver::fan_out(&store, &Default::default(), now_ms()).await
+                {
+                    tracing::warn!(error = %e, "Webhook events not dropped; will retry.");
+                }
+            }
+            None => {}
         }
         if let Ok(queued) = store
             .outbox_list(Some(crate::ticket::OutboxStatus::Queued))

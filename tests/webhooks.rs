@@ -590,6 +590,46 @@ impl Retimed for Deployment {
     }
 }
 
+/// One number from the test's database.
+async fn sql_count(url: &str, q: String) -> i64 {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query_scalar(sqlx::AssertSqlSafe(q))
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query_scalar(sqlx::AssertSqlSafe(q))
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// Without `[[webhooks]]`, the events every change writes do not pile up:
+/// the command that stored them drops them (a deployment that only pipes
+/// mail into `buzon ingest`), and so does `run`.
+fn without_webhooks_events_are_dropped(backend: Backend) {
+    let d = Deployment::with_extra(backend, "[daemon]\nlisten = \"\"\n");
+    let t = ingest(
+        &d,
+        &mail(&d, "n1", "cliente@example.cl", "Sin webhooks", None),
+    );
+    d.ok(&["tickets", "assign", &t, "supervisora"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let count = || {
+        rt.block_on(sql_count(
+            &d.database_url,
+            "SELECT COUNT(*) FROM webhook_events".into(),
+        ))
+    };
+    assert_eq!(count(), 0);
+    d.ok(&["run", "--once"]);
+    assert_eq!(count(), 0);
+    assert!(list(&d, false).is_empty());
+}
+
 /// Marking a round sent takes the locks of the tickets that are free and
 /// marks a busy ticket's mails on their own, waiting for that one lock
 /// only: a ticket locked by another transaction (an intake batch) holds
@@ -610,26 +650,13 @@ fn a_busy_ticket_does_not_hold_back_the_round(backend: Backend) {
             (1_000_000 + ticket, Some((ticket, e)))
         };
         let count = |ticket: i64| {
-            let url = d.database_url.clone();
-            async move {
-                let q = format!(
+            sql_count(
+                &d.database_url,
+                format!(
                     "SELECT COUNT(*) FROM webhook_events WHERE ticket_id = {ticket} \
                      AND kind = 'message.sent' AND detail LIKE '%prueba%'"
-                );
-                if url.starts_with("sqlite:") {
-                    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-                    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(q))
-                        .fetch_one(&pool)
-                        .await
-                        .unwrap()
-                } else {
-                    let pool = sqlx::PgPool::connect(&url).await.unwrap();
-                    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(q))
-                        .fetch_one(&pool)
-                        .await
-                        .unwrap()
-                }
-            }
+                ),
+            )
         };
         let round = vec![sent(1), sent(2)];
         if backend == Backend::Sqlite {
@@ -670,6 +697,7 @@ on_both_backends!(
     a_receiver_down_for_a_while_gets_everything,
     sigkill_mid_delivery_loses_none,
     a_busy_ticket_does_not_hold_back_the_round,
+    without_webhooks_events_are_dropped,
 );
 
 /// `buzon check` and `buzon run` refuse a template with an error, naming

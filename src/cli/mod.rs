@@ -256,6 +256,16 @@ pub async fn flush_after(config: &Config, store: &Store) {
     if let Err(e) = flush_outbox(config, store).await {
         eprintln!("buzon: outgoing mail stays queued: {e:#}");
     }
+    // Without [[webhooks]], the events of what was stored (and of the mail
+    // just sent) are dropped here, for a deployment that only pipes mail
+    // in and never runs the daemon. With endpoints, the daemon (or `run
+    // --once`) delivers them.
+    if config.webhooks.is_empty()
+        && let Err(e) =
+            buzon::webhooks::deliver::fan_out(store, &Default::default(), now_ms()).await
+    {
+        tracing::warn!(error = %e, "Webhook events not dropped; the next run will.");
+    }
 }
 
 pub fn print_drain(to: &str, report: &DrainReport) -> Result<()> {

@@ -70,6 +70,14 @@ enum Outcome {
     GiveUp(String),
 }
 
+/// Turns the new events into deliveries for the endpoints that want them;
+/// with no endpoint (no `[[webhooks]]`), drops them.
+pub async fn fan_out(store: &Store, hooks: &Webhooks, now: i64) -> Result<(), StoreError> {
+    let wants = |e: &crate::ticket::HookEvent| hooks.endpoints_for(e);
+    while store.hook_fan_out(now, BATCH, &wants).await? == BATCH as usize {}
+    Ok(())
+}
+
 impl Deliverer {
     pub fn new(hooks: Webhooks) -> Result<Deliverer, SetupError> {
         let tls = crate::source::tls::client_config(None)?;
@@ -109,8 +117,7 @@ impl Deliverer {
         health: Option<&Health>,
     ) -> Result<HookReport, StoreError> {
         let hooks = &self.hooks;
-        let wants = |e: &crate::ticket::HookEvent| hooks.endpoints_for(e);
-        while store.hook_fan_out(now, BATCH, &wants).await? == BATCH as usize {}
+        fan_out(store, hooks, now).await?;
         let lease_ms = hooks
             .endpoints
             .iter()

@@ -134,6 +134,15 @@ pub async fn hook_fan_out(
     limit: i64,
     endpoints_for: &(dyn Fn(&HookEvent) -> Vec<String> + Send + Sync),
 ) -> Result<usize> {
+    // A look first, outside a write transaction: the daemon asks after
+    // every round, and mostly there is nothing new.
+    let any: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM webhook_events WHERE fanned_out = 0 LIMIT 1")
+            .fetch_optional(pool)
+            .await?;
+    if any.is_none() {
+        return Ok(0);
+    }
     let mut tx = begin(pool).await?;
     if !FANOUT_LOCK.is_empty() {
         sqlx::query(FANOUT_LOCK).execute(&mut *tx).await?;
