@@ -4,8 +4,8 @@
 //! timestamp is signed with the body, so a receiver can refuse an old
 //! request replayed.
 //!
-//! The HMAC is `thread::hmac_sha256` (the one the Message-IDs use); this
-//! file is the only caller, so moving to the `hmac` crate changes one line.
+//! The HMAC is `thread::hmac_sha256` (the `hmac` crate), the one the
+//! Message-IDs are signed with.
 
 /// The header's value for `body` sent at `unix_seconds`.
 pub fn signature(secret: &[u8], unix_seconds: i64, body: &[u8]) -> String {
