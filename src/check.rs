@@ -82,7 +82,36 @@ pub fn files(config: &Config) -> Vec<Finding> {
     let mut out = rules(config);
     out.extend(templates(config));
     out.push(transport(config));
+    out.extend(webhooks(config));
     out
+}
+
+/// The `[[webhooks]]` endpoints: secrets readable, templates checked.
+fn webhooks(config: &Config) -> Vec<Finding> {
+    if config.webhooks.is_empty() {
+        return Vec::new();
+    }
+    match crate::webhooks::Webhooks::load(config) {
+        Ok(hooks) => vec![Finding::new(
+            "webhooks",
+            Status::Ok,
+            format!(
+                "{} endpoint(s): {}",
+                hooks.endpoints.len(),
+                hooks
+                    .endpoints
+                    .iter()
+                    .map(|e| e.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )],
+        Err(errors) => errors
+            .0
+            .into_iter()
+            .map(|p| Finding::new("webhooks", Status::Config, p))
+            .collect(),
+    }
 }
 
 fn rules(config: &Config) -> Vec<Finding> {

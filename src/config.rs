@@ -51,6 +51,8 @@ pub struct Config {
     pub accounts: BTreeMap<String, Account>,
     /// Mailbox name → its settings. Names are what the rules and the CLI use.
     pub mailboxes: BTreeMap<String, Mailbox>,
+    /// `[[webhooks]]`: the endpoints told what happens to tickets.
+    pub webhooks: Vec<crate::webhooks::Endpoint>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -747,6 +749,7 @@ impl Config {
             deadlines: raw.deadlines.unwrap_or_default(),
             accounts: raw.accounts.unwrap_or_default(),
             mailboxes: raw.mailboxes.unwrap_or_default(),
+            webhooks: raw.webhooks.unwrap_or_default(),
         };
         config.apply_shorthands(&sources.env);
         config.resolve_paths(&sources.env);
@@ -783,6 +786,7 @@ impl Config {
             deadlines: DeadlinePolicy::default(),
             accounts: BTreeMap::new(),
             mailboxes: BTreeMap::new(),
+            webhooks: Vec::new(),
         }
     }
 
@@ -844,6 +848,7 @@ impl Config {
             smtp.ca_file = smtp.ca_file.as_ref().map(|p| resolve(base, p));
             smtp.password_file = smtp.password_file.as_ref().map(|p| resolve(base, p));
         }
+        crate::webhooks::resolve_paths(&mut self.webhooks, base);
     }
 
     /// Parses `deployment.time_zone` into `deployment.zone`, once.
@@ -1018,6 +1023,7 @@ impl Config {
             }
         }
         self.validate_outbound(&mut add);
+        crate::webhooks::validate(self, &mut add);
     }
 
     /// `[outbox]` retry keys, `[smtp]` and `[people]`.
@@ -1233,9 +1239,11 @@ struct RawSections {
     deadlines: Option<DeadlinePolicy>,
     accounts: Option<BTreeMap<String, Account>>,
     mailboxes: Option<BTreeMap<String, Mailbox>>,
+    webhooks: Option<Vec<crate::webhooks::Endpoint>>,
 }
 
 const SECTIONS: &[&str] = &[
+    "webhooks",
     "web",
     "security",
     "daemon",
@@ -1384,6 +1392,7 @@ fn read_sections(cfg: &config::Config, problems: &mut Vec<Problem>) -> RawSectio
         ],
         problems,
     );
+    raw.webhooks = section(cfg, "webhooks", crate::webhooks::KEYS, problems);
     raw.mailboxes = section(
         cfg,
         "mailboxes",
@@ -1477,8 +1486,16 @@ fn report_unknown(
             Some(c) => format!("did you mean `{c}`?"),
             None => "remove it or check its spelling in the README".into(),
         };
+        // A list's index as `[0]`, as the other keys write it.
+        let path = path
+            .split('.')
+            .map(|seg| match seg.parse::<usize>() {
+                Ok(i) => format!("[{i}]"),
+                Err(_) => format!(".{seg}"),
+            })
+            .collect::<String>();
         problems.push(Problem {
-            key: format!("{name}.{path}"),
+            key: format!("{name}{path}"),
             message: format!("unknown key: {hint} (valid keys: {})", fields.join(", ")),
         });
     }
@@ -1598,7 +1615,7 @@ fn check_listen(text: &str) -> Result<(), String> {
 
 /// A secret or certificate file: it must open for reading by whoever runs
 /// buzon (the `buzon` user under systemd), now rather than at first use.
-fn check_readable(path: &Path) -> Result<(), String> {
+pub(crate) fn check_readable(path: &Path) -> Result<(), String> {
     if path.is_dir() {
         return Err(format!("{} is a directory, not a file", path.display()));
     }
@@ -1607,7 +1624,7 @@ fn check_readable(path: &Path) -> Result<(), String> {
         .map_err(|e| format!("{} cannot be read: {e}", path.display()))
 }
 
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     host == "localhost"
         || host
             .parse::<std::net::IpAddr>()
@@ -1622,7 +1639,7 @@ pub fn is_plausible_address(s: &str) -> bool {
         .is_ok_and(|a| a.domain().contains('.'))
 }
 
-fn resolve(base: &Path, p: &Path) -> PathBuf {
+pub(crate) fn resolve(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {

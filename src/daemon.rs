@@ -120,6 +120,23 @@ fn report_reload(outcome: Reload) {
 /// What `run --once` did, per folder.
 pub type OnceReport = Vec<(String, Result<DrainStats, String>)>;
 
+/// The webhook endpoints, if any (checked before starting).
+fn webhooks(config: &Config) -> Option<crate::webhooks::deliver::Deliverer> {
+    if config.webhooks.is_empty() {
+        return None;
+    }
+    let loaded = crate::webhooks::Webhooks::load(config)
+        .map_err(|e| e.to_string())
+        .and_then(|h| crate::webhooks::deliver::Deliverer::new(h).map_err(|e| e.to_string()));
+    match loaded {
+        Ok(d) => Some(d),
+        Err(error) => {
+            tracing::error!(%error, "Cannot set up the webhooks; events stay queued.");
+            None
+        }
+    }
+}
+
 /// Where outgoing mail goes, if anywhere.
 fn transport(config: &Config) -> Option<Transport> {
     match Transport::from_config(config) {
@@ -183,6 +200,18 @@ pub async fn run_once(config: Arc<Config>, store: Store) -> Result<OnceReport, D
         && let Err(e) = deliver::drain(&store, &t, now_ms()).await
     {
         tracing::warn!(error = %e, "Outbox delivery failed; it will be retried.");
+    }
+    // After the mail: its `message.sent` events go out in this run too
+    // (without [[webhooks]], the events are dropped).
+    let hooks = match webhooks(&config) {
+        Some(hooks) => hooks.drain(&store, now_ms(), None).await.map(|_| ()),
+        None if config.webhooks.is_empty() => {
+            crate::webhooks::deliver::fan_out(&store, &Default::default(), now_ms()).await
+        }
+        None => Ok(()),
+    };
+    if let Err(e) = hooks {
+        tracing::warn!(error = %e, "Webhook delivery failed; it will be retried.");
     }
     Ok(report)
 }
@@ -327,6 +356,7 @@ async fn outbox_worker(
     if transport.is_none() {
         tracing::info!("No outbound transport configured; outgoing mail stays queued.");
     }
+    let hooks = webhooks(&config);
     let poll = Duration::from_secs(config.daemon.outbox_poll_seconds.max(1));
     loop {
         // Agents' answers by mail first: what they queue goes out now.
@@ -347,6 +377,18 @@ async fn outbox_worker(
             Some(Err(e)) => tracing::warn!(error = %e, "Outbox delivery failed; will retry."),
             None => {}
         }
+        match &hooks {
+            Some(hooks) => deliver_webhooks(hooks, &store, &health).await,
+            // No [[webhooks]]: the events changes wrote are dropped.
+            None if config.webhooks.is_empty() => {
+                if let Err(e) =
+                    crate::webhooks::deliver::fan_out(&store, &Default::default(), now_ms()).await
+                {
+                    tracing::warn!(error = %e, "Webhook events not dropped; will retry.");
+                }
+            }
+            None => {}
+        }
         if let Ok(queued) = store
             .outbox_list(Some(crate::ticket::OutboxStatus::Queued))
             .await
@@ -363,6 +405,30 @@ async fn outbox_worker(
             _ = tokio::time::sleep(poll) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// One webhook round (after the mail, so a mail's `message.sent` goes in
+/// the same pass), and the queue's figures for `/metrics`.
+async fn deliver_webhooks(
+    hooks: &crate::webhooks::deliver::Deliverer,
+    store: &Store,
+    health: &Health,
+) {
+    match hooks.drain(store, now_ms(), Some(health)).await {
+        Ok(report) => {
+            health
+                .webhooks_sent
+                .fetch_add(report.sent as u64, Ordering::Relaxed);
+            health
+                .webhooks_failed
+                .fetch_add(report.failed as u64, Ordering::Relaxed);
+        }
+        Err(e) => tracing::warn!(error = %e, "Webhook delivery failed; will retry."),
+    }
+    if let Ok((queued, failed)) = store.hook_counts().await {
+        health.webhooks_queued.store(queued, Ordering::Relaxed);
+        health.webhooks_gave_up.store(failed, Ordering::Relaxed);
     }
 }
 

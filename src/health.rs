@@ -57,6 +57,25 @@ pub struct Health {
     pub deadlines_missed: AtomicU64,
     /// Alerts not cleared yet (all instances).
     pub alerts_open: AtomicI64,
+    /// Webhook endpoints by name.
+    webhooks: Mutex<BTreeMap<String, EndpointHealth>>,
+    pub webhooks_sent: AtomicU64,
+    /// Webhook deliveries given up by this instance.
+    pub webhooks_failed: AtomicU64,
+    /// Webhook deliveries waiting, and given up and not retried (all instances).
+    pub webhooks_queued: AtomicI64,
+    pub webhooks_gave_up: AtomicI64,
+}
+
+/// How a webhook endpoint answered lately.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EndpointHealth {
+    /// Since when its deliveries fail (Unix ms); none while they succeed.
+    pub failing_since: Option<i64>,
+    pub last_error: Option<String>,
+    /// The receiver answered 410 Gone: someone must look (buzon keeps
+    /// retrying; it never disables an endpoint by itself).
+    pub gone: bool,
 }
 
 impl Health {
@@ -132,6 +151,28 @@ impl Health {
         });
     }
 
+    /// A webhook endpoint took a delivery.
+    pub fn webhook_ok(&self, endpoint: &str) {
+        let mut map = self.webhooks.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(endpoint.to_string(), EndpointHealth::default());
+    }
+
+    /// A webhook delivery failed (`gone`: the receiver answered 410).
+    pub fn webhook_failed(&self, endpoint: &str, error: &str, gone: bool, now: i64) {
+        let mut map = self.webhooks.lock().unwrap_or_else(|p| p.into_inner());
+        let h = map.entry(endpoint.to_string()).or_default();
+        h.failing_since.get_or_insert(now);
+        h.last_error = Some(error.to_string());
+        h.gone |= gone;
+    }
+
+    pub fn webhooks(&self) -> BTreeMap<String, EndpointHealth> {
+        self.webhooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     pub fn snapshot(&self) -> BTreeMap<String, FolderHealth> {
         self.folders
             .lock()
@@ -142,13 +183,20 @@ impl Health {
     /// HTTP status and JSON body of `/healthz`.
     pub fn healthz(&self, now: i64, unhealthy_after_ms: i64) -> (u16, String) {
         let folders = self.snapshot();
-        let unhealthy: Vec<&String> = folders
+        let webhooks = self.webhooks();
+        let late = |since: Option<i64>| since.is_some_and(|t| now - t > unhealthy_after_ms);
+        let unhealthy: Vec<String> = folders
             .iter()
-            .filter(|(_, h)| {
-                h.failing_since
-                    .is_some_and(|t| now - t > unhealthy_after_ms)
-            })
-            .map(|(name, _)| name)
+            .filter(|(_, h)| late(h.failing_since))
+            .map(|(name, _)| name.clone())
+            // An endpoint that answered 410 fails at once; one that fails
+            // otherwise, after the same time as a folder.
+            .chain(
+                webhooks
+                    .iter()
+                    .filter(|(_, h)| h.gone || late(h.failing_since))
+                    .map(|(name, _)| format!("webhook:{name}")),
+            )
             .collect();
         let status = if unhealthy.is_empty() {
             "ok"
@@ -159,6 +207,7 @@ impl Health {
             "status": status,
             "failing": unhealthy,
             "folders": folders,
+            "webhooks": webhooks,
         });
         (
             if unhealthy.is_empty() { 200 } else { 503 },
@@ -221,6 +270,40 @@ impl Health {
             "# HELP buzon_alerts_open Alerts whose deadline is still not met.\n# TYPE buzon_alerts_open gauge\nbuzon_alerts_open {}",
             self.alerts_open.load(Ordering::Relaxed)
         );
+        counter(
+            &mut out,
+            "buzon_webhooks_sent_total",
+            "Webhook requests delivered.",
+            self.webhooks_sent.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "buzon_webhooks_failed_total",
+            "Webhook deliveries given up on.",
+            self.webhooks_failed.load(Ordering::Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP buzon_webhooks_queued Webhook deliveries waiting.\n# TYPE buzon_webhooks_queued gauge\nbuzon_webhooks_queued {}",
+            self.webhooks_queued.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP buzon_webhooks_gave_up Webhook deliveries given up and not retried (buzon webhooks list --failed).\n# TYPE buzon_webhooks_gave_up gauge\nbuzon_webhooks_gave_up {}",
+            self.webhooks_gave_up.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP buzon_webhook_up 1 unless the endpoint's deliveries are failing.\n# TYPE buzon_webhook_up gauge"
+        );
+        for (name, h) in self.webhooks() {
+            let up = i32::from(h.failing_since.is_none());
+            let _ = writeln!(
+                out,
+                "buzon_webhook_up{{endpoint=\"{}\"}} {up}",
+                escape(&name)
+            );
+        }
         let folders = self.snapshot();
         let soonest = folders.values().filter_map(|h| h.token_expires_at).min();
         let _ = writeln!(

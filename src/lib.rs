@@ -31,6 +31,8 @@
 //! - [`health`]: per-folder health, `/healthz` and `/metrics`.
 //! - [`instance`]: this daemon's name in the folder leases, stable across restarts.
 //! - [`web`]: the agents' workspace and the JSON API (`/api/v1`) over `actions`.
+//! - [`webhooks`]: telling other systems what happens to tickets: events
+//!   recorded with each change, delivered signed, retried, in order.
 //! - [`report`]: `buzon report`: counts, response and resolution times; pure.
 //! - [`view`]: tables, CSV, JSON and text for the command line; pure.
 //! - [`demo`]: the bundled sample mail and the `buzon demo` run.
@@ -60,3 +62,4 @@ pub mod thread;
 pub mod ticket;
 pub mod view;
 pub mod web;
+pub mod webhooks;

@@ -249,7 +249,7 @@ fn needs_restart(started: &Config, fresh: &Config) -> Vec<&'static str> {
     }
     section!(
         deployment, database, limits, outbox, smtp, rules, templates, daemon, web, security,
-        deadlines, accounts
+        deadlines, accounts, webhooks
     );
     // Mailboxes added, removed or given another address.
     let addresses = |c: &Config| {

@@ -188,6 +188,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             cli::ingest::quarantine(&config, &store, command).await?
         }
         Command::Outbox { command } => cli::outbox::run(&config, &store, command).await?,
+        Command::Webhooks { command } => cli::webhooks::run(&config, &store, command).await?,
         Command::Report(args) => cli::report::report(&config, &store, args).await?,
         Command::Alerts { owner, all, format } => {
             cli::report::alerts(&config, &store, owner.as_deref(), all, format).await?

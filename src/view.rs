@@ -13,8 +13,8 @@ use serde_json::json;
 use crate::rules::RuleSet;
 use crate::store::QuarantineRow;
 use crate::ticket::{
-    AlertRow, OutboxRow, OutboxStatus, Priority, ReportRow, State, TicketDetail, TicketRow,
-    display_number,
+    AlertRow, HookDelivery, OutboxRow, OutboxStatus, Priority, ReportRow, State, TicketDetail,
+    TicketRow, display_number,
 };
 
 /// How states and priorities read in the views meant for people: in the
@@ -771,6 +771,42 @@ pub fn outbox_table(rows: &[OutboxRow], prefix: &str, tz: &jiff::tz::TimeZone) -
                 .map(|t| display_number(prefix, t))
                 .unwrap_or_else(|| "-".into()),
             r.rcpt_to.join(","),
+            r.attempts.to_string(),
+            if r.status == OutboxStatus::Queued {
+                local_time(r.next_attempt_at, tz)
+            } else {
+                "-".into()
+            },
+            truncate(r.last_error.as_deref().unwrap_or("-"), 60),
+        ]);
+    }
+    align(&table)
+}
+
+/// `buzon webhooks list`: in the order of the events.
+pub fn webhooks_table(rows: &[HookDelivery], prefix: &str, tz: &jiff::tz::TimeZone) -> String {
+    let mut table = vec![
+        [
+            "ID",
+            "ESTADO",
+            "DESTINO",
+            "EVENTO",
+            "TICKET",
+            "INTENTOS",
+            "PRÓXIMO",
+            "ÚLTIMO ERROR",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>(),
+    ];
+    for r in rows {
+        table.push(vec![
+            r.id.to_string(),
+            r.status.to_string(),
+            r.endpoint.clone(),
+            r.kind.to_string(),
+            display_number(prefix, r.ticket),
             r.attempts.to_string(),
             if r.status == OutboxStatus::Queued {
                 local_time(r.next_attempt_at, tz)

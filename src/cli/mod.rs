@@ -14,6 +14,7 @@ pub mod report;
 pub mod rules;
 pub mod tickets;
 pub mod token;
+pub mod webhooks;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -98,6 +99,12 @@ pub enum Command {
     Outbox {
         #[command(subcommand)]
         command: outbox::OutboxCommand,
+    },
+    /// What was told to other systems ([[webhooks]]): delivered, waiting,
+    /// given up.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
     },
     /// Check, explain and test the routing rules.
     Rules {
@@ -248,6 +255,16 @@ pub async fn flush_outbox(config: &Config, store: &Store) -> Result<Option<(Stri
 pub async fn flush_after(config: &Config, store: &Store) {
     if let Err(e) = flush_outbox(config, store).await {
         eprintln!("buzon: outgoing mail stays queued: {e:#}");
+    }
+    // Without [[webhooks]], the events of what was stored (and of the mail
+    // just sent) are dropped here, for a deployment that only pipes mail
+    // in and never runs the daemon. With endpoints, the daemon (or `run
+    // --once`) delivers them.
+    if config.webhooks.is_empty()
+        && let Err(e) =
+            buzon::webhooks::deliver::fan_out(store, &Default::default(), now_ms()).await
+    {
+        tracing::warn!(error = %e, "Webhook events not dropped; the next run will.");
     }
 }
 

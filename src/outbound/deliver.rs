@@ -17,7 +17,7 @@ use super::smtp::{SendFailure, SmtpSender, SmtpSetupError};
 
 use crate::config::Config;
 use crate::store::{Store, StoreError};
-use crate::ticket::OutboxRow;
+use crate::ticket::{HookKind, NewHookEvent, OutboxRow};
 
 /// How long a claimed row stays ours before another worker may retry it.
 /// Longer than any SMTP exchange can take with the command timeout.
@@ -255,7 +255,7 @@ pub async fn drain(
             match result {
                 Ok(receipt) => {
                     tracing::info!(parent: &span, %receipt, "Mail delivered.");
-                    sent.push(row.id);
+                    sent.push((row.id, row.ticket.map(|t| (t, sent_event(&row)))));
                     if sent.len() >= mark_every {
                         store.outbox_sent(&sent, crate::store::now_ms()).await?;
                         report.sent += sent.len();
@@ -288,6 +288,18 @@ pub async fn drain(
         store.outbox_sent(&sent, crate::store::now_ms()).await?;
         report.sent += sent.len();
     }
+}
+
+/// The `message.sent` webhook event of a mail that left.
+fn sent_event(row: &OutboxRow) -> NewHookEvent {
+    NewHookEvent::new(
+        HookKind::MessageSent,
+        serde_json::json!({ "message": {
+            "kind": row.kind,
+            "message_id": row.message_id,
+            "to": row.rcpt_to,
+        }}),
+    )
 }
 
 #[cfg(test)]

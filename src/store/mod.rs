@@ -615,9 +615,15 @@ impl Store {
         dispatch!(self, outbox_claim(now, lease_until, limit))
     }
 
-    /// Marks these outbox rows sent at `now` (one statement per round).
-    pub async fn outbox_sent(&self, ids: &[i64], now: i64) -> Result<()> {
-        dispatch!(self, outbox_sent(ids, now))
+    /// Marks these outbox rows sent at `now` (usually one transaction per
+    /// round), each with the `message.sent` webhook event of its ticket
+    /// (`(id, Some((ticket, event)))`) in the same transaction.
+    pub async fn outbox_sent(
+        &self,
+        sent: &[(i64, Option<(i64, crate::ticket::NewHookEvent)>)],
+        now: i64,
+    ) -> Result<()> {
+        dispatch!(self, outbox_sent(sent, now))
     }
 
     /// Records a failed attempt: `next` is when to retry, `None` to give up.
@@ -637,6 +643,48 @@ impl Store {
     /// fresh schedule; returns false for a row already sent (left alone).
     pub async fn outbox_requeue(&self, id: i64, now: i64) -> Result<bool> {
         dispatch!(self, outbox_requeue(id, now))
+    }
+
+    /// Fans new webhook events out to the endpoints `endpoints_for` names
+    /// (see `webhooks`); returns how many events were read.
+    pub async fn hook_fan_out(
+        &self,
+        now: i64,
+        limit: i64,
+        endpoints_for: &(dyn Fn(&crate::ticket::HookEvent) -> Vec<String> + Send + Sync),
+    ) -> Result<usize> {
+        dispatch!(self, hook_fan_out(now, limit, endpoints_for))
+    }
+
+    /// Claims due webhook deliveries with a lease (see `outbox_claim`).
+    pub async fn hook_claim(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<HookJob>> {
+        dispatch!(self, hook_claim(now, lease_until, limit))
+    }
+
+    pub async fn hook_sent(&self, ids: &[i64], now: i64) -> Result<()> {
+        dispatch!(self, hook_sent(ids, now))
+    }
+
+    /// A failed attempt: `next` is when to retry, `None` to give up.
+    pub async fn hook_failed(&self, id: i64, error: &str, next: Option<i64>) -> Result<()> {
+        dispatch!(self, hook_failed(id, error, next))
+    }
+
+    pub async fn hook_list(
+        &self,
+        status: Option<OutboxStatus>,
+    ) -> Result<Vec<crate::ticket::HookDelivery>> {
+        dispatch!(self, hook_list(status))
+    }
+
+    /// `buzon webhooks retry ID`; false for a delivery already sent or unknown.
+    pub async fn hook_requeue(&self, id: i64, now: i64) -> Result<bool> {
+        dispatch!(self, hook_requeue(id, now))
+    }
+
+    /// Webhook deliveries queued and given up.
+    pub async fn hook_counts(&self) -> Result<(i64, i64)> {
+        dispatch!(self, hook_counts())
     }
 
     /// Automatic mails queued to `address` since `since` (Unix ms).
@@ -814,6 +862,9 @@ struct Pending {
     participants: Vec<(i64, NewParticipant)>,
     /// Message id, mailbox, arrival time.
     arrivals: Vec<(i64, String, i64)>,
+    /// Webhook events (ticket, time, event), written at commit with the
+    /// tickets as they stand then.
+    hooks: Vec<(i64, i64, crate::ticket::NewHookEvent)>,
 }
 
 #[derive(Debug)]

@@ -272,3 +272,41 @@ pub struct ApiToken {
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
 }
+
+/// A claimed webhook delivery with its event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookJob {
+    pub delivery: crate::ticket::HookDelivery,
+    pub event: crate::ticket::HookEvent,
+}
+
+/// Longest message text a webhook event carries (characters); the rest is
+/// on the ticket.
+const HOOK_TEXT_CHARS: usize = 20_000;
+
+/// The `message` of a `ticket.created` or `message.received` event.
+pub(crate) fn hook_message(mail: &ParsedMail, channel: Option<Channel>) -> serde_json::Value {
+    let mut text: String = mail.text.chars().take(HOOK_TEXT_CHARS).collect();
+    if text.len() < mail.text.len() {
+        text.push('…');
+    }
+    let mut message = serde_json::json!({
+        "from": mail.from.as_ref().map(|a| a.address.clone()),
+        "from_name": mail.from.as_ref().and_then(|a| a.name.clone()),
+        "subject": mail.subject,
+        "text": text,
+        "message_id": mail.message_id,
+        "attachments": mail.attachments.len(),
+    });
+    if let (Some(channel), Some(m)) = (channel, message.as_object_mut()) {
+        m.insert("channel".into(), channel.as_str().into());
+    }
+    serde_json::json!({ "message": message })
+}
+
+/// A time in a webhook body: RFC 3339, UTC (`2026-12-06T03:51:08Z`).
+pub(crate) fn hook_time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}

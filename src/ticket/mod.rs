@@ -53,6 +53,7 @@ macro_rules! stored_text {
 pub mod event;
 pub mod outgoing;
 pub mod record;
+pub mod webhook;
 
 use std::fmt;
 use std::str::FromStr;
@@ -65,6 +66,7 @@ pub use record::{
     AlertRow, AttachmentView, Breach, Classification, ClockChange, Deadlines, DocumentRequest,
     MessageView, Participant, ReportRow, Target, TicketDetail, TicketRow, TicketState,
 };
+pub use webhook::{HookDelivery, HookEvent, HookKind, HookTicket, NewHookEvent};
 
 /// Where a ticket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]

@@ -14,8 +14,8 @@ use super::events::insert_events;
 use super::outbox::insert_outgoing;
 use super::{Conn, Db, begin};
 use crate::store::sql::decode;
-use crate::store::{NewBreach, Result};
-use crate::ticket::{AlertRow, Breach, ClockChange, Target};
+use crate::store::{NewBreach, Result, hook_time};
+use crate::ticket::{AlertRow, Breach, ClockChange, HookKind, NewHookEvent, Target};
 
 /// Writes a paused or resumed clock with the change that caused it.
 pub async fn apply_clock(tx: &mut Conn, ticket: i64, clock: &ClockChange) -> Result<()> {
@@ -141,6 +141,9 @@ pub async fn breaches(pool: &Pool<Db>, now: i64, limit: i64) -> Result<Vec<Breac
 /// another instance), and then nothing is written.
 pub async fn record_breach(pool: &Pool<Db>, new: &NewBreach) -> Result<bool> {
     let mut tx = begin(pool).await?;
+    // The ticket first, like every change of it (the webhook event's id
+    // then follows the ticket's earlier changes).
+    super::webhooks::lock_tickets(&mut tx, &[new.breach.ticket]).await?;
     let inserted = sqlx::query(
         "INSERT INTO alerts (ticket_id, target, due_at, breached_at) \
          VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING id",
@@ -160,6 +163,14 @@ pub async fn record_breach(pool: &Pool<Db>, new: &NewBreach) -> Result<bool> {
         events.extend(insert_outgoing(&mut tx, new.breach.ticket, mail, new.now).await?);
     }
     insert_events(&mut tx, new.breach.ticket, new.now, &events).await?;
+    let missed = NewHookEvent::new(
+        HookKind::DeadlineMissed,
+        serde_json::json!({ "deadline": {
+            "target": new.breach.target.as_str(),
+            "due_at": hook_time(new.breach.due_at),
+        }}),
+    );
+    super::webhooks::insert_hook_events(&mut tx, &[(new.breach.ticket, new.now, &missed)]).await?;
     tx.commit().await?;
     Ok(true)
 }

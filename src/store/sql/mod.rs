@@ -17,6 +17,7 @@
 //! - `DOC_ID` and `push_hits`: the search index's document id, and the
 //!   query of matching documents (FTS5 `MATCH` and bm25; a `tsquery` of
 //!   the Spanish configuration and `ts_rank`), built from parsed words.
+//! - `FANOUT_LOCK`: what makes one webhook fan-out run at a time;
 //!
 //! What does not depend on the backend (text decoding, the limit on
 //! automatic mail, the history line of a queued mail) is here, once.

@@ -9,7 +9,7 @@ use sqlx::{Pool, Row};
 use super::{CLAIM_LOCK, Conn, Db, LIMIT_LOCK, begin};
 use crate::store::sql::{Queued, ROWS_PER_STATEMENT, decode, queued_line, under_auto_limit};
 use crate::store::{Pending, Result, StoreError};
-use crate::ticket::{EventKind, NewEvent, OutboxRow, OutboxStatus, OutgoingMail};
+use crate::ticket::{EventKind, NewEvent, NewHookEvent, OutboxRow, OutboxStatus, OutgoingMail};
 
 /// Queues a mail in the outbox and records it on the ticket as an
 /// outgoing message, so replies to it thread by its Message-ID.
@@ -204,6 +204,12 @@ pub async fn flush_pending(tx: &mut Conn, pending: &Pending) -> Result<BTreeMap<
         }
     }
     super::events::insert_events_of(&mut *tx, &events).await?;
+    let hooks: Vec<_> = pending
+        .hooks
+        .iter()
+        .map(|(t, now, e)| (*t, *now, e))
+        .collect();
+    super::webhooks::insert_hook_events(&mut *tx, &hooks).await?;
     Ok(queued)
 }
 
@@ -293,22 +299,93 @@ pub async fn outbox_claim(
     Ok(out)
 }
 
-/// Marks the mails of one delivery round sent, in one statement (one
-/// commit, one sync of the database file per round).
-pub async fn outbox_sent(pool: &Pool<Db>, ids: &[i64], now: i64) -> Result<()> {
-    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+/// Marks the mails of one delivery round sent, with their `message.sent`
+/// webhook events (`(mail id, Some((ticket, event)))`), each mail and its
+/// event in one transaction.
+///
+/// An event is written under its ticket's row lock, so that its id comes
+/// after every change of the ticket that committed before (see
+/// `webhooks::lock_tickets`). Usually one transaction (one commit, one
+/// sync) marks the whole round. Holding several tickets' locks while
+/// waiting for another could deadlock with an intake batch that locks
+/// them in another order, so the round takes only the locks that are free
+/// (`CLAIM_LOCK`, `SKIP LOCKED`); the mails of a ticket that is busy are
+/// then marked in a transaction of their own, which waits for that one
+/// lock only.
+pub async fn outbox_sent(
+    pool: &Pool<Db>,
+    sent: &[(i64, Option<(i64, NewHookEvent)>)],
+    now: i64,
+) -> Result<()> {
+    let mut tickets: Vec<i64> = sent
+        .iter()
+        .filter_map(|(_, e)| e.as_ref().map(|(t, _)| *t))
+        .collect();
+    tickets.sort_unstable();
+    tickets.dedup();
+    let mut tx = begin(pool).await?;
+    let mut free = std::collections::HashSet::new();
+    for chunk in tickets.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::<Db>::new("SELECT id FROM tickets WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in chunk {
+            list.push_bind(*id);
+        }
+        q.push(") ORDER BY id");
+        q.push(CLAIM_LOCK);
+        for r in q.build().fetch_all(&mut *tx).await? {
+            free.insert(r.try_get::<i64, _>("id")?);
+        }
+    }
+    let (now_mails, busy): (Vec<_>, Vec<_>) = sent
+        .iter()
+        .partition(|(_, e)| e.as_ref().is_none_or(|(t, _)| free.contains(t)));
+    mark_sent(&mut tx, &now_mails, now).await?;
+    tx.commit().await?;
+    let mut busy_tickets: Vec<i64> = busy
+        .iter()
+        .filter_map(|(_, e)| e.as_ref().map(|(t, _)| *t))
+        .collect();
+    busy_tickets.sort_unstable();
+    busy_tickets.dedup();
+    for ticket in busy_tickets {
+        let mut tx = begin(pool).await?;
+        super::webhooks::lock_tickets(&mut tx, &[ticket]).await?;
+        let mails: Vec<_> = busy
+            .iter()
+            .copied()
+            .filter(|(_, e)| e.as_ref().is_some_and(|(t, _)| *t == ticket))
+            .collect();
+        mark_sent(&mut tx, &mails, now).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// The outbox rows marked sent, and their webhook events, inside the
+/// caller's transaction.
+async fn mark_sent(
+    tx: &mut Conn,
+    sent: &[&(i64, Option<(i64, NewHookEvent)>)],
+    now: i64,
+) -> Result<()> {
+    for chunk in sent.chunks(ROWS_PER_STATEMENT) {
         let mut q = sqlx::QueryBuilder::<Db>::new(
             "UPDATE outbox SET status = 'sent', lease_until = NULL, last_error = NULL, sent_at = ",
         );
         q.push_bind(now).push(" WHERE id IN (");
         let mut list = q.separated(", ");
-        for id in chunk {
+        for (id, _) in chunk {
             list.push_bind(*id);
         }
         q.push(")");
-        q.build().execute(pool).await?;
+        q.build().execute(&mut *tx).await?;
     }
-    Ok(())
+    let hooks: Vec<_> = sent
+        .iter()
+        .filter_map(|(_, e)| e.as_ref().map(|(t, e)| (*t, now, e)))
+        .collect();
+    super::webhooks::insert_hook_events(&mut *tx, &hooks).await
 }
 
 pub async fn outbox_failed(pool: &Pool<Db>, id: i64, error: &str, next: Option<i64>) -> Result<()> {

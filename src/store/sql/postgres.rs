@@ -87,6 +87,11 @@ fn push_hits(
     ));
 }
 
+/// One webhook fan-out at a time, so a ticket's deliveries are created in
+/// the order of its events (the two-key form: its key space is not the
+/// one-key space of `LIMIT_LOCK`).
+const FANOUT_LOCK: &str = "SELECT pg_advisory_xact_lock(16, 12)";
+
 /// A connection inside the caller's transaction.
 type Conn = <Db as sqlx::Database>::Connection;
 
@@ -118,8 +123,10 @@ mod tokens;
 mod tx;
 #[path = "web.rs"]
 mod web;
+#[path = "webhooks.rs"]
+mod webhooks;
 
 pub(in crate::store) use self::{
     deadlines::*, leases::*, listing::*, messages::*, outbox::*, quarantine::*, search::*,
-    settings::*, staff_mail::*, tickets::*, tokens::*, tx::*, web::*,
+    settings::*, staff_mail::*, tickets::*, tokens::*, tx::*, web::*, webhooks::*,
 };

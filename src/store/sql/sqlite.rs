@@ -80,6 +80,9 @@ fn push_hits(
         ));
 }
 
+/// One writer at a time already (`BEGIN IMMEDIATE`): one webhook fan-out at a time.
+const FANOUT_LOCK: &str = "";
+
 /// A connection inside the caller's transaction.
 type Conn = <Db as sqlx::Database>::Connection;
 
@@ -111,8 +114,10 @@ mod tokens;
 mod tx;
 #[path = "web.rs"]
 mod web;
+#[path = "webhooks.rs"]
+mod webhooks;
 
 pub(in crate::store) use self::{
     deadlines::*, leases::*, listing::*, messages::*, outbox::*, quarantine::*, search::*,
-    settings::*, staff_mail::*, tickets::*, tokens::*, tx::*, web::*,
+    settings::*, staff_mail::*, tickets::*, tokens::*, tx::*, web::*, webhooks::*,
 };

@@ -10,8 +10,9 @@ use super::{Conn, Db, Exec, GIVE_BACK_NUMBER, ROW_LOCK, begin, deadlines};
 use crate::store::sql::decode;
 use crate::store::{
     AppendMessage, AppendOutcome, NewTicket, Pending, Result, StoreError, TicketUpdate,
+    hook_message,
 };
-use crate::ticket::{Deadlines, State, TicketState};
+use crate::ticket::{Deadlines, HookKind, NewHookEvent, State, TicketState};
 
 /// A new ticket with its first message, inside the caller's
 /// transaction. `None` when the message is already stored (its
@@ -91,6 +92,14 @@ pub async fn create_ticket(
     }
 
     pending.push(ticket, new.now, new.events.clone(), (new.outgoing)(ticket));
+    pending.hooks.push((
+        ticket,
+        new.now,
+        NewHookEvent::new(
+            HookKind::TicketCreated,
+            hook_message(mail, Some(new.channel)),
+        ),
+    ));
     Ok(Some(ticket))
 }
 
@@ -142,6 +151,18 @@ pub async fn append_message(
         .participants
         .extend(add.participants.iter().map(|p| (add.ticket, p.clone())));
     let state = add.new_state.map(|s| s.as_str());
+    // The state it had, for the webhook's `ticket.updated` (read only when
+    // the mail changes it).
+    let state_was: Option<String> = match state {
+        Some(_) => {
+            let sql = format!("SELECT state FROM tickets WHERE id = $1{ROW_LOCK}");
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(add.ticket)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
+        None => None,
+    };
     sqlx::query(
         "UPDATE tickets SET updated_at = $2, state = COALESCE($3, state), \
          outcome = CASE WHEN $3 IS NULL THEN outcome ELSE NULL END WHERE id = $1",
@@ -160,29 +181,51 @@ pub async fn append_message(
         add.events.clone(),
         add.outgoing.clone(),
     );
+    pending.hooks.push((
+        add.ticket,
+        add.now,
+        NewHookEvent::new(HookKind::MessageReceived, hook_message(add.mail, None)),
+    ));
+    if let (Some(from), Some(to)) = (state_was, state)
+        && from != to
+    {
+        pending.hooks.push((
+            add.ticket,
+            add.now,
+            NewHookEvent::new(
+                HookKind::TicketUpdated,
+                serde_json::json!({ "changes": { "state": { "from": from, "to": to } } }),
+            ),
+        ));
+    }
     Ok(AppendOutcome::Appended)
 }
 
 pub async fn update_ticket(pool: &Pool<Db>, number: i64, change: &TicketUpdate) -> Result<()> {
     let mut tx = begin(pool).await?;
-    if let Some(expected) = &change.owner_was {
-        // The row is locked until commit (PostgreSQL; SQLite's write lock
-        // is already held), so the owner cannot change between here and the
-        // update.
-        let sql = format!("SELECT owner FROM tickets WHERE id = $1{ROW_LOCK}");
-        let owner: Option<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(number)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some(now) = owner
-            && now != *expected
-        {
-            tx.rollback().await?;
-            return Err(StoreError::Conflict(format!(
-                "el ticket cambió de responsable mientras tanto (ahora: {}); vuelva a cargarlo",
-                now.as_deref().unwrap_or("nadie")
-            )));
-        }
+    // The row is locked until commit (PostgreSQL; SQLite's write lock is
+    // already held): the owner cannot change between here and the update,
+    // and the webhook event's "from" values are the ones this change saw.
+    let sql = format!(
+        "SELECT state, owner, priority, pipeline, ticket_type, fields FROM tickets \
+         WHERE id = $1{ROW_LOCK}"
+    );
+    let before: Option<Before> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(number)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(before) = before else {
+        tx.rollback().await?;
+        return Err(StoreError::NotFound(format!("ticket {number}")));
+    };
+    if let Some(expected) = &change.owner_was
+        && before.owner != *expected
+    {
+        tx.rollback().await?;
+        return Err(StoreError::Conflict(format!(
+            "el ticket cambió de responsable mientras tanto (ahora: {}); vuelva a cargarlo",
+            before.owner.as_deref().unwrap_or("nadie")
+        )));
     }
     let state = change.state.map(|s| s.as_str());
     let closing = change.state == Some(State::Done);
@@ -289,8 +332,86 @@ pub async fn update_ticket(pool: &Pool<Db>, number: i64, change: &TicketUpdate) 
         events.extend(insert_outgoing(&mut tx, number, mail_out, change.now).await?);
     }
     insert_events(&mut tx, number, change.now, &events).await?;
+    let hooks = before.hooks(change)?;
+    let hooks: Vec<_> = hooks.iter().map(|e| (number, change.now, e)).collect();
+    super::webhooks::insert_hook_events(&mut tx, &hooks).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The columns a `ticket.updated` event reports, before the change.
+#[derive(sqlx::FromRow)]
+struct Before {
+    state: String,
+    owner: Option<String>,
+    priority: String,
+    pipeline: String,
+    ticket_type: Option<String>,
+    fields: String,
+}
+
+impl Before {
+    /// The webhook events of `change`: `ticket.updated` with what changed
+    /// (`{"state": {"from": .., "to": ..}, ...}`) when something did, and
+    /// `ticket.closed` with the outcome when the ticket was finished.
+    fn hooks(&self, change: &TicketUpdate) -> Result<Vec<NewHookEvent>> {
+        use serde_json::{Value, json};
+        let fields: Value =
+            serde_json::from_str(&self.fields).map_err(|_| StoreError::Invalid {
+                column: "tickets.fields",
+                value: self.fields.clone(),
+            })?;
+        let mut changes = serde_json::Map::new();
+        let mut note = |key: &str, from: Value, to: Option<Value>| {
+            if let Some(to) = to
+                && to != from
+            {
+                changes.insert(key.into(), json!({ "from": from, "to": to }));
+            }
+        };
+        note(
+            "state",
+            json!(self.state),
+            change.state.map(|s| json!(s.as_str())),
+        );
+        note(
+            "owner",
+            json!(self.owner),
+            change.owner.as_ref().map(|o| json!(o)),
+        );
+        if let Some(c) = &change.classify {
+            note(
+                "priority",
+                json!(self.priority),
+                c.priority.map(|p| json!(p.as_str())),
+            );
+            note(
+                "pipeline",
+                json!(self.pipeline),
+                c.pipeline.as_ref().map(|p| json!(p)),
+            );
+            note(
+                "type",
+                json!(self.ticket_type),
+                c.ticket_type.as_ref().map(|t| json!(t)),
+            );
+            note("fields", fields, c.fields.as_ref().map(|f| json!(f)));
+        }
+        let mut hooks = Vec::new();
+        if !changes.is_empty() {
+            hooks.push(NewHookEvent::new(
+                HookKind::TicketUpdated,
+                json!({ "changes": changes }),
+            ));
+        }
+        if change.state == Some(State::Done) {
+            hooks.push(NewHookEvent::new(
+                HookKind::TicketClosed,
+                json!({ "outcome": change.outcome.map(|o| o.as_str()) }),
+            ));
+        }
+        Ok(hooks)
+    }
 }
 
 /// The parts of a ticket threading needs, as stored.
