@@ -12,7 +12,10 @@
 //! Bounded in CI (`BUZON_FUZZ_INPUTS`, default 1,500 inputs per target, a
 //! fifth of that for rule evaluation);
 //! `BUZON_FUZZ_INPUTS=200000 cargo test --release --test fuzz -- --nocapture`
-//! is the long run. The seed is printed, and `BUZON_FUZZ_SEED` replays it.
+//! is a long run, and `benches/fuzz.sh SECONDS` one bounded by time
+//! (`BUZON_FUZZ_SECONDS` per target, over the whole corpus:
+//! `BUZON_FUZZ_CORPUS=all`). The seed is printed, and `BUZON_FUZZ_SEED`
+//! replays it.
 //! A crash found becomes a fixture beside its fix.
 
 use std::path::{Path, PathBuf};
@@ -115,6 +118,14 @@ fn inputs() -> usize {
         .unwrap_or(1_500)
 }
 
+/// A time budget per target instead of a count (the long run).
+fn seconds() -> Option<std::time::Duration> {
+    std::env::var("BUZON_FUZZ_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_secs)
+}
+
 fn seed() -> u64 {
     std::env::var("BUZON_FUZZ_SEED")
         .ok()
@@ -163,7 +174,13 @@ fn mail_seeds() -> Vec<Vec<u8>> {
         &mut corpus,
     );
     corpus.sort();
-    paths.extend(corpus.into_iter().step_by(7));
+    // A seventh of the corpus keeps CI short; the long run takes it all.
+    let step = if std::env::var("BUZON_FUZZ_CORPUS").as_deref() == Ok("all") {
+        1
+    } else {
+        7
+    };
+    paths.extend(corpus.into_iter().step_by(step));
     paths
         .iter()
         .filter_map(|p| std::fs::read(p).ok())
@@ -176,13 +193,23 @@ fn campaign(name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8])) -> usize {
     campaign_of(inputs(), name, seeds, target)
 }
 
-/// Runs `target` on `n` mutated seeds.
+/// Runs `target` on `n` mutated seeds, or for `BUZON_FUZZ_SECONDS` when set.
 fn campaign_of(n: usize, name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8])) -> usize {
     assert!(!seeds.is_empty(), "{name}: no seeds");
     let seed = seed();
     let mut rng = Rng(seed);
     let started = std::time::Instant::now();
-    for _ in 0..n {
+    let budget = seconds();
+    let mut n_run = 0usize;
+    loop {
+        let done = match budget {
+            Some(b) => started.elapsed() >= b,
+            None => n_run >= n,
+        };
+        if done {
+            break;
+        }
+        n_run += 1;
         let mut data = seeds[rng.below(seeds.len())].clone();
         let other = &seeds[rng.below(seeds.len())];
         for _ in 0..1 + rng.below(4) {
@@ -200,11 +227,11 @@ fn campaign_of(n: usize, name: &str, seeds: &[Vec<u8>], target: impl Fn(&[u8])) 
         }
     }
     eprintln!(
-        "fuzz {name}: {n} inputs from {} seeds in {:.1?} (seed {seed})",
+        "fuzz {name}: {n_run} inputs from {} seeds in {:.1?} (seed {seed})",
         seeds.len(),
         started.elapsed()
     );
-    n
+    n_run
 }
 
 fn example_rules() -> buzon::rules::RuleSet {
