@@ -11,6 +11,9 @@
 # With BENCH_COMPARE_SEARCH=1, each backend also drains into a database whose search
 # index triggers (migration 0011) were dropped, first, for the rate without the index
 # beside the rate with it, in the same sitting (issue 14).
+# BUZON_BENCH_BIN=path drains with that binary instead of building this tree (a
+# build of another commit, to compare before and after back to back).
+# BENCH_FLUSH=0 leaves out the outbox flushes (the intake alone, quicker).
 # Usage: bash benches/imap_drain.sh [N]      (root or a user Dovecot runs as)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,8 +22,12 @@ H=tests/harness
 bash "$H/install-packages.sh" >/dev/null
 [ -x /usr/bin/time ] || DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends time >/dev/null
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/buzon/target}
-cargo build --release --locked --quiet
-bin=$CARGO_TARGET_DIR/release/buzon
+if [ -n "${BUZON_BENCH_BIN:-}" ]; then
+  bin=$BUZON_BENCH_BIN
+else
+  cargo build --release --locked --quiet
+  bin=$CARGO_TARGET_DIR/release/buzon
+fi
 work=$(mktemp -d)
 chmod 711 "$work"
 stacks=()
@@ -83,6 +90,7 @@ PY
 }
 
 flush() { # $1 label: deliver the queued acknowledgements to .eml files
+  [ "${BENCH_FLUSH:-1}" = 0 ] && return
   local start end
   start=$(date +%s.%N)
   BUZON_OUTBOX_DIR="$work/outbox-$1" "$bin" --config "$work/$1.toml" outbox flush > /dev/null

@@ -110,6 +110,25 @@ fn search_finds_what_people_remember(backend: Backend) {
     assert_eq!(found(&d, "hogar.example"), vec![rosa.clone()]);
     // Every word of a search in one place.
     assert!(found(&d, "notaria factura").is_empty());
+    // Who else is on the ticket (a Cc) is its contact too; the requester's
+    // own participant row adds nothing to the ticket's document, which is
+    // written once for it (migration 0014), and the requester still finds it.
+    let copied = d.dir.path().join("c1.eml");
+    std::fs::write(
+        &copied,
+        "From: Lucía Vera <lucia@vera.example>\r\nTo: soporte@tupatrimonio.example\r\n\
+         Cc: Jorge Fuentes <jorge@estudio.example>\r\nSubject: Poder notarial\r\n\
+         Message-ID: <c1@cliente.example>\r\nDate: Mon, 2 Nov 2026 10:00:00 -0300\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nNecesito el poder.\r\n",
+    )
+    .unwrap();
+    let lucia = ticket_numbers(&d.ingest("soporte", &copied))[0].clone();
+    assert_eq!(found(&d, "fuentes"), vec![lucia.clone()]);
+    assert_eq!(
+        search(&d, "jorge@estudio.example")[0]["match"]["place"],
+        "contact"
+    );
+    assert_eq!(found(&d, "lucia vera"), vec![lucia.clone()]);
 
     // Where it matched, with the words around.
     let hit = &search(&d, "escritura")[0];

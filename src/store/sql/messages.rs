@@ -47,6 +47,45 @@ pub async fn record_arrival(
     Ok(done.rows_affected() > 0)
 }
 
+/// The columns of an inbound message, in the order [`bind_inbound`] binds
+/// them after its ticket.
+pub(super) const INBOUND_COLUMNS: &str = "ticket_id, direction, dedupe_key, message_id, \
+    in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, \
+    body_text, automatic, warnings, raw, raw_sha256, size, created_at";
+
+/// The values of an inbound message after its ticket's, as `$first` ... on:
+/// `'in', $first, ... $(first + 15)`.
+pub(super) fn inbound_values(first: usize) -> String {
+    let binds: Vec<String> = (first..first + 16).map(|i| format!("${i}")).collect();
+    format!("'in', {}", binds.join(", "))
+}
+
+/// Binds the values of [`inbound_values`], in its order.
+pub(super) fn bind_inbound<'q>(
+    q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
+    raw: &'q [u8],
+    mail: &'q ParsedMail,
+    automatic: Option<&crate::classify::Automatic>,
+    now: i64,
+) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments> {
+    q.bind(mail.dedupe_key())
+        .bind(&mail.message_id)
+        .bind(mail.in_reply_to.join(" "))
+        .bind(mail.references.join(" "))
+        .bind(mail.from.as_ref().map(|a| a.address.clone()))
+        .bind(mail.from.as_ref().and_then(|a| a.name.clone()))
+        .bind(join_addresses(&mail.to))
+        .bind(join_addresses(&mail.cc))
+        .bind(&mail.subject)
+        .bind(&mail.text)
+        .bind(automatic.map(|a| a.kind.as_str()))
+        .bind(mail.warnings.join("\n"))
+        .bind(raw)
+        .bind(&mail.raw_sha256)
+        .bind(mail.size as i64)
+        .bind(now)
+}
+
 /// The inbound message with its attachments, its mailbox arrival
 /// left in `pending`; `None` when the message is already stored
 /// (dedupe key taken).
@@ -61,30 +100,18 @@ pub(super) async fn insert_inbound(
     now: i64,
     pending: &mut Pending,
 ) -> Result<Option<i64>> {
-    let message: Option<i64> = sqlx::query(
-        "INSERT INTO messages (ticket_id, direction, dedupe_key, message_id, \
-         in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, \
-         body_text, automatic, warnings, raw, raw_sha256, size, created_at) \
-         VALUES ($1, 'in', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-         $14, $15, $16, $17) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+    let sql = format!(
+        "INSERT INTO messages ({INBOUND_COLUMNS}) VALUES ($1, {}) \
+         ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        inbound_values(2)
+    );
+    let message: Option<i64> = bind_inbound(
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ticket),
+        raw,
+        mail,
+        automatic,
+        now,
     )
-    .bind(ticket)
-    .bind(mail.dedupe_key())
-    .bind(&mail.message_id)
-    .bind(mail.in_reply_to.join(" "))
-    .bind(mail.references.join(" "))
-    .bind(mail.from.as_ref().map(|a| a.address.clone()))
-    .bind(mail.from.as_ref().and_then(|a| a.name.clone()))
-    .bind(join_addresses(&mail.to))
-    .bind(join_addresses(&mail.cc))
-    .bind(&mail.subject)
-    .bind(&mail.text)
-    .bind(automatic.map(|a| a.kind.as_str()))
-    .bind(mail.warnings.join("\n"))
-    .bind(raw)
-    .bind(&mail.raw_sha256)
-    .bind(mail.size as i64)
-    .bind(now)
     .fetch_optional(&mut *tx)
     .await?
     .map(|r| r.try_get("id"))
@@ -92,6 +119,20 @@ pub(super) async fn insert_inbound(
     let Some(message) = message else {
         return Ok(None);
     };
+    inbound_stored(tx, message, mailbox, mail, now, pending).await?;
+    Ok(Some(message))
+}
+
+/// What follows an inbound message's row: its attachments, and its mailbox
+/// arrival left in `pending`.
+pub(super) async fn inbound_stored(
+    tx: &mut Conn,
+    message: i64,
+    mailbox: &str,
+    mail: &ParsedMail,
+    now: i64,
+    pending: &mut Pending,
+) -> Result<()> {
     pending.arrivals.push((message, mailbox.to_string(), now));
     for chunk in mail.attachments.chunks(ROWS_PER_STATEMENT) {
         let mut q = sqlx::QueryBuilder::<Db>::new(
@@ -107,7 +148,7 @@ pub(super) async fn insert_inbound(
         });
         q.build().execute(&mut *tx).await?;
     }
-    Ok(Some(message))
+    Ok(())
 }
 
 /// The participants and mailbox arrivals waiting in `pending`,

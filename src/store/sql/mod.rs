@@ -14,6 +14,8 @@
 //! - `LIMIT_LOCK`: the lock that makes the per-recipient count of automatic
 //!   mail exact;
 //! - `GIVE_BACK_NUMBER`: how a ticket number taken back is given back;
+//! - `MESSAGE_WITH_TICKET`: whether a new ticket and its first message are
+//!   one statement (an `INSERT` inside `WITH`, PostgreSQL) or two;
 //! - `DOC_ID` and `push_hits`: the search index's document id, and the
 //!   query of matching documents (FTS5 `MATCH` and bm25; a `tsquery` of
 //!   the Spanish configuration and `ts_rank`), built from parsed words.

@@ -14,6 +14,9 @@ const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 const CLAIM_LOCK: &str = "";
 /// Idem: the write lock taken at `BEGIN IMMEDIATE` covers the count.
 const LIMIT_LOCK: &str = "";
+/// SQLite has no `INSERT` inside `WITH`: a new ticket and its first message
+/// are two statements (a hop to its worker thread each, no network).
+const MESSAGE_WITH_TICKET: bool = false;
 const GIVE_BACK_NUMBER: &str =
     "UPDATE sqlite_sequence SET seq = $1 - 1 WHERE name = 'tickets' AND seq = $1";
 

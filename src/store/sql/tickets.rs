@@ -4,10 +4,12 @@
 use sqlx::{Pool, Row};
 
 use super::events::insert_events;
-use super::messages::insert_inbound;
+use super::messages::{
+    INBOUND_COLUMNS, bind_inbound, inbound_stored, inbound_values, insert_inbound,
+};
 use super::outbox::insert_outgoing;
-use super::{Conn, Db, Exec, GIVE_BACK_NUMBER, ROW_LOCK, begin, deadlines};
-use crate::store::sql::decode;
+use super::{Conn, Db, Exec, GIVE_BACK_NUMBER, MESSAGE_WITH_TICKET, ROW_LOCK, begin, deadlines};
+use crate::store::sql::{ROWS_PER_STATEMENT, decode};
 use crate::store::{
     AppendMessage, AppendOutcome, NewTicket, Pending, Result, StoreError, TicketUpdate,
     hook_message,
@@ -24,54 +26,47 @@ pub async fn create_ticket(
     pending: &mut Pending,
 ) -> Result<Option<i64>> {
     let mail = new.mail;
-    let route = new.route;
-    let tags =
-        serde_json::to_string(&route.tags).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let ticket: i64 = sqlx::query(
-        "INSERT INTO tickets (subject, state, pipeline, owner, priority, ticket_type, \
-         category, area, tags, requester, requester_name, mailbox, due_at, \
-         created_at, updated_at, needs_review, linked_ticket, fields, \
-         due_business, first_response_due_at, first_response_business, channel) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, \
-         $15, $16, $17, $18, $19, $20, $21) RETURNING id",
-    )
-    .bind(&mail.subject)
-    .bind(route.state.as_str())
-    .bind(&route.pipeline)
-    .bind(&route.owner)
-    .bind(route.priority.as_str())
-    .bind(&route.ticket_type)
-    .bind(&route.category)
-    .bind(&route.area)
-    .bind(tags)
-    .bind(mail.from.as_ref().map(|a| a.address.clone()))
-    .bind(mail.from.as_ref().and_then(|a| a.name.clone()))
-    .bind(new.mailbox)
-    .bind(new.deadlines.due_at)
-    .bind(new.now)
-    .bind(i64::from(new.needs_review))
-    .bind(new.linked_ticket)
-    .bind(serde_json::to_string(&route.fields).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-    .bind(i64::from(new.deadlines.due_business))
-    .bind(new.deadlines.first_response_due_at)
-    .bind(i64::from(new.deadlines.first_response_business))
-    .bind(new.channel.as_str())
-    .fetch_one(&mut *tx)
-    .await?
-    .try_get("id")?;
-
-    let inserted = insert_inbound(
-        &mut *tx,
-        ticket,
-        new.mailbox,
-        new.raw,
-        mail,
-        new.automatic,
-        new.now,
-        pending,
-    )
-    .await?;
-    if inserted.is_none() {
+    let (ticket, message) = if MESSAGE_WITH_TICKET {
+        // Ticket and message in one statement: one round trip a new mail.
+        // The message's foreign key is checked at the statement's end,
+        // when the ticket is there.
+        let sql = format!(
+            "WITH t AS ({TICKET_INSERT} RETURNING id), \
+             m AS (INSERT INTO messages ({INBOUND_COLUMNS}) SELECT t.id, {} FROM t \
+             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id) \
+             SELECT t.id AS id, m.id AS message FROM t LEFT JOIN m ON TRUE",
+            inbound_values(22)
+        );
+        let q = bind_ticket(sqlx::query(sqlx::AssertSqlSafe(sql)), new)?;
+        let row = bind_inbound(q, new.raw, mail, new.automatic, new.now)
+            .fetch_one(&mut *tx)
+            .await?;
+        let ticket: i64 = row.try_get("id")?;
+        let message: Option<i64> = row.try_get("message")?;
+        if let Some(message) = message {
+            inbound_stored(&mut *tx, message, new.mailbox, mail, new.now, pending).await?;
+        }
+        (ticket, message)
+    } else {
+        let sql = format!("{TICKET_INSERT} RETURNING id");
+        let ticket: i64 = bind_ticket(sqlx::query(sqlx::AssertSqlSafe(sql)), new)?
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("id")?;
+        let message = insert_inbound(
+            &mut *tx,
+            ticket,
+            new.mailbox,
+            new.raw,
+            mail,
+            new.automatic,
+            new.now,
+            pending,
+        )
+        .await?;
+        (ticket, message)
+    };
+    if message.is_none() {
         take_back_ticket(&mut *tx, ticket).await?;
         return Ok(None);
     }
@@ -79,16 +74,18 @@ pub async fn create_ticket(
         .participants
         .extend(new.participants.iter().map(|p| (ticket, p.clone())));
 
-    for key in &route.keys {
-        sqlx::query(
-            "INSERT INTO ticket_keys (ticket_id, name, value) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(ticket)
-        .bind(&key.name)
-        .bind(&key.value)
-        .execute(&mut *tx)
-        .await?;
+    // One statement for all the keys: one hop, and on PostgreSQL one
+    // rewrite of the ticket's search document instead of one per key.
+    for chunk in new.route.keys.chunks(ROWS_PER_STATEMENT) {
+        let mut q =
+            sqlx::QueryBuilder::<Db>::new("INSERT INTO ticket_keys (ticket_id, name, value) ");
+        q.push_values(chunk, |mut row, key| {
+            row.push_bind(ticket)
+                .push_bind(&key.name)
+                .push_bind(&key.value);
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q.build().execute(&mut *tx).await?;
     }
 
     pending.push(ticket, new.now, new.events.clone(), (new.outgoing)(ticket));
@@ -101,6 +98,48 @@ pub async fn create_ticket(
         ),
     ));
     Ok(Some(ticket))
+}
+
+/// A new ticket's row, its values `$1` ... `$21` (see [`bind_ticket`]).
+const TICKET_INSERT: &str = "INSERT INTO tickets (subject, state, pipeline, owner, priority, \
+     ticket_type, category, area, tags, requester, requester_name, mailbox, due_at, \
+     created_at, updated_at, needs_review, linked_ticket, fields, \
+     due_business, first_response_due_at, first_response_business, channel) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, \
+     $15, $16, $17, $18, $19, $20, $21)";
+
+/// Binds the values of [`TICKET_INSERT`].
+fn bind_ticket<'q>(
+    q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
+    new: &'q NewTicket<'_>,
+) -> Result<sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>> {
+    let mail = new.mail;
+    let route = new.route;
+    let tags =
+        serde_json::to_string(&route.tags).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let fields =
+        serde_json::to_string(&route.fields).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(q.bind(&mail.subject)
+        .bind(route.state.as_str())
+        .bind(&route.pipeline)
+        .bind(&route.owner)
+        .bind(route.priority.as_str())
+        .bind(&route.ticket_type)
+        .bind(&route.category)
+        .bind(&route.area)
+        .bind(tags)
+        .bind(mail.from.as_ref().map(|a| a.address.clone()))
+        .bind(mail.from.as_ref().and_then(|a| a.name.clone()))
+        .bind(new.mailbox)
+        .bind(new.deadlines.due_at)
+        .bind(new.now)
+        .bind(i64::from(new.needs_review))
+        .bind(new.linked_ticket)
+        .bind(fields)
+        .bind(i64::from(new.deadlines.due_business))
+        .bind(new.deadlines.first_response_due_at)
+        .bind(i64::from(new.deadlines.first_response_business))
+        .bind(new.channel.as_str()))
 }
 
 /// Removes the ticket of a mail found already stored. It is
