@@ -165,7 +165,7 @@ def pg_database(name):
 
 # --- buzon ---------------------------------------------------------------------------------
 
-def config(name, url, user, disposition="seen", smtp=False):
+def config(name, url, user, disposition="seen", smtp=False, lease="5s"):
     path = os.path.join(WORK, f"{name}.toml")
     move = ', move_to = "Procesados"' if disposition == "move" else ""
     text = f"""[deployment]
@@ -177,8 +177,9 @@ url = "{url}"
 listen = ""
 [outbox]
 auto_reply_limit_per_hour = 1000
-# A killed daemon's claimed rows are sent again after this (the default is 2 minutes).
-lease = "5s"
+# Another instance's claimed rows are sent after this (the default is 2 minutes); a
+# daemon started again takes back its own at once.
+lease = "{lease}"
 retry_schedule = ["2s"]
 [mailboxes.soporte]
 address = "soporte@example.test"
@@ -338,7 +339,9 @@ def kill_during_delivery():
     url = f"sqlite:{WORK}/{tag}.db"
     fill(user, tag, ACKS)
     Daemon(config(tag + "-queue", url, user), user, once=True).p.wait()
-    cfg = config(tag, url, user, smtp=True)
+    # A lease far longer than the campaign waits: a restarted daemon must take back
+    # what its killed process had claimed at once, not when the lease ends.
+    cfg = config(tag, url, user, smtp=True, lease="10m")
     kills = 0
     while kills < KILLS:
         d = Daemon(cfg, user)
@@ -349,9 +352,9 @@ def kill_during_delivery():
         d.kill()
         kills += 1
     d = Daemon(cfg, user)
-    wait_for(f"{tag} outbox sent", lambda: sent_count(url) >= ACKS, 300, d)
+    took = wait_for(f"{tag} outbox sent (the lease is 10 minutes)", lambda: sent_count(url) >= ACKS, 300, d)
     d.stop()
-    figures = {"acks": ACKS, "kills": kills}
+    figures = {"acks": ACKS, "kills": kills, "sent_after_last_restart_s": round(took, 1)}
     figures.update(counts(url, tag, ACKS))
     figures.update(acks_delivered(tag, ACKS, 120))
     # Each kill may repeat what was sent and not yet marked: never more than once a ticket

@@ -196,15 +196,19 @@ pub async fn run_once(config: Arc<Config>, store: Store) -> Result<OnceReport, D
     }
     check_deadlines(&live, &store).await;
     carry_out_staff_mail(&live, &store).await;
+    resume_claims(&store, &instance.name).await;
     if let Some(t) = transport(&config)
-        && let Err(e) = deliver::drain(&store, &t, now_ms()).await
+        && let Err(e) = deliver::drain(&store, &t, &instance.name, now_ms()).await
     {
         tracing::warn!(error = %e, "Outbox delivery failed; it will be retried.");
     }
     // After the mail: its `message.sent` events go out in this run too
     // (without [[webhooks]], the events are dropped).
     let hooks = match webhooks(&config) {
-        Some(hooks) => hooks.drain(&store, now_ms(), None).await.map(|_| ()),
+        Some(hooks) => hooks
+            .drain(&store, &instance.name, now_ms(), None)
+            .await
+            .map(|_| ()),
         None if config.webhooks.is_empty() => {
             crate::webhooks::deliver::fan_out(&store, &Default::default(), now_ms()).await
         }
@@ -256,7 +260,9 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
         outbox.clone(),
         stop_rx.clone(),
     ));
+    resume_claims(&store, &instance.name).await;
     let outbox_task = tokio::spawn(outbox_worker(
+        instance.name.clone(),
         config.clone(),
         live.clone(),
         store.clone(),
@@ -345,6 +351,7 @@ fn spawn_worker(worker: FolderWorker, stop: watch::Receiver<bool>) -> tokio::tas
 
 /// Delivers the outbox whenever a ticket was created, and every few seconds.
 async fn outbox_worker(
+    instance: String,
     config: Arc<Config>,
     live: Arc<Live>,
     store: Store,
@@ -362,7 +369,7 @@ async fn outbox_worker(
         // Agents' answers by mail first: what they queue goes out now.
         carry_out_staff_mail(&live, &store).await;
         let drained = match &transport {
-            Some(t) => Some(deliver::drain(&store, t, now_ms()).await),
+            Some(t) => Some(deliver::drain(&store, t, &instance, now_ms()).await),
             None => None,
         };
         match drained {
@@ -378,7 +385,7 @@ async fn outbox_worker(
             None => {}
         }
         match &hooks {
-            Some(hooks) => deliver_webhooks(hooks, &store, &health).await,
+            Some(hooks) => deliver_webhooks(hooks, &store, &instance, &health).await,
             // No [[webhooks]]: the events changes wrote are dropped.
             None if config.webhooks.is_empty() => {
                 if let Err(e) =
@@ -413,9 +420,10 @@ async fn outbox_worker(
 async fn deliver_webhooks(
     hooks: &crate::webhooks::deliver::Deliverer,
     store: &Store,
+    instance: &str,
     health: &Health,
 ) {
-    match hooks.drain(store, now_ms(), Some(health)).await {
+    match hooks.drain(store, instance, now_ms(), Some(health)).await {
         Ok(report) => {
             health
                 .webhooks_sent
@@ -429,6 +437,27 @@ async fn deliver_webhooks(
     if let Ok((queued, failed)) = store.hook_counts().await {
         health.webhooks_queued.store(queued, Ordering::Relaxed);
         health.webhooks_gave_up.store(failed, Ordering::Relaxed);
+    }
+}
+
+/// Takes back at once the mails and webhook deliveries this instance's
+/// previous process claimed and left (killed in the middle of a round),
+/// instead of waiting for their leases to expire. Called before this
+/// process claims anything: under this name (see `instance`), no other live
+/// process claims, so every lease it holds is a dead process's. Each may
+/// have been sent already: it is sent once more, as after any crash.
+async fn resume_claims(store: &Store, instance: &str) {
+    match store.release_claims(instance).await {
+        Ok((0, 0)) => {}
+        Ok((mails, webhooks)) => tracing::info!(
+            mails,
+            webhooks,
+            "Resuming what this instance was sending when it stopped."
+        ),
+        Err(error) => tracing::warn!(
+            %error,
+            "Cannot take back this instance's earlier claims; they are sent when their leases expire."
+        ),
     }
 }
 

@@ -506,16 +506,18 @@ fn a_receiver_down_for_a_while_gets_everything(backend: Backend) {
 }
 
 /// `buzon run` killed with SIGKILL while a request is in flight: after a
-/// restart every event arrives; the one in flight at most twice, with the
-/// same id.
+/// restart every event arrives, at once (the restarted daemon takes back
+/// its own claims, not waiting for their lease); the one in flight at most
+/// twice, with the same id.
 fn sigkill_mid_delivery_loses_none(backend: Backend) {
     let script = Arc::new(Mutex::new(Script {
         stall_first: Some(Duration::from_secs(4)),
         ..Script::default()
     }));
     let receiver = Receiver::start(0, script.clone());
-    // The lease is twice the timeout plus 5 s: 7 s here.
-    let d = deployment(backend, &receiver.url(), "").retimed("1s");
+    // The lease is twice the timeout plus 5 s: 65 s here, far longer than
+    // the restart may take.
+    let d = deployment(backend, &receiver.url(), "").retimed("30s");
     let t = ingest(&d, &mail(&d, "k1", "cliente@example.cl", "Caída", None));
     ingest(
         &d,
@@ -543,10 +545,12 @@ fn sigkill_mid_delivery_loses_none(backend: Backend) {
     wait_for("the first request", 20, || !receiver.hits().is_empty());
     daemon.kill().unwrap(); // SIGKILL
     daemon.wait().unwrap();
+    let restarted = Instant::now();
     let mut daemon = spawn();
-    wait_for("every event", 40, || {
+    wait_for("every event, before the lease of 65 s", 20, || {
         list(&d, false).iter().all(|r| r["status"] == "sent")
     });
+    let took = restarted.elapsed();
     daemon.kill().unwrap();
     daemon.wait().unwrap();
     let hits = receiver.hits();
@@ -571,7 +575,98 @@ fn sigkill_mid_delivery_loses_none(backend: Backend) {
     for h in &hits {
         verify(h);
     }
+    eprintln!("every event sent {took:?} after the restart");
     receiver.stop();
+}
+
+/// What a restart takes back: the claims its own name holds (its previous
+/// process's), never another instance's, which run until their lease ends.
+fn a_restart_takes_back_only_its_own_claims(backend: Backend) {
+    let d = deployment(backend, "http://127.0.0.1:9/hook", "");
+    ingest(&d, &mail(&d, "c1", "uno@example.cl", "Uno", None));
+    ingest(&d, &mail(&d, "c2", "dos@example.cl", "Dos", None));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = buzon::store::Store::open(&d.database_url, 4).await.unwrap();
+        // The acknowledgements went to files: queued again, they are the
+        // mails the two instances were sending.
+        sql_exec(&d.database_url, "UPDATE outbox SET status = 'queued'").await;
+        let config = buzon::config::Config::load(buzon::config::Sources {
+            file: Some(d.config.clone()),
+            env: Vec::new(),
+        })
+        .unwrap();
+        let hooks = buzon::webhooks::Webhooks::load(&config).unwrap();
+        let now = buzon::store::now_ms();
+        buzon::webhooks::deliver::fan_out(&store, &hooks, now)
+            .await
+            .unwrap();
+        let lease = now + 600_000;
+        // "mail1" (killed) claimed the first ticket's, "mail2" (alive) the
+        // second's: one mail and one delivery a ticket per claim.
+        let mine = store.outbox_claim(now, lease, 1, "mail1").await.unwrap();
+        let theirs = store.outbox_claim(now, lease, 10, "mail2").await.unwrap();
+        assert_eq!((mine.len(), theirs.len()), (1, 1));
+        let hooks_mine = store.hook_claim(now, lease, 1, "mail1").await.unwrap();
+        let hooks_theirs = store.hook_claim(now, lease, 10, "mail2").await.unwrap();
+        assert_eq!((hooks_mine.len(), hooks_theirs.len()), (1, 1));
+        assert!(
+            store
+                .outbox_claim(now, lease, 10, "x")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .hook_claim(now, lease, 10, "x")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // "mail1" starts again: its own claims come back at once.
+        assert_eq!(store.release_claims("mail1").await.unwrap(), (1, 1));
+        let again = store.outbox_claim(now, lease, 10, "mail1").await.unwrap();
+        assert_eq!(again.iter().map(|r| r.id).collect::<Vec<_>>(), [mine[0].id]);
+        let again = store.hook_claim(now, lease, 10, "mail1").await.unwrap();
+        assert_eq!(
+            again.iter().map(|j| j.delivery.id).collect::<Vec<_>>(),
+            [hooks_mine[0].delivery.id]
+        );
+        // A name nobody holds gives back nothing; "mail2" keeps its lease.
+        assert_eq!(store.release_claims("mail3").await.unwrap(), (0, 0));
+        assert!(
+            store
+                .outbox_claim(now, lease, 10, "x")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .hook_claim(now, lease, 10, "x")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    });
+}
+
+/// One statement on the test's database.
+async fn sql_exec(url: &str, q: &str) {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(q))
+            .execute(&pool)
+            .await
+            .unwrap();
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(q))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
 }
 
 trait Retimed {
@@ -696,6 +791,7 @@ on_both_backends!(
     failures_are_retried_or_listed,
     a_receiver_down_for_a_while_gets_everything,
     sigkill_mid_delivery_loses_none,
+    a_restart_takes_back_only_its_own_claims,
     a_busy_ticket_does_not_hold_back_the_round,
     without_webhooks_events_are_dropped,
 );

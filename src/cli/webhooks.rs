@@ -74,7 +74,7 @@ pub async fn run(config: &Config, store: &Store, command: WebhooksCommand) -> Re
             }
             let hooks = buzon::webhooks::Webhooks::load(config)?;
             let report = buzon::webhooks::deliver::Deliverer::new(hooks)?
-                .drain(store, now_ms(), None)
+                .drain(store, &buzon::instance::one_off(), now_ms(), None)
                 .await?;
             outln!(
                 "webhooks: {} delivered, {} to retry, {} failed",

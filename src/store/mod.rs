@@ -604,15 +604,26 @@ impl Store {
         Ok(detail)
     }
 
-    /// Claims up to `limit` outbox rows that are due, leasing them until
-    /// `lease_until` so that no other worker sends them meanwhile.
+    /// Claims up to `limit` outbox rows that are due, leasing them to
+    /// `holder` (an instance's name) until `lease_until` so that no other
+    /// worker sends them meanwhile.
     pub async fn outbox_claim(
         &self,
         now: i64,
         lease_until: i64,
         limit: i64,
+        holder: &str,
     ) -> Result<Vec<OutboxRow>> {
-        dispatch!(self, outbox_claim(now, lease_until, limit))
+        dispatch!(self, outbox_claim(now, lease_until, limit, holder))
+    }
+
+    /// Gives back the leases on queued mails and webhook deliveries that
+    /// `holder` holds: a daemon's previous process, killed in the middle of
+    /// a round, left them. Only at start, before claiming anything, under a
+    /// name no live process shares (`instance::Instance`). Returns the mails
+    /// and deliveries given back.
+    pub async fn release_claims(&self, holder: &str) -> Result<(u64, u64)> {
+        dispatch!(self, release_claims(holder))
     }
 
     /// Marks these outbox rows sent at `now` (usually one transaction per
@@ -657,8 +668,14 @@ impl Store {
     }
 
     /// Claims due webhook deliveries with a lease (see `outbox_claim`).
-    pub async fn hook_claim(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<HookJob>> {
-        dispatch!(self, hook_claim(now, lease_until, limit))
+    pub async fn hook_claim(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+        holder: &str,
+    ) -> Result<Vec<HookJob>> {
+        dispatch!(self, hook_claim(now, lease_until, limit, holder))
     }
 
     pub async fn hook_sent(&self, ids: &[i64], now: i64) -> Result<()> {

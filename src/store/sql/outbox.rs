@@ -268,6 +268,7 @@ pub async fn outbox_claim(
     now: i64,
     lease_until: i64,
     limit: i64,
+    holder: &str,
 ) -> Result<Vec<OutboxRow>> {
     let mut tx = begin(pool).await?;
     // Order per ticket: a mail waits while an earlier one of its ticket is
@@ -275,7 +276,7 @@ pub async fn outbox_claim(
     // holds at most one mail per ticket and the mails of different tickets
     // may be sent concurrently.
     let sql = format!(
-        "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 WHERE id IN \
+        "UPDATE outbox SET lease_until = $1, lease_holder = $4, attempts = attempts + 1 WHERE id IN \
          (SELECT o.id FROM outbox o WHERE o.status = 'queued' AND o.next_attempt_at <= $2 \
           AND (o.lease_until IS NULL OR o.lease_until < $2) \
           AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.status = 'queued' \
@@ -288,6 +289,7 @@ pub async fn outbox_claim(
         .bind(lease_until)
         .bind(now)
         .bind(limit)
+        .bind(holder)
         .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;

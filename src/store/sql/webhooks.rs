@@ -268,10 +268,12 @@ pub async fn hook_claim(
     now: i64,
     lease_until: i64,
     limit: i64,
+    holder: &str,
 ) -> Result<Vec<HookJob>> {
     let mut tx = begin(pool).await?;
     let sql = format!(
-        "UPDATE webhook_deliveries SET lease_until = $1, attempts = attempts + 1 WHERE id IN \
+        "UPDATE webhook_deliveries SET lease_until = $1, lease_holder = $4, \
+         attempts = attempts + 1 WHERE id IN \
          (SELECT d.id FROM webhook_deliveries d WHERE d.status = 'queued' \
           AND d.next_attempt_at <= $2 AND (d.lease_until IS NULL OR d.lease_until < $2) \
           AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.status = 'queued' \
@@ -282,6 +284,7 @@ pub async fn hook_claim(
         .bind(lease_until)
         .bind(now)
         .bind(limit)
+        .bind(holder)
         .fetch_all(&mut *tx)
         .await?;
     let mut jobs = Vec::with_capacity(ids.len());
