@@ -396,13 +396,8 @@ async fn outbox_worker(
             }
             None => {}
         }
-        if let Ok(queued) = store
-            .outbox_list(Some(crate::ticket::OutboxStatus::Queued))
-            .await
-        {
-            health
-                .outbox_depth
-                .store(queued.len() as i64, Ordering::Relaxed);
+        if let Ok(queued) = store.outbox_queued().await {
+            health.outbox_depth.store(queued, Ordering::Relaxed);
         }
         if *stop.borrow() {
             return;

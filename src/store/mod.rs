@@ -646,6 +646,11 @@ impl Store {
         dispatch!(self, outbox_list(status))
     }
 
+    /// How many mails are queued (for `/metrics`).
+    pub async fn outbox_queued(&self) -> Result<i64> {
+        dispatch!(self, outbox_queued())
+    }
+
     pub async fn outbox_get(&self, id: i64) -> Result<Option<OutboxRow>> {
         dispatch!(self, outbox_get(id))
     }
@@ -685,6 +690,11 @@ impl Store {
     /// A failed attempt: `next` is when to retry, `None` to give up.
     pub async fn hook_failed(&self, id: i64, error: &str, next: Option<i64>) -> Result<()> {
         dispatch!(self, hook_failed(id, error, next))
+    }
+
+    /// One webhook delivery by id, or `None`.
+    pub async fn hook_get(&self, id: i64) -> Result<Option<crate::ticket::HookDelivery>> {
+        dispatch!(self, hook_get(id))
     }
 
     pub async fn hook_list(

@@ -78,24 +78,3 @@ pub async fn release_lease(pool: &Pool<Db>, name: &str, holder: &str) -> Result<
         .await?;
     Ok(())
 }
-
-/// Gives back the leases `holder` holds on queued outbox rows and webhook
-/// deliveries, so they are claimed again at once. Only for the leases of a
-/// process that is gone: the daemon calls it at start, before it claims
-/// anything, under a name no other live process has (see `instance`).
-/// Returns how many mails and deliveries were given back.
-pub async fn release_claims(pool: &Pool<Db>, holder: &str) -> Result<(u64, u64)> {
-    let mut given = [0u64; 2];
-    for (n, table) in ["outbox", "webhook_deliveries"].into_iter().enumerate() {
-        let sql = format!(
-            "UPDATE {table} SET lease_until = NULL, lease_holder = NULL \
-             WHERE lease_holder = $1 AND status = 'queued' AND lease_until IS NOT NULL"
-        );
-        given[n] = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(holder)
-            .execute(pool)
-            .await?
-            .rows_affected();
-    }
-    Ok((given[0], given[1]))
-}
