@@ -365,7 +365,12 @@ async fn outbox_worker(
     }
     let hooks = webhooks(&config);
     let poll = Duration::from_secs(config.daemon.outbox_poll_seconds.max(1));
+    let mut pruned: Option<tokio::time::Instant> = None;
     loop {
+        if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            prune_webhooks(&store, config.daemon.webhooks_retention_ms()).await;
+            pruned = Some(tokio::time::Instant::now());
+        }
         // Agents' answers by mail first: what they queue goes out now.
         carry_out_staff_mail(&live, &store).await;
         let drained = match &transport {
@@ -407,6 +412,24 @@ async fn outbox_worker(
             _ = tokio::time::sleep(poll) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// How often the daemon deletes the webhook deliveries older than
+/// `[daemon] webhooks_retention` (and at start).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes the delivered webhooks older than the retention; a failure is
+/// logged and tried again at the next hour (nothing is lost by waiting).
+async fn prune_webhooks(store: &Store, retention_ms: i64) {
+    match store.hook_prune(now_ms() - retention_ms).await {
+        Ok((0, 0)) => {}
+        Ok((deliveries, events)) => tracing::info!(
+            deliveries,
+            events,
+            "Delivered webhooks past [daemon] webhooks_retention deleted."
+        ),
+        Err(error) => tracing::warn!(%error, "Old webhooks not deleted yet; will retry."),
     }
 }
 

@@ -652,6 +652,83 @@ fn a_restart_takes_back_only_its_own_claims(backend: Backend) {
     });
 }
 
+/// The daemon deletes delivered webhooks past `[daemon] webhooks_retention`
+/// (at start, then hourly), with their events; what gave up, what waits and
+/// what is recent stay.
+fn delivered_webhooks_are_pruned_after_the_retention(backend: Backend) {
+    let script = Arc::new(Mutex::new(Script::default()));
+    let receiver = Receiver::start(0, script.clone());
+    let d = deployment(backend, &receiver.url(), "");
+    let old = ingest(&d, &mail(&d, "p1", "uno@example.cl", "Antiguo", None));
+    let recent = ingest(&d, &mail(&d, "p2", "dos@example.cl", "Reciente", None));
+    d.ok(&["run", "--once"]);
+    let rows = list(&d, false);
+    assert!(rows.iter().all(|r| r["status"] == "sent"), "{rows:?}");
+    let url = d.database_url.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (old_id, recent_id) = (&old[2..], &recent[2..]);
+    rt.block_on(async {
+        // The first ticket's were delivered 40 days ago; one of the second's
+        // gave up long ago, the other was delivered now.
+        sql_exec(
+            &url,
+            &format!("UPDATE webhook_deliveries SET sent_at = 1000 WHERE ticket_id = {old_id}"),
+        )
+        .await;
+        sql_exec(&url, "UPDATE webhook_events SET created_at = 1000").await;
+        sql_exec(
+            &url,
+            &format!(
+                "UPDATE webhook_deliveries SET status = 'failed', sent_at = NULL WHERE id = \
+                 (SELECT MIN(id) FROM webhook_deliveries WHERE ticket_id = {recent_id})"
+            ),
+        )
+        .await;
+    });
+    let count = |q: String| rt.block_on(sql_count(&url, q));
+    let recent_rows = count(format!(
+        "SELECT COUNT(*) FROM webhook_deliveries WHERE ticket_id = {recent_id}"
+    ));
+    assert!(recent_rows >= 2, "two deliveries of the second ticket");
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_buzon"))
+        .env_remove("BUZON_DATABASE_URL")
+        .env_remove("BUZON_OUTBOX_DIR")
+        .arg("--config")
+        .arg(&d.config)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the old deliveries deleted", 20, || {
+        count(format!(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE ticket_id = {old_id}"
+        )) == 0
+    });
+    wait_for("their events deleted", 10, || {
+        count(format!(
+            "SELECT COUNT(*) FROM webhook_events WHERE ticket_id = {old_id}"
+        )) == 0
+    });
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert_eq!(
+        count(format!(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE ticket_id = {recent_id}"
+        )),
+        recent_rows,
+        "the recent and the given-up deliveries stay"
+    );
+    assert_eq!(
+        count(format!(
+            "SELECT COUNT(*) FROM webhook_events WHERE ticket_id = {recent_id}"
+        )),
+        recent_rows,
+        "and their events"
+    );
+    receiver.stop();
+}
+
 /// One statement on the test's database.
 async fn sql_exec(url: &str, q: &str) {
     if url.starts_with("sqlite:") {
@@ -792,6 +869,7 @@ on_both_backends!(
     a_receiver_down_for_a_while_gets_everything,
     sigkill_mid_delivery_loses_none,
     a_restart_takes_back_only_its_own_claims,
+    delivered_webhooks_are_pruned_after_the_retention,
     a_busy_ticket_does_not_hold_back_the_round,
     without_webhooks_events_are_dropped,
 );

@@ -697,6 +697,13 @@ impl Store {
         dispatch!(self, hook_get(id))
     }
 
+    /// Deletes the webhook deliveries sent before `before` and the events
+    /// left without any (`[daemon] webhooks_retention`); returns how many
+    /// deliveries and events.
+    pub async fn hook_prune(&self, before: i64) -> Result<(u64, u64)> {
+        dispatch!(self, hook_prune(before))
+    }
+
     pub async fn hook_list(
         &self,
         status: Option<OutboxStatus>,

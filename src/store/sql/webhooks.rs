@@ -362,3 +362,37 @@ pub async fn hook_counts(pool: &Pool<Db>) -> Result<(i64, i64)> {
     .await?;
     Ok((row.try_get("queued")?, row.try_get("failed")?))
 }
+
+/// Deletes the deliveries sent before `before`, then the events left with
+/// no delivery (fanned out, older than `before`), a few thousand rows a
+/// statement so no transaction holds the database for long. A delivery
+/// that gave up or waits, and its event, stay. Returns the deliveries and
+/// the events deleted.
+pub async fn hook_prune(pool: &Pool<Db>, before: i64) -> Result<(u64, u64)> {
+    const BATCH: i64 = 5_000;
+    let mut deleted = [0u64; 2];
+    for (n, sql) in [
+        "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries \
+         WHERE status = 'sent' AND sent_at < $1 LIMIT $2)",
+        "DELETE FROM webhook_events WHERE id IN (SELECT v.id FROM webhook_events v \
+         WHERE v.fanned_out = 1 AND v.created_at < $1 AND NOT EXISTS \
+         (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = v.id) LIMIT $2)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        loop {
+            let done = sqlx::query(sql)
+                .bind(before)
+                .bind(BATCH)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            deleted[n] += done;
+            if done < BATCH as u64 {
+                break;
+            }
+        }
+    }
+    Ok((deleted[0], deleted[1]))
+}
