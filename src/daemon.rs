@@ -366,6 +366,8 @@ async fn outbox_worker(
     let hooks = webhooks(&config);
     let poll = Duration::from_secs(config.daemon.outbox_poll_seconds.max(1));
     let mut pruned: Option<tokio::time::Instant> = None;
+    let mut outbox_trouble = Trouble::new("Outbox delivery");
+    let mut hooks_trouble = Trouble::new("Webhook delivery");
     loop {
         if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             prune_webhooks(&store, config.daemon.webhooks_retention_ms()).await;
@@ -379,6 +381,7 @@ async fn outbox_worker(
         };
         match drained {
             Some(Ok(report)) => {
+                outbox_trouble.over();
                 health
                     .outbox_sent
                     .fetch_add(report.sent as u64, Ordering::Relaxed);
@@ -386,11 +389,13 @@ async fn outbox_worker(
                     .outbox_failed
                     .fetch_add(report.failed as u64, Ordering::Relaxed);
             }
-            Some(Err(e)) => tracing::warn!(error = %e, "Outbox delivery failed; will retry."),
+            Some(Err(e)) => outbox_trouble.failed(&e, &health),
             None => {}
         }
         match &hooks {
-            Some(hooks) => deliver_webhooks(hooks, &store, &instance, &health).await,
+            Some(hooks) => {
+                deliver_webhooks(hooks, &store, &instance, &health, &mut hooks_trouble).await
+            }
             // No [[webhooks]]: the events changes wrote are dropped.
             None if config.webhooks.is_empty() => {
                 if let Err(e) =
@@ -411,6 +416,43 @@ async fn outbox_worker(
             _ = wake.notified() => {}
             _ = tokio::time::sleep(poll) => {}
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Whether a periodic task of the outbox worker is failing (a full disk,
+/// the database away), so that its error is logged when the trouble starts
+/// and when it ends, not on every pass (every few seconds).
+struct Trouble {
+    what: &'static str,
+    failing: bool,
+}
+
+impl Trouble {
+    fn new(what: &'static str) -> Trouble {
+        Trouble {
+            what,
+            failing: false,
+        }
+    }
+
+    fn failed(&mut self, error: &crate::store::StoreError, health: &Health) {
+        let what = self.what;
+        if error.is_disk_full() {
+            health.disk_full.fetch_add(1, Ordering::Relaxed);
+        }
+        if std::mem::replace(&mut self.failing, true) {
+            tracing::debug!(%error, "{what} still failing.");
+        } else if error.is_disk_full() {
+            tracing::error!(%error, "{what} failed: the database's disk is full. Nothing is lost; it is retried by itself once there is space.");
+        } else {
+            tracing::warn!(%error, "{what} failed; will retry.");
+        }
+    }
+
+    fn over(&mut self) {
+        if std::mem::replace(&mut self.failing, false) {
+            tracing::info!("{} works again.", self.what);
         }
     }
 }
@@ -440,9 +482,11 @@ async fn deliver_webhooks(
     store: &Store,
     instance: &str,
     health: &Health,
+    trouble: &mut Trouble,
 ) {
     match hooks.drain(store, instance, now_ms(), Some(health)).await {
         Ok(report) => {
+            trouble.over();
             health
                 .webhooks_sent
                 .fetch_add(report.sent as u64, Ordering::Relaxed);
@@ -450,7 +494,7 @@ async fn deliver_webhooks(
                 .webhooks_failed
                 .fetch_add(report.failed as u64, Ordering::Relaxed);
         }
-        Err(e) => tracing::warn!(error = %e, "Webhook delivery failed; will retry."),
+        Err(e) => trouble.failed(&e, health),
     }
     if let Ok((queued, failed)) = store.hook_counts().await {
         health.webhooks_queued.store(queued, Ordering::Relaxed);
