@@ -58,5 +58,5 @@ eval "$(MAILTEST_SMTP=postfix MAILTEST_USERS=$users bash "$H/mail-start.sh" "$wo
 mail_dir=$MAILTEST_DIR
 eval "$(BUZON_PG_DURABLE=1 bash "$H/pg-start.sh")"
 pg_dir=$BUZON_TEST_PG_DIR
-echo "settings: $(nproc) cores; SQLite synchronous=FULL, PostgreSQL fsync and synchronous_commit on; Postfix on loopback; [outbox] lease 5s, retry every 2s"
+echo "settings: $(nproc) cores; SQLite synchronous=FULL, PostgreSQL fsync and synchronous_commit on; Postfix on loopback; [outbox] lease 5s (10m for the delivery fault: a restart takes back its own claims at once), retry every 2s"
 FAULTS_WORK=$work python3 benches/faults.py

@@ -417,6 +417,10 @@ pub struct Daemon {
     pub unhealthy_after_seconds: u64,
     /// How often the outbox is checked when nothing wakes it.
     pub outbox_poll_seconds: u64,
+    /// How long delivered webhook events and deliveries are kept (for
+    /// `webhooks list` and to answer "did they get it?"); the daemon deletes
+    /// older ones. Given-up and waiting ones are always kept.
+    pub webhooks_retention: String,
 }
 
 impl Default for Daemon {
@@ -427,7 +431,15 @@ impl Default for Daemon {
             lease_seconds: 30,
             unhealthy_after_seconds: 300,
             outbox_poll_seconds: 5,
+            webhooks_retention: "30d".into(),
         }
+    }
+}
+
+impl Daemon {
+    /// `webhooks_retention` in milliseconds (validated at load).
+    pub fn webhooks_retention_ms(&self) -> i64 {
+        parse_duration_ms(&self.webhooks_retention).unwrap_or(30 * 86_400_000)
     }
 }
 
@@ -1051,6 +1063,17 @@ impl Config {
         if let Err(e) = parse_duration_ms(&self.outbox.lease) {
             add("outbox.lease", e);
         }
+        match parse_duration_ms(&self.daemon.webhooks_retention) {
+            Ok(ms) if ms < 3_600_000 => add(
+                "daemon.webhooks_retention",
+                format!(
+                    "'{}' is shorter than an hour: write e.g. \"30d\" (the default), or \"1h\" at least",
+                    self.daemon.webhooks_retention
+                ),
+            ),
+            Ok(_) => {}
+            Err(e) => add("daemon.webhooks_retention", e),
+        }
         if !(1..=1000).contains(&self.outbox.auto_reply_limit_per_hour) {
             add(
                 "outbox.auto_reply_limit_per_hour",
@@ -1344,6 +1367,7 @@ fn read_sections(cfg: &config::Config, problems: &mut Vec<Problem>) -> RawSectio
             "lease_seconds",
             "unhealthy_after_seconds",
             "outbox_poll_seconds",
+            "webhooks_retention",
         ],
         problems,
     );
@@ -1923,6 +1947,32 @@ address = "camila"
             "smtp.prot: unknown key: did you mean `port`?",
             "people.camila.address",
         ] {
+            assert!(text.contains(needle), "{needle}\n{text}");
+        }
+    }
+
+    #[test]
+    fn webhooks_retention_is_a_duration_of_an_hour_or_more() {
+        let cfg = load(GOOD, &[]).unwrap();
+        assert_eq!(cfg.daemon.webhooks_retention_ms(), 30 * 86_400_000);
+        let cfg = load(
+            &format!("{GOOD}\n[daemon]\nwebhooks_retention = \"7d\"\n"),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(cfg.daemon.webhooks_retention_ms(), 7 * 86_400_000);
+        for (value, needle) in [
+            (
+                "\"30 días\"",
+                "daemon.webhooks_retention: unknown unit 'días'",
+            ),
+            (
+                "\"10m\"",
+                "daemon.webhooks_retention: '10m' is shorter than an hour",
+            ),
+        ] {
+            let bad = format!("{GOOD}\n[daemon]\nwebhooks_retention = {value}\n");
+            let text = load(&bad, &[]).unwrap_err().to_string();
             assert!(text.contains(needle), "{needle}\n{text}");
         }
     }

@@ -196,15 +196,19 @@ pub async fn run_once(config: Arc<Config>, store: Store) -> Result<OnceReport, D
     }
     check_deadlines(&live, &store).await;
     carry_out_staff_mail(&live, &store).await;
+    resume_claims(&store, &instance.name).await;
     if let Some(t) = transport(&config)
-        && let Err(e) = deliver::drain(&store, &t, now_ms()).await
+        && let Err(e) = deliver::drain(&store, &t, &instance.name, now_ms()).await
     {
         tracing::warn!(error = %e, "Outbox delivery failed; it will be retried.");
     }
     // After the mail: its `message.sent` events go out in this run too
     // (without [[webhooks]], the events are dropped).
     let hooks = match webhooks(&config) {
-        Some(hooks) => hooks.drain(&store, now_ms(), None).await.map(|_| ()),
+        Some(hooks) => hooks
+            .drain(&store, &instance.name, now_ms(), None)
+            .await
+            .map(|_| ()),
         None if config.webhooks.is_empty() => {
             crate::webhooks::deliver::fan_out(&store, &Default::default(), now_ms()).await
         }
@@ -256,7 +260,9 @@ pub async fn run(config: Arc<Config>, store: Store) -> Result<(), DaemonError> {
         outbox.clone(),
         stop_rx.clone(),
     ));
+    resume_claims(&store, &instance.name).await;
     let outbox_task = tokio::spawn(outbox_worker(
+        instance.name.clone(),
         config.clone(),
         live.clone(),
         store.clone(),
@@ -345,6 +351,7 @@ fn spawn_worker(worker: FolderWorker, stop: watch::Receiver<bool>) -> tokio::tas
 
 /// Delivers the outbox whenever a ticket was created, and every few seconds.
 async fn outbox_worker(
+    instance: String,
     config: Arc<Config>,
     live: Arc<Live>,
     store: Store,
@@ -358,15 +365,23 @@ async fn outbox_worker(
     }
     let hooks = webhooks(&config);
     let poll = Duration::from_secs(config.daemon.outbox_poll_seconds.max(1));
+    let mut pruned: Option<tokio::time::Instant> = None;
+    let mut outbox_trouble = Trouble::new("Outbox delivery");
+    let mut hooks_trouble = Trouble::new("Webhook delivery");
     loop {
+        if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            prune_webhooks(&store, config.daemon.webhooks_retention_ms()).await;
+            pruned = Some(tokio::time::Instant::now());
+        }
         // Agents' answers by mail first: what they queue goes out now.
         carry_out_staff_mail(&live, &store).await;
         let drained = match &transport {
-            Some(t) => Some(deliver::drain(&store, t, now_ms()).await),
+            Some(t) => Some(deliver::drain(&store, t, &instance, now_ms()).await),
             None => None,
         };
         match drained {
             Some(Ok(report)) => {
+                outbox_trouble.over();
                 health
                     .outbox_sent
                     .fetch_add(report.sent as u64, Ordering::Relaxed);
@@ -374,11 +389,13 @@ async fn outbox_worker(
                     .outbox_failed
                     .fetch_add(report.failed as u64, Ordering::Relaxed);
             }
-            Some(Err(e)) => tracing::warn!(error = %e, "Outbox delivery failed; will retry."),
+            Some(Err(e)) => outbox_trouble.failed(&e, &health),
             None => {}
         }
         match &hooks {
-            Some(hooks) => deliver_webhooks(hooks, &store, &health).await,
+            Some(hooks) => {
+                deliver_webhooks(hooks, &store, &instance, &health, &mut hooks_trouble).await
+            }
             // No [[webhooks]]: the events changes wrote are dropped.
             None if config.webhooks.is_empty() => {
                 if let Err(e) =
@@ -389,13 +406,8 @@ async fn outbox_worker(
             }
             None => {}
         }
-        if let Ok(queued) = store
-            .outbox_list(Some(crate::ticket::OutboxStatus::Queued))
-            .await
-        {
-            health
-                .outbox_depth
-                .store(queued.len() as i64, Ordering::Relaxed);
+        if let Ok(queued) = store.outbox_queued().await {
+            health.outbox_depth.store(queued, Ordering::Relaxed);
         }
         if *stop.borrow() {
             return;
@@ -408,15 +420,73 @@ async fn outbox_worker(
     }
 }
 
+/// Whether a periodic task of the outbox worker is failing (a full disk,
+/// the database away), so that its error is logged when the trouble starts
+/// and when it ends, not on every pass (every few seconds).
+struct Trouble {
+    what: &'static str,
+    failing: bool,
+}
+
+impl Trouble {
+    fn new(what: &'static str) -> Trouble {
+        Trouble {
+            what,
+            failing: false,
+        }
+    }
+
+    fn failed(&mut self, error: &crate::store::StoreError, health: &Health) {
+        let what = self.what;
+        if error.is_disk_full() {
+            health.disk_full.fetch_add(1, Ordering::Relaxed);
+        }
+        if std::mem::replace(&mut self.failing, true) {
+            tracing::debug!(%error, "{what} still failing.");
+        } else if error.is_disk_full() {
+            tracing::error!(%error, "{what} failed: the database's disk is full. Nothing is lost; it is retried by itself once there is space.");
+        } else {
+            tracing::warn!(%error, "{what} failed; will retry.");
+        }
+    }
+
+    fn over(&mut self) {
+        if std::mem::replace(&mut self.failing, false) {
+            tracing::info!("{} works again.", self.what);
+        }
+    }
+}
+
+/// How often the daemon deletes the webhook deliveries older than
+/// `[daemon] webhooks_retention` (and at start).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes the delivered webhooks older than the retention; a failure is
+/// logged and tried again at the next hour (nothing is lost by waiting).
+async fn prune_webhooks(store: &Store, retention_ms: i64) {
+    match store.hook_prune(now_ms() - retention_ms).await {
+        Ok((0, 0)) => {}
+        Ok((deliveries, events)) => tracing::info!(
+            deliveries,
+            events,
+            "Delivered webhooks past [daemon] webhooks_retention deleted."
+        ),
+        Err(error) => tracing::warn!(%error, "Old webhooks not deleted yet; will retry."),
+    }
+}
+
 /// One webhook round (after the mail, so a mail's `message.sent` goes in
 /// the same pass), and the queue's figures for `/metrics`.
 async fn deliver_webhooks(
     hooks: &crate::webhooks::deliver::Deliverer,
     store: &Store,
+    instance: &str,
     health: &Health,
+    trouble: &mut Trouble,
 ) {
-    match hooks.drain(store, now_ms(), Some(health)).await {
+    match hooks.drain(store, instance, now_ms(), Some(health)).await {
         Ok(report) => {
+            trouble.over();
             health
                 .webhooks_sent
                 .fetch_add(report.sent as u64, Ordering::Relaxed);
@@ -424,11 +494,32 @@ async fn deliver_webhooks(
                 .webhooks_failed
                 .fetch_add(report.failed as u64, Ordering::Relaxed);
         }
-        Err(e) => tracing::warn!(error = %e, "Webhook delivery failed; will retry."),
+        Err(e) => trouble.failed(&e, health),
     }
     if let Ok((queued, failed)) = store.hook_counts().await {
         health.webhooks_queued.store(queued, Ordering::Relaxed);
         health.webhooks_gave_up.store(failed, Ordering::Relaxed);
+    }
+}
+
+/// Takes back at once the mails and webhook deliveries this instance's
+/// previous process claimed and left (killed in the middle of a round),
+/// instead of waiting for their leases to expire. Called before this
+/// process claims anything: under this name (see `instance`), no other live
+/// process claims, so every lease it holds is a dead process's. Each may
+/// have been sent already: it is sent once more, as after any crash.
+async fn resume_claims(store: &Store, instance: &str) {
+    match store.release_claims(instance).await {
+        Ok((0, 0)) => {}
+        Ok((mails, webhooks)) => tracing::info!(
+            mails,
+            webhooks,
+            "Resuming what this instance was sending when it stopped."
+        ),
+        Err(error) => tracing::warn!(
+            %error,
+            "Cannot take back this instance's earlier claims; they are sent when their leases expire."
+        ),
     }
 }
 

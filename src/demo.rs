@@ -104,7 +104,15 @@ async fn run_team(team: &str, dir: &Path) -> Result<TeamRun, DemoError> {
     let delivered = match Transport::from_config(&config)
         .map_err(|e| DemoError::Example(team.to_string(), e.to_string()))?
     {
-        Some(transport) => deliver::drain(&store, &transport, crate::store::now_ms()).await?,
+        Some(transport) => {
+            deliver::drain(
+                &store,
+                &transport,
+                &crate::instance::one_off(),
+                crate::store::now_ms(),
+            )
+            .await?
+        }
         None => DrainReport::default(),
     };
     Ok(TeamRun {

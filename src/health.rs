@@ -65,6 +65,10 @@ pub struct Health {
     /// Webhook deliveries waiting, and given up and not retried (all instances).
     pub webhooks_queued: AtomicI64,
     pub webhooks_gave_up: AtomicI64,
+    /// Attempts (a folder's batch or lease, an outbox or webhook round)
+    /// that failed because the database's disk is full; the log says it
+    /// only when it starts and ends.
+    pub disk_full: AtomicU64,
 }
 
 /// How a webhook endpoint answered lately.
@@ -118,6 +122,13 @@ impl Health {
     /// Records when the OAuth token a folder logged in with expires.
     pub fn set_token_expiry(&self, folder: &str, expires_at: Option<i64>) {
         self.with(folder, |h| h.token_expires_at = expires_at);
+    }
+
+    /// Whether the folder is failing now (to log its recovery once).
+    pub fn is_failed(&self, folder: &str) -> bool {
+        let mut failed = false;
+        self.with(folder, |h| failed = h.state == FolderState::Failed);
+        failed
     }
 
     pub fn set_failed(&self, folder: &str, error: &str, now: i64) -> bool {
@@ -258,6 +269,12 @@ impl Health {
             out,
             "# HELP buzon_outbox_depth Outgoing mails waiting.\n# TYPE buzon_outbox_depth gauge\nbuzon_outbox_depth {}",
             self.outbox_depth.load(Ordering::Relaxed)
+        );
+        counter(
+            &mut out,
+            "buzon_disk_full_total",
+            "Attempts that failed because the database's disk is full (logged when it starts and ends).",
+            self.disk_full.load(Ordering::Relaxed),
         );
         counter(
             &mut out,

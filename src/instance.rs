@@ -1,4 +1,5 @@
-//! This instance's name in the folder leases.
+//! This instance's name in the folder leases and in the claims of the
+//! outbox and the webhook deliveries.
 //!
 //! A folder is worked under a lease naming its holder (`folder_leases`).
 //! A restarted daemon must recognise its own lease and resume at once
@@ -9,6 +10,12 @@
 //! the machine id (`/etc/machine-id`, which tells apart two hosts with the
 //! same name) and the configuration file's path (or, without a file, the
 //! database and the accounts).
+//!
+//! The same holds for a mail or webhook delivery claimed before a crash:
+//! the restarted daemon gives back, at start and before it claims anything,
+//! the leases its name holds (`Store::release_claims`), since no other live
+//! process claims under that name; another instance's claims wait for their
+//! lease.
 //!
 //! Two daemons started with the same configuration file on one host would
 //! get the same name and both work every folder (dedupe still stores each
@@ -69,6 +76,19 @@ impl Instance {
         }
         Instance { name, _lock: lock }
     }
+}
+
+/// The name a one-off command (`outbox flush`, `webhooks retry`, a command
+/// that delivers what it just queued) claims mail and deliveries under:
+/// the host and the process id, never a daemon's name, so a daemon that
+/// starts meanwhile never gives back what the command is sending. A command
+/// killed in the middle leaves its leases to expire.
+pub fn one_off() -> String {
+    format!(
+        "{}-command-{}",
+        host_name().as_deref().unwrap_or("buzon"),
+        std::process::id()
+    )
 }
 
 /// `host-1a2b3c4d`: readable in the lease table, unique by the hash.

@@ -29,7 +29,8 @@
 //! - [`live`]: what a reload changes (rules, templates, people, mailboxes'
 //!   defaults), one snapshot every unit of work starts from.
 //! - [`health`]: per-folder health, `/healthz` and `/metrics`.
-//! - [`instance`]: this daemon's name in the folder leases, stable across restarts.
+//! - [`instance`]: this daemon's name in the folder leases and the outbox's and webhooks'
+//!   claims, stable across restarts.
 //! - [`web`]: the agents' workspace and the JSON API (`/api/v1`) over `actions`.
 //! - [`webhooks`]: telling other systems what happens to tickets: events
 //!   recorded with each change, delivered signed, retried, in order.

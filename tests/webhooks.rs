@@ -506,16 +506,18 @@ fn a_receiver_down_for_a_while_gets_everything(backend: Backend) {
 }
 
 /// `buzon run` killed with SIGKILL while a request is in flight: after a
-/// restart every event arrives; the one in flight at most twice, with the
-/// same id.
+/// restart every event arrives, at once (the restarted daemon takes back
+/// its own claims, not waiting for their lease); the one in flight at most
+/// twice, with the same id.
 fn sigkill_mid_delivery_loses_none(backend: Backend) {
     let script = Arc::new(Mutex::new(Script {
         stall_first: Some(Duration::from_secs(4)),
         ..Script::default()
     }));
     let receiver = Receiver::start(0, script.clone());
-    // The lease is twice the timeout plus 5 s: 7 s here.
-    let d = deployment(backend, &receiver.url(), "").retimed("1s");
+    // The lease is twice the timeout plus 5 s: 65 s here, far longer than
+    // the restart may take.
+    let d = deployment(backend, &receiver.url(), "").retimed("30s");
     let t = ingest(&d, &mail(&d, "k1", "cliente@example.cl", "Caída", None));
     ingest(
         &d,
@@ -543,10 +545,12 @@ fn sigkill_mid_delivery_loses_none(backend: Backend) {
     wait_for("the first request", 20, || !receiver.hits().is_empty());
     daemon.kill().unwrap(); // SIGKILL
     daemon.wait().unwrap();
+    let restarted = Instant::now();
     let mut daemon = spawn();
-    wait_for("every event", 40, || {
+    wait_for("every event, before the lease of 65 s", 20, || {
         list(&d, false).iter().all(|r| r["status"] == "sent")
     });
+    let took = restarted.elapsed();
     daemon.kill().unwrap();
     daemon.wait().unwrap();
     let hits = receiver.hits();
@@ -571,7 +575,175 @@ fn sigkill_mid_delivery_loses_none(backend: Backend) {
     for h in &hits {
         verify(h);
     }
+    eprintln!("every event sent {took:?} after the restart");
     receiver.stop();
+}
+
+/// What a restart takes back: the claims its own name holds (its previous
+/// process's), never another instance's, which run until their lease ends.
+fn a_restart_takes_back_only_its_own_claims(backend: Backend) {
+    let d = deployment(backend, "http://127.0.0.1:9/hook", "");
+    ingest(&d, &mail(&d, "c1", "uno@example.cl", "Uno", None));
+    ingest(&d, &mail(&d, "c2", "dos@example.cl", "Dos", None));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = buzon::store::Store::open(&d.database_url, 4).await.unwrap();
+        // The acknowledgements went to files: queued again, they are the
+        // mails the two instances were sending.
+        sql_exec(&d.database_url, "UPDATE outbox SET status = 'queued'").await;
+        let config = buzon::config::Config::load(buzon::config::Sources {
+            file: Some(d.config.clone()),
+            env: Vec::new(),
+        })
+        .unwrap();
+        let hooks = buzon::webhooks::Webhooks::load(&config).unwrap();
+        let now = buzon::store::now_ms();
+        buzon::webhooks::deliver::fan_out(&store, &hooks, now)
+            .await
+            .unwrap();
+        let lease = now + 600_000;
+        // "mail1" (killed) claimed the first ticket's, "mail2" (alive) the
+        // second's: one mail and one delivery a ticket per claim.
+        let mine = store.outbox_claim(now, lease, 1, "mail1").await.unwrap();
+        let theirs = store.outbox_claim(now, lease, 10, "mail2").await.unwrap();
+        assert_eq!((mine.len(), theirs.len()), (1, 1));
+        let hooks_mine = store.hook_claim(now, lease, 1, "mail1").await.unwrap();
+        let hooks_theirs = store.hook_claim(now, lease, 10, "mail2").await.unwrap();
+        assert_eq!((hooks_mine.len(), hooks_theirs.len()), (1, 1));
+        assert!(
+            store
+                .outbox_claim(now, lease, 10, "x")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .hook_claim(now, lease, 10, "x")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // "mail1" starts again: its own claims come back at once.
+        assert_eq!(store.release_claims("mail1").await.unwrap(), (1, 1));
+        let again = store.outbox_claim(now, lease, 10, "mail1").await.unwrap();
+        assert_eq!(again.iter().map(|r| r.id).collect::<Vec<_>>(), [mine[0].id]);
+        let again = store.hook_claim(now, lease, 10, "mail1").await.unwrap();
+        assert_eq!(
+            again.iter().map(|j| j.delivery.id).collect::<Vec<_>>(),
+            [hooks_mine[0].delivery.id]
+        );
+        // A name nobody holds gives back nothing; "mail2" keeps its lease.
+        assert_eq!(store.release_claims("mail3").await.unwrap(), (0, 0));
+        assert!(
+            store
+                .outbox_claim(now, lease, 10, "x")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .hook_claim(now, lease, 10, "x")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    });
+}
+
+/// The daemon deletes delivered webhooks past `[daemon] webhooks_retention`
+/// (at start, then hourly), with their events; what gave up, what waits and
+/// what is recent stay.
+fn delivered_webhooks_are_pruned_after_the_retention(backend: Backend) {
+    let script = Arc::new(Mutex::new(Script::default()));
+    let receiver = Receiver::start(0, script.clone());
+    let d = deployment(backend, &receiver.url(), "");
+    let old = ingest(&d, &mail(&d, "p1", "uno@example.cl", "Antiguo", None));
+    let recent = ingest(&d, &mail(&d, "p2", "dos@example.cl", "Reciente", None));
+    d.ok(&["run", "--once"]);
+    let rows = list(&d, false);
+    assert!(rows.iter().all(|r| r["status"] == "sent"), "{rows:?}");
+    let url = d.database_url.clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (old_id, recent_id) = (&old[2..], &recent[2..]);
+    rt.block_on(async {
+        // The first ticket's were delivered 40 days ago; one of the second's
+        // gave up long ago, the other was delivered now.
+        sql_exec(
+            &url,
+            &format!("UPDATE webhook_deliveries SET sent_at = 1000 WHERE ticket_id = {old_id}"),
+        )
+        .await;
+        sql_exec(&url, "UPDATE webhook_events SET created_at = 1000").await;
+        sql_exec(
+            &url,
+            &format!(
+                "UPDATE webhook_deliveries SET status = 'failed', sent_at = NULL WHERE id = \
+                 (SELECT MIN(id) FROM webhook_deliveries WHERE ticket_id = {recent_id})"
+            ),
+        )
+        .await;
+    });
+    let count = |q: String| rt.block_on(sql_count(&url, q));
+    let recent_rows = count(format!(
+        "SELECT COUNT(*) FROM webhook_deliveries WHERE ticket_id = {recent_id}"
+    ));
+    assert!(recent_rows >= 2, "two deliveries of the second ticket");
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_buzon"))
+        .env_remove("BUZON_DATABASE_URL")
+        .env_remove("BUZON_OUTBOX_DIR")
+        .arg("--config")
+        .arg(&d.config)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the old deliveries deleted", 20, || {
+        count(format!(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE ticket_id = {old_id}"
+        )) == 0
+    });
+    wait_for("their events deleted", 10, || {
+        count(format!(
+            "SELECT COUNT(*) FROM webhook_events WHERE ticket_id = {old_id}"
+        )) == 0
+    });
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert_eq!(
+        count(format!(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE ticket_id = {recent_id}"
+        )),
+        recent_rows,
+        "the recent and the given-up deliveries stay"
+    );
+    assert_eq!(
+        count(format!(
+            "SELECT COUNT(*) FROM webhook_events WHERE ticket_id = {recent_id}"
+        )),
+        recent_rows,
+        "and their events"
+    );
+    receiver.stop();
+}
+
+/// One statement on the test's database.
+async fn sql_exec(url: &str, q: &str) {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(q))
+            .execute(&pool)
+            .await
+            .unwrap();
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(q))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
 }
 
 trait Retimed {
@@ -696,6 +868,8 @@ on_both_backends!(
     failures_are_retried_or_listed,
     a_receiver_down_for_a_while_gets_everything,
     sigkill_mid_delivery_loses_none,
+    a_restart_takes_back_only_its_own_claims,
+    delivered_webhooks_are_pruned_after_the_retention,
     a_busy_ticket_does_not_hold_back_the_round,
     without_webhooks_events_are_dropped,
 );

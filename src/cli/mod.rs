@@ -242,7 +242,7 @@ pub async fn flush_outbox(config: &Config, store: &Store) -> Result<Option<(Stri
     let Some(transport) = Transport::from_config(config)? else {
         return Ok(None);
     };
-    let report = deliver::drain(store, &transport, now_ms()).await?;
+    let report = deliver::drain(store, &transport, &buzon::instance::one_off(), now_ms()).await?;
     if report.sent + report.failed + report.retrying > 0 {
         tracing::info!(?report, transport = %transport.describe(), "Outbox drained.");
     }

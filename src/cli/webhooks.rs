@@ -51,8 +51,7 @@ pub async fn run(config: &Config, store: &Store, command: WebhooksCommand) -> Re
             }
         }
         WebhooksCommand::Retry { id } => {
-            let rows = store.hook_list(None).await?;
-            let Some(row) = rows.iter().find(|r| r.id == id) else {
+            let Some(row) = store.hook_get(id).await? else {
                 bail!("there is no webhook delivery {id}: see `buzon webhooks list`");
             };
             if row.status == OutboxStatus::Sent {
@@ -74,7 +73,7 @@ pub async fn run(config: &Config, store: &Store, command: WebhooksCommand) -> Re
             }
             let hooks = buzon::webhooks::Webhooks::load(config)?;
             let report = buzon::webhooks::deliver::Deliverer::new(hooks)?
-                .drain(store, now_ms(), None)
+                .drain(store, &buzon::instance::one_off(), now_ms(), None)
                 .await?;
             outln!(
                 "webhooks: {} delivered, {} to retry, {} failed",

@@ -207,6 +207,7 @@ pub fn next_attempt(since: i64, attempts: i64, now: i64, retry: &RetryPolicy) ->
 pub async fn drain(
     store: &Store,
     transport: &Transport,
+    holder: &str,
     now: i64,
 ) -> Result<DrainReport, StoreError> {
     let mut report = DrainReport::default();
@@ -216,7 +217,7 @@ pub async fn drain(
     let unreachable: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     loop {
         let rows = store
-            .outbox_claim(now, now + transport.retry.lease_ms, CLAIM_BATCH)
+            .outbox_claim(now, now + transport.retry.lease_ms, CLAIM_BATCH, holder)
             .await?;
         if rows.is_empty() {
             return Ok(report);

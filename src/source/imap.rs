@@ -212,6 +212,13 @@ impl FolderWorker {
                 }
                 Err(e) => {
                     if e.is_disk_full() {
+                        self.health.disk_full.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Logged when the trouble starts (and when the folder
+                    // works again), not on every retry.
+                    if !self.health.set_failed(&name, &e.to_string(), now_ms()) {
+                        tracing::debug!(folder = %name, error = %e, "Still cannot take the folder lease.");
+                    } else if e.is_disk_full() {
                         tracing::error!(folder = %name, error = %e, "The database's disk is full: cannot take the folder lease. Nothing is stored, marked or moved until there is space; retrying.");
                     } else {
                         tracing::warn!(folder = %name, error = %e, "Cannot take the folder lease.");
@@ -230,6 +237,9 @@ impl FolderWorker {
                 Ok(SessionEnd::LostLease) => continue,
                 Err(e) => {
                     failures += 1;
+                    if e.is_disk_full() {
+                        self.health.disk_full.fetch_add(1, Ordering::Relaxed);
+                    }
                     if self.health.set_failed(&name, &e.to_string(), now_ms()) {
                         if e.is_disk_full() {
                             tracing::error!(folder = %name, error = %e, "The database's disk is full: this folder's mail stays unread on the server (nothing is marked or moved that is not stored). Free space on the database's disk; buzon retries by itself.");
@@ -296,10 +306,19 @@ impl FolderWorker {
             // force when it starts.
             let snap = self.live.current();
             let pipeline = snap.pipeline(&self.store)?;
-            self.health.set_state(&name, FolderState::Draining);
+            // A folder that failed stays failed (and its trouble logged
+            // once, with when it began) until a drain succeeds again.
+            let failed_before = self.health.is_failed(&name);
+            if !failed_before {
+                self.health.set_state(&name, FolderState::Draining);
+            }
             let stats = self
                 .drain(&mut session, &pipeline, shutdown, can_move)
                 .await?;
+            if failed_before {
+                self.health.set_state(&name, FolderState::Draining);
+                tracing::info!(folder = %name, "The folder works again.");
+            }
             *total += stats;
             self.health.drained(&name, now_ms(), 0);
             if stats.stored + stats.quarantined > 0 {

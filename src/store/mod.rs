@@ -604,15 +604,26 @@ impl Store {
         Ok(detail)
     }
 
-    /// Claims up to `limit` outbox rows that are due, leasing them until
-    /// `lease_until` so that no other worker sends them meanwhile.
+    /// Claims up to `limit` outbox rows that are due, leasing them to
+    /// `holder` (an instance's name) until `lease_until` so that no other
+    /// worker sends them meanwhile.
     pub async fn outbox_claim(
         &self,
         now: i64,
         lease_until: i64,
         limit: i64,
+        holder: &str,
     ) -> Result<Vec<OutboxRow>> {
-        dispatch!(self, outbox_claim(now, lease_until, limit))
+        dispatch!(self, outbox_claim(now, lease_until, limit, holder))
+    }
+
+    /// Gives back the leases on queued mails and webhook deliveries that
+    /// `holder` holds: a daemon's previous process, killed in the middle of
+    /// a round, left them. Only at start, before claiming anything, under a
+    /// name no live process shares (`instance::Instance`). Returns the mails
+    /// and deliveries given back.
+    pub async fn release_claims(&self, holder: &str) -> Result<(u64, u64)> {
+        dispatch!(self, release_claims(holder))
     }
 
     /// Marks these outbox rows sent at `now` (usually one transaction per
@@ -633,6 +644,11 @@ impl Store {
 
     pub async fn outbox_list(&self, status: Option<OutboxStatus>) -> Result<Vec<OutboxRow>> {
         dispatch!(self, outbox_list(status))
+    }
+
+    /// How many mails are queued (for `/metrics`).
+    pub async fn outbox_queued(&self) -> Result<i64> {
+        dispatch!(self, outbox_queued())
     }
 
     pub async fn outbox_get(&self, id: i64) -> Result<Option<OutboxRow>> {
@@ -657,8 +673,14 @@ impl Store {
     }
 
     /// Claims due webhook deliveries with a lease (see `outbox_claim`).
-    pub async fn hook_claim(&self, now: i64, lease_until: i64, limit: i64) -> Result<Vec<HookJob>> {
-        dispatch!(self, hook_claim(now, lease_until, limit))
+    pub async fn hook_claim(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+        holder: &str,
+    ) -> Result<Vec<HookJob>> {
+        dispatch!(self, hook_claim(now, lease_until, limit, holder))
     }
 
     pub async fn hook_sent(&self, ids: &[i64], now: i64) -> Result<()> {
@@ -668,6 +690,18 @@ impl Store {
     /// A failed attempt: `next` is when to retry, `None` to give up.
     pub async fn hook_failed(&self, id: i64, error: &str, next: Option<i64>) -> Result<()> {
         dispatch!(self, hook_failed(id, error, next))
+    }
+
+    /// One webhook delivery by id, or `None`.
+    pub async fn hook_get(&self, id: i64) -> Result<Option<crate::ticket::HookDelivery>> {
+        dispatch!(self, hook_get(id))
+    }
+
+    /// Deletes the webhook deliveries sent before `before` and the events
+    /// left without any (`[daemon] webhooks_retention`); returns how many
+    /// deliveries and events.
+    pub async fn hook_prune(&self, before: i64) -> Result<(u64, u64)> {
+        dispatch!(self, hook_prune(before))
     }
 
     pub async fn hook_list(

@@ -113,6 +113,7 @@ impl Deliverer {
     pub async fn drain(
         &self,
         store: &Store,
+        holder: &str,
         now: i64,
         health: Option<&Health>,
     ) -> Result<HookReport, StoreError> {
@@ -128,7 +129,7 @@ impl Deliverer {
         let down: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
         loop {
             let jobs = store
-                .hook_claim(now, now + lease_ms, PARALLEL as i64)
+                .hook_claim(now, now + lease_ms, PARALLEL as i64, holder)
                 .await?;
             if jobs.is_empty() {
                 return Ok(report);

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sqlx::{Pool, Row};
 
+use super::queue::{self, Queue, claim_sql};
 use super::{CLAIM_LOCK, Conn, Db, LIMIT_LOCK, begin};
 use crate::store::sql::{Queued, ROWS_PER_STATEMENT, decode, queued_line, under_auto_limit};
 use crate::store::{Pending, Result, StoreError};
@@ -263,31 +264,22 @@ impl StoredOutbox {
     }
 }
 
+/// Claims up to `limit` due mails for `holder`, leased until
+/// `lease_until`: at most one per ticket, in order (`queue::claim_sql`).
 pub async fn outbox_claim(
     pool: &Pool<Db>,
     now: i64,
     lease_until: i64,
     limit: i64,
+    holder: &str,
 ) -> Result<Vec<OutboxRow>> {
     let mut tx = begin(pool).await?;
-    // Order per ticket: a mail waits while an earlier one of its ticket is
-    // still queued (due later, or leased by another worker), so one claim
-    // holds at most one mail per ticket and the mails of different tickets
-    // may be sent concurrently.
-    let sql = format!(
-        "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 WHERE id IN \
-         (SELECT o.id FROM outbox o WHERE o.status = 'queued' AND o.next_attempt_at <= $2 \
-          AND (o.lease_until IS NULL OR o.lease_until < $2) \
-          AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.status = 'queued' \
-          AND e.ticket_id = o.ticket_id AND e.id < o.id) \
-          ORDER BY o.id LIMIT $3{}) \
-         RETURNING {OUTBOX_COLUMNS}",
-        CLAIM_LOCK
-    );
+    let sql = claim_sql(Queue::Outbox, OUTBOX_COLUMNS);
     let rows: Vec<StoredOutbox> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(lease_until)
         .bind(now)
         .bind(limit)
+        .bind(holder)
         .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -369,18 +361,8 @@ async fn mark_sent(
     sent: &[&(i64, Option<(i64, NewHookEvent)>)],
     now: i64,
 ) -> Result<()> {
-    for chunk in sent.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<Db>::new(
-            "UPDATE outbox SET status = 'sent', lease_until = NULL, last_error = NULL, sent_at = ",
-        );
-        q.push_bind(now).push(" WHERE id IN (");
-        let mut list = q.separated(", ");
-        for (id, _) in chunk {
-            list.push_bind(*id);
-        }
-        q.push(")");
-        q.build().execute(&mut *tx).await?;
-    }
+    let ids: Vec<i64> = sent.iter().map(|(id, _)| *id).collect();
+    queue::mark_sent(&mut *tx, Queue::Outbox, &ids, now).await?;
     let hooks: Vec<_> = sent
         .iter()
         .filter_map(|(_, e)| e.as_ref().map(|(t, e)| (*t, now, e)))
@@ -388,22 +370,9 @@ async fn mark_sent(
     super::webhooks::insert_hook_events(&mut *tx, &hooks).await
 }
 
+/// A failed attempt: retried at `next`, or given up (`None`).
 pub async fn outbox_failed(pool: &Pool<Db>, id: i64, error: &str, next: Option<i64>) -> Result<()> {
-    let (status, next_at) = match next {
-        Some(at) => (OutboxStatus::Queued, Some(at)),
-        None => (OutboxStatus::Failed, None),
-    };
-    sqlx::query(
-        "UPDATE outbox SET status = $2, last_error = $3, lease_until = NULL, \
-         next_attempt_at = COALESCE($4, next_attempt_at) WHERE id = $1",
-    )
-    .bind(id)
-    .bind(status.as_str())
-    .bind(error)
-    .bind(next_at)
-    .execute(pool)
-    .await?;
-    Ok(())
+    queue::failed(pool, Queue::Outbox, id, error, next).await
 }
 
 pub async fn outbox_list(pool: &Pool<Db>, status: Option<OutboxStatus>) -> Result<Vec<OutboxRow>> {
@@ -429,15 +398,18 @@ pub async fn outbox_get(pool: &Pool<Db>, id: i64) -> Result<Option<OutboxRow>> {
 /// Makes a queued or failed row due now, with a fresh retry
 /// schedule and maximum age. A sent row is left alone (false).
 pub async fn outbox_requeue(pool: &Pool<Db>, id: i64, now: i64) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE outbox SET status = 'queued', next_attempt_at = $2, requeued_at = $2, \
-         attempts = 0, lease_until = NULL WHERE id = $1 AND status <> 'sent'",
+    queue::requeue(pool, Queue::Outbox, id, now).await
+}
+
+/// Mails queued (for `/metrics`): a count on the status index, not the
+/// rows with their bytes (the daemon asks after every pass).
+pub async fn outbox_queued(pool: &Pool<Db>) -> Result<i64> {
+    Ok(
+        sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE status = 'queued'")
+            .fetch_one(pool)
+            .await?
+            .try_get("n")?,
     )
-    .bind(id)
-    .bind(now)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() > 0)
 }
 
 /// Automatic mails queued to `address` since `since` (the count

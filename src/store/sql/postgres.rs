@@ -112,6 +112,8 @@ mod messages;
 mod outbox;
 #[path = "quarantine.rs"]
 mod quarantine;
+#[path = "queue.rs"]
+mod queue;
 #[path = "search.rs"]
 mod search;
 #[path = "settings.rs"]
@@ -130,6 +132,7 @@ mod web;
 mod webhooks;
 
 pub(in crate::store) use self::{
-    deadlines::*, leases::*, listing::*, messages::*, outbox::*, quarantine::*, search::*,
-    settings::*, staff_mail::*, tickets::*, tokens::*, tx::*, web::*, webhooks::*,
+    deadlines::*, leases::*, listing::*, messages::*, outbox::*, quarantine::*,
+    queue::release_claims, search::*, settings::*, staff_mail::*, tickets::*, tokens::*, tx::*,
+    web::*, webhooks::*,
 };

@@ -103,6 +103,8 @@ mod messages;
 mod outbox;
 #[path = "quarantine.rs"]
 mod quarantine;
+#[path = "queue.rs"]
+mod queue;
 #[path = "search.rs"]
 mod search;
 #[path = "settings.rs"]
@@ -121,6 +123,7 @@ mod web;
 mod webhooks;
 
 pub(in crate::store) use self::{
-    deadlines::*, leases::*, listing::*, messages::*, outbox::*, quarantine::*, search::*,
-    settings::*, staff_mail::*, tickets::*, tokens::*, tx::*, web::*, webhooks::*,
+    deadlines::*, leases::*, listing::*, messages::*, outbox::*, quarantine::*,
+    queue::release_claims, search::*, settings::*, staff_mail::*, tickets::*, tokens::*, tx::*,
+    web::*, webhooks::*,
 };

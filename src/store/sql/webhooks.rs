@@ -6,7 +6,8 @@
 
 use sqlx::{Pool, Row};
 
-use super::{CLAIM_LOCK, Conn, Db, FANOUT_LOCK, ROW_LOCK, begin};
+use super::queue::{self, Queue, claim_sql};
+use super::{Conn, Db, FANOUT_LOCK, ROW_LOCK, begin};
 use crate::store::sql::{ROWS_PER_STATEMENT, decode, decode_opt};
 use crate::store::{HookJob, Result, StoreError};
 use crate::ticket::{HookDelivery, HookEvent, HookTicket, NewHookEvent, OutboxStatus};
@@ -262,26 +263,21 @@ impl StoredDelivery {
 /// Order per ticket and endpoint: a delivery waits while an earlier event
 /// of its ticket for the same endpoint is still queued (retrying, or
 /// leased by another worker), so one claim holds at most one delivery per
-/// ticket and endpoint.
+/// ticket and endpoint (`queue::claim_sql`).
 pub async fn hook_claim(
     pool: &Pool<Db>,
     now: i64,
     lease_until: i64,
     limit: i64,
+    holder: &str,
 ) -> Result<Vec<HookJob>> {
     let mut tx = begin(pool).await?;
-    let sql = format!(
-        "UPDATE webhook_deliveries SET lease_until = $1, attempts = attempts + 1 WHERE id IN \
-         (SELECT d.id FROM webhook_deliveries d WHERE d.status = 'queued' \
-          AND d.next_attempt_at <= $2 AND (d.lease_until IS NULL OR d.lease_until < $2) \
-          AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.status = 'queued' \
-          AND e.endpoint = d.endpoint AND e.ticket_id = d.ticket_id AND e.event_id < d.event_id) \
-          ORDER BY d.event_id LIMIT $3{CLAIM_LOCK}) RETURNING id"
-    );
+    let sql = claim_sql(Queue::Webhooks, "id");
     let ids: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(lease_until)
         .bind(now)
         .bind(limit)
+        .bind(holder)
         .fetch_all(&mut *tx)
         .await?;
     let mut jobs = Vec::with_capacity(ids.len());
@@ -313,39 +309,13 @@ impl StoredDelivery {
 
 /// Marks deliveries sent, in one statement.
 pub async fn hook_sent(pool: &Pool<Db>, ids: &[i64], now: i64) -> Result<()> {
-    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let mut q = sqlx::QueryBuilder::<Db>::new(
-            "UPDATE webhook_deliveries SET status = 'sent', lease_until = NULL, \
-             last_error = NULL, sent_at = ",
-        );
-        q.push_bind(now).push(" WHERE id IN (");
-        let mut list = q.separated(", ");
-        for id in chunk {
-            list.push_bind(*id);
-        }
-        q.push(")");
-        q.build().execute(pool).await?;
-    }
-    Ok(())
+    let mut conn = pool.acquire().await?;
+    queue::mark_sent(&mut conn, Queue::Webhooks, ids, now).await
 }
 
 /// A failed attempt: retried at `next`, or given up (`None`).
 pub async fn hook_failed(pool: &Pool<Db>, id: i64, error: &str, next: Option<i64>) -> Result<()> {
-    let status = match next {
-        Some(_) => OutboxStatus::Queued,
-        None => OutboxStatus::Failed,
-    };
-    sqlx::query(
-        "UPDATE webhook_deliveries SET status = $2, last_error = $3, lease_until = NULL, \
-         next_attempt_at = COALESCE($4, next_attempt_at) WHERE id = $1",
-    )
-    .bind(id)
-    .bind(status.as_str())
-    .bind(error)
-    .bind(next)
-    .execute(pool)
-    .await?;
-    Ok(())
+    queue::failed(pool, Queue::Webhooks, id, error, next).await
 }
 
 pub async fn hook_list(pool: &Pool<Db>, status: Option<OutboxStatus>) -> Result<Vec<HookDelivery>> {
@@ -361,18 +331,23 @@ pub async fn hook_list(pool: &Pool<Db>, status: Option<OutboxStatus>) -> Result<
     rows.into_iter().map(StoredDelivery::decode).collect()
 }
 
+/// One delivery by id (`webhooks retry ID`), without reading the others.
+pub async fn hook_get(pool: &Pool<Db>, id: i64) -> Result<Option<HookDelivery>> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS}, e.kind FROM webhook_deliveries d \
+         JOIN webhook_events e ON e.id = d.event_id WHERE d.id = $1"
+    );
+    let row: Option<StoredDelivery> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.map(StoredDelivery::decode).transpose()
+}
+
 /// Makes a queued or failed delivery due now with a fresh schedule and
 /// maximum age; false for one already sent (left alone) or unknown.
 pub async fn hook_requeue(pool: &Pool<Db>, id: i64, now: i64) -> Result<bool> {
-    let done = sqlx::query(
-        "UPDATE webhook_deliveries SET status = 'queued', next_attempt_at = $2, \
-         requeued_at = $2, attempts = 0, lease_until = NULL WHERE id = $1 AND status <> 'sent'",
-    )
-    .bind(id)
-    .bind(now)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() > 0)
+    queue::requeue(pool, Queue::Webhooks, id, now).await
 }
 
 /// Deliveries queued and given up (for `/metrics`).
@@ -386,4 +361,38 @@ pub async fn hook_counts(pool: &Pool<Db>) -> Result<(i64, i64)> {
     .fetch_one(pool)
     .await?;
     Ok((row.try_get("queued")?, row.try_get("failed")?))
+}
+
+/// Deletes the deliveries sent before `before`, then the events left with
+/// no delivery (fanned out, older than `before`), a few thousand rows a
+/// statement so no transaction holds the database for long. A delivery
+/// that gave up or waits, and its event, stay. Returns the deliveries and
+/// the events deleted.
+pub async fn hook_prune(pool: &Pool<Db>, before: i64) -> Result<(u64, u64)> {
+    const BATCH: i64 = 5_000;
+    let mut deleted = [0u64; 2];
+    for (n, sql) in [
+        "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries \
+         WHERE status = 'sent' AND sent_at < $1 LIMIT $2)",
+        "DELETE FROM webhook_events WHERE id IN (SELECT v.id FROM webhook_events v \
+         WHERE v.fanned_out = 1 AND v.created_at < $1 AND NOT EXISTS \
+         (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = v.id) LIMIT $2)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        loop {
+            let done = sqlx::query(sql)
+                .bind(before)
+                .bind(BATCH)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            deleted[n] += done;
+            if done < BATCH as u64 {
+                break;
+            }
+        }
+    }
+    Ok((deleted[0], deleted[1]))
 }
