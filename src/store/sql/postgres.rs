@@ -74,6 +74,7 @@ fn push_hits(
     q: &mut sqlx::QueryBuilder<Db>,
     query: &crate::search::Query,
     filter: &crate::store::TicketFilter,
+    floor: Option<i64>,
 ) {
     q.push(
         "SELECT c.doc_id, c.ticket_id, c.updated_at, \
@@ -84,11 +85,20 @@ fn push_hits(
     push_tsquery(q, query);
     q.push(" AS q) w");
     listing::push_where(q, filter, true);
+    if let Some(floor) = floor {
+        q.push(" AND s.doc_id >= ").push_bind(floor);
+    }
     q.push(format_args!(
         " AND s.tsv @@ w.q ORDER BY s.doc_id DESC LIMIT {}) c",
         search::SEARCH_CANDIDATES
     ));
 }
+
+/// The GIN index hands out a word's documents in no useful order: all of
+/// a common word's would be read to keep the newest. So the newest
+/// tickets are searched first, this many, then more
+/// (`search::newest_matches`), until there are enough matches.
+const SEARCH_WINDOWS: &[i64] = &[2_000, 16_000, 128_000];
 
 /// One webhook fan-out at a time, so a ticket's deliveries are created in
 /// the order of its events (the two-key form: its key space is not the

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use sqlx::{Pool, QueryBuilder};
 
 use super::listing::{StoredTicket, TICKET_COLUMNS, push_where, with_keys};
-use super::{DOC_ID, Db, push_hits, push_match_ids};
+use super::{DOC_ID, Db, SEARCH_WINDOWS, push_hits, push_match_ids};
 use crate::search::{Excerpt, Place, Query, SearchHit, excerpt};
 use crate::store::{Result, TicketFilter};
 
@@ -50,6 +50,11 @@ struct StoredDoc {
     body: String,
 }
 
+/// A candidate: a matching document (none for the ticket of the number
+/// searched), its ticket, the ticket's activity and the score (lower is
+/// better).
+type Candidate = (Option<i64>, i64, i64, f64);
+
 pub async fn search(pool: &Pool<Db>, filter: &TicketFilter) -> Result<Vec<SearchHit>> {
     let Some((query, number)) = query_of(filter) else {
         return Ok(Vec::new());
@@ -61,35 +66,37 @@ pub async fn search(pool: &Pool<Db>, filter: &TicketFilter) -> Result<Vec<Search
         search: None,
         ..filter.clone()
     };
-    let mut q = QueryBuilder::<Db>::new("WITH hits AS (");
-    let mut union = false;
+    let mut candidates = Vec::new();
     if !query.parts.is_empty() {
-        q.push("SELECT doc_id, ticket_id, updated_at, score FROM (");
-        push_hits(&mut q, &query, &unsearched);
-        q.push(") h");
-        union = true;
+        candidates = newest_matches(pool, &query, &unsearched).await?;
     }
     if let Some(number) = number {
-        if union {
-            q.push(" UNION ALL ");
-        }
-        q.push(
-            "SELECT CAST(NULL AS BIGINT), t.id, t.updated_at, \
-             CAST(-1000000 AS DOUBLE PRECISION) FROM tickets t",
-        );
+        let mut q = QueryBuilder::<Db>::new("SELECT t.id, t.updated_at FROM tickets t");
         push_where(&mut q, &unsearched, true);
         q.push(" AND t.id = ").push_bind(number);
+        if let Some((id, updated_at)) = q
+            .build_query_as::<(i64, i64)>()
+            .fetch_optional(pool)
+            .await?
+        {
+            candidates.push((None, id, updated_at, f64::NEG_INFINITY));
+        }
     }
-    q.push(
-        "), best AS (SELECT doc_id, ticket_id, updated_at, score, ROW_NUMBER() OVER \
-         (PARTITION BY ticket_id ORDER BY score, doc_id) AS r FROM hits) \
-         SELECT ticket_id, doc_id FROM best WHERE r = 1 \
-         ORDER BY score, updated_at DESC, ticket_id LIMIT ",
-    );
-    q.push_bind(filter.limit.unwrap_or(i64::MAX))
-        .push(" OFFSET ")
-        .push_bind(filter.offset.unwrap_or(0));
-    let found: Vec<(i64, Option<i64>)> = q.build_query_as().fetch_all(pool).await?;
+    // Each ticket by its best document (the first, by score then id).
+    candidates.sort_by(|a, b| a.1.cmp(&b.1).then(a.3.total_cmp(&b.3)).then(a.0.cmp(&b.0)));
+    candidates.dedup_by_key(|c| c.1);
+    candidates.sort_by(|a, b| a.3.total_cmp(&b.3).then(b.2.cmp(&a.2)).then(a.1.cmp(&b.1)));
+    let offset = usize::try_from(filter.offset.unwrap_or(0)).unwrap_or(0);
+    let limit = filter
+        .limit
+        .and_then(|l| usize::try_from(l).ok())
+        .unwrap_or(usize::MAX);
+    let found: Vec<(i64, Option<i64>)> = candidates
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(doc, ticket, _, _)| (ticket, doc))
+        .collect();
     if found.is_empty() {
         return Ok(Vec::new());
     }
@@ -141,6 +148,53 @@ pub async fn search(pool: &Pool<Db>, filter: &TicketFilter) -> Result<Vec<Search
         });
     }
     Ok(hits)
+}
+
+/// The newest `SEARCH_CANDIDATES` matching documents with their scores
+/// (each backend's `push_hits`). Where an index cannot hand out matches
+/// newest first (`SEARCH_WINDOWS`: PostgreSQL's GIN), the newest tickets
+/// are searched first, in windows that grow until there are enough
+/// matches or the window is every ticket: the same candidates, without
+/// reading every match of a common word.
+async fn newest_matches(
+    pool: &Pool<Db>,
+    query: &Query,
+    filter: &TicketFilter,
+) -> Result<Vec<Candidate>> {
+    let mut floors: Vec<Option<i64>> = Vec::new();
+    if !SEARCH_WINDOWS.is_empty() {
+        let top: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM tickets")
+            .fetch_one(pool)
+            .await?;
+        floors.extend(
+            SEARCH_WINDOWS
+                .iter()
+                .map(|w| top - w)
+                .take_while(|f| *f > 0)
+                .map(|f| Some(f << 32)),
+        );
+    }
+    floors.push(None);
+    let mut hits = Vec::new();
+    for floor in floors {
+        let mut q = QueryBuilder::<Db>::new("");
+        push_hits(&mut q, query, filter, floor);
+        // Planned for these words each time: how many documents hold
+        // them decides the plan (a generic plan reads every match).
+        hits = q
+            .build_query_as::<(i64, i64, i64, f64)>()
+            .persistent(false)
+            .fetch_all(pool)
+            .await?;
+        if hits.len() as i64 >= SEARCH_CANDIDATES {
+            break;
+        }
+    }
+    Ok(hits
+        .into_iter()
+        // + 0.0: a rounded -0.0 ties with 0.0, as in SQL.
+        .map(|(doc, ticket, updated_at, score)| (Some(doc), ticket, updated_at, score + 0.0))
+        .collect())
 }
 
 /// Where in a document the search matched, and the words around: the

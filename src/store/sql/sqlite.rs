@@ -69,6 +69,7 @@ fn push_hits(
     q: &mut sqlx::QueryBuilder<Db>,
     query: &crate::search::Query,
     filter: &crate::store::TicketFilter,
+    floor: Option<i64>,
 ) {
     q.push(
         "SELECT search_docs.rowid AS doc_id, t.id AS ticket_id, t.updated_at, \
@@ -76,12 +77,20 @@ fn push_hits(
          FROM search_docs JOIN tickets t ON t.id = search_docs.rowid >> 32",
     );
     listing::push_where(q, filter, true);
+    if let Some(floor) = floor {
+        q.push(" AND search_docs.rowid >= ").push_bind(floor);
+    }
     q.push(" AND search_docs MATCH ")
         .push_bind(fts_text(query))
         .push(format_args!(
             " ORDER BY search_docs.rowid DESC LIMIT {SEARCH_CANDIDATES}"
         ));
 }
+
+/// FTS5 hands out a match's documents in rowid order, newest last, and
+/// the search reads them backwards and stops: no windows
+/// (`search::newest_matches`).
+const SEARCH_WINDOWS: &[i64] = &[];
 
 /// One writer at a time already (`BEGIN IMMEDIATE`): one webhook fan-out at a time.
 const FANOUT_LOCK: &str = "";
