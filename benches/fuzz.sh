@@ -17,7 +17,7 @@ trap 'rm -f "$log"' EXIT
 started=$(date +%s)
 BUZON_FUZZ_SECONDS=$secs BUZON_FUZZ_CORPUS=all \
   /usr/bin/time -f 'cpu %U s user, %S s system; peak RSS %M KB' \
-  nice -n 19 cargo test --release --locked --quiet --test fuzz -- --test-threads=1 --nocapture 2>&1 | tee "$log" | grep --line-buffered -E '^fuzz |panic|cpu |test result'
+  nice -n 19 cargo test --release --locked --quiet --test fuzz -- --test-threads=1 --nocapture 2>&1 | tee "$log" | grep --line-buffered -E 'fuzz [a-z-]+: |panic|cpu |test result'
 ended=$(date +%s)
-total=$(grep -Eo '^fuzz [a-z-]+: [0-9]+ inputs' "$log" | awk '{s += $3} END {print s + 0}')
+total=$(grep -Eo 'fuzz [a-z-]+: [0-9]+ inputs' "$log" | awk '{s += $3} END {print s + 0}')
 echo "fuzz total: $total inputs in $(( (ended - started) / 60 )) min of wall time"
