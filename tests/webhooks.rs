@@ -579,6 +579,15 @@ fn sigkill_mid_delivery_loses_none(backend: Backend) {
     receiver.stop();
 }
 
+/// Another instance finds neither a mail nor a delivery to claim: every
+/// one is leased.
+async fn assert_nothing_free(store: &buzon::store::Store, now: i64, lease: i64) {
+    let mails = store.outbox_claim(now, lease, 10, "x").await.unwrap();
+    assert!(mails.is_empty(), "{} mails were free", mails.len());
+    let hooks = store.hook_claim(now, lease, 10, "x").await.unwrap();
+    assert!(hooks.is_empty(), "{} deliveries were free", hooks.len());
+}
+
 /// What a restart takes back: the claims its own name holds (its previous
 /// process's), never another instance's, which run until their lease ends.
 fn a_restart_takes_back_only_its_own_claims(backend: Backend) {
@@ -610,20 +619,7 @@ fn a_restart_takes_back_only_its_own_claims(backend: Backend) {
         let hooks_mine = store.hook_claim(now, lease, 1, "mail1").await.unwrap();
         let hooks_theirs = store.hook_claim(now, lease, 10, "mail2").await.unwrap();
         assert_eq!((hooks_mine.len(), hooks_theirs.len()), (1, 1));
-        assert!(
-            store
-                .outbox_claim(now, lease, 10, "x")
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            store
-                .hook_claim(now, lease, 10, "x")
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert_nothing_free(&store, now, lease).await;
         // "mail1" starts again: its own claims come back at once.
         assert_eq!(store.release_claims("mail1").await.unwrap(), (1, 1));
         let again = store.outbox_claim(now, lease, 10, "mail1").await.unwrap();
@@ -635,20 +631,7 @@ fn a_restart_takes_back_only_its_own_claims(backend: Backend) {
         );
         // A name nobody holds gives back nothing; "mail2" keeps its lease.
         assert_eq!(store.release_claims("mail3").await.unwrap(), (0, 0));
-        assert!(
-            store
-                .outbox_claim(now, lease, 10, "x")
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            store
-                .hook_claim(now, lease, 10, "x")
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        assert_nothing_free(&store, now, lease).await;
     });
 }
 
