@@ -34,7 +34,8 @@ use crate::parse::{self, MailAddress, ParsedMail};
 use crate::route::{Key, Route};
 use crate::rules::{LoadContext, RuleInput, RuleSet};
 use crate::store::{
-    self, AppendMessage, AppendOutcome, NewParticipant, NewTicket, Store, StoreError, StoreTx,
+    self, AppendMessage, AppendOutcome, Bookkeeping, NewParticipant, NewTicket, Store, StoreError,
+    StoreTx,
 };
 use crate::thread::{self, FollowUp, Found, IdSigner, TagMatcher, Thread, referenced_ids};
 use crate::ticket::{Actor, EventKind, NewEvent, OutgoingMail, State, display_number};
@@ -60,6 +61,18 @@ pub enum Outcome {
 pub struct BatchOutcome {
     pub outcomes: Vec<Outcome>,
     pub failed: Option<PipelineError>,
+    /// `Some(lease held)` when the batch's bookkeeping was written with its
+    /// mails; `None` when it was not (no mail to store in one transaction,
+    /// or the batch was stored mail by mail): the caller writes it.
+    pub bookkept: Option<bool>,
+}
+
+/// A mail of a batch as the intake hands it over: its bytes, and their
+/// parse when it was done ahead (on another thread, while the batch
+/// before was stored; see `source::imap`).
+pub struct Fetched<'r> {
+    pub raw: &'r [u8],
+    pub parsed: Option<Result<ParsedMail, parse::ParseError>>,
 }
 
 /// A mail of a batch before the store: parsed, or already quarantined.
@@ -266,11 +279,39 @@ impl<'a> Pipeline<'a> {
 
     /// As [`Pipeline::ingest_batch`], at a given time (Unix ms).
     pub async fn ingest_batch_at(&self, raws: &[&[u8]], mailbox: &str, now: i64) -> BatchOutcome {
+        let mails = raws
+            .iter()
+            .map(|raw| Fetched { raw, parsed: None })
+            .collect();
+        self.ingest_fetched_at(mails, mailbox, now, &Bookkeeping::default())
+            .await
+    }
+
+    /// As [`Pipeline::ingest_batch`], over mails maybe parsed ahead, with
+    /// the intake's bookkeeping written in the batch's transaction (see
+    /// [`BatchOutcome::bookkept`]).
+    pub async fn ingest_fetched(
+        &self,
+        mails: Vec<Fetched<'_>>,
+        mailbox: &str,
+        bookkeeping: &Bookkeeping<'_>,
+    ) -> BatchOutcome {
+        self.ingest_fetched_at(mails, mailbox, store::now_ms(), bookkeeping)
+            .await
+    }
+
+    async fn ingest_fetched_at(
+        &self,
+        fetched: Vec<Fetched<'_>>,
+        mailbox: &str,
+        now: i64,
+        bookkeeping: &Bookkeeping<'_>,
+    ) -> BatchOutcome {
         let mailbox_cfg = match self.config.mailbox(mailbox) {
             Ok(cfg) => cfg,
             Err(e) => return failed(Vec::new(), PipelineError::UnknownMailbox(e)),
         };
-        let slots = match self.parse_all(raws, mailbox, now).await {
+        let slots = match self.parse_all(fetched, mailbox, now).await {
             Ok(slots) => slots,
             Err(e) => return failed(Vec::new(), e),
         };
@@ -281,7 +322,10 @@ impl<'a> Pipeline<'a> {
                 Slot::Done(_) => None,
             })
             .collect();
-        let stored = match self.store_batch(&mails, mailbox, mailbox_cfg, now).await {
+        let stored = self
+            .store_batch(&mails, mailbox, mailbox_cfg, now, bookkeeping)
+            .await;
+        let (stored, bookkept) = match stored {
             Ok(stored) => stored,
             Err(e) if e.is_transient() => return failed(Vec::new(), e),
             // A mail alone in its batch is not tried twice.
@@ -308,43 +352,48 @@ impl<'a> Pipeline<'a> {
         BatchOutcome {
             outcomes,
             failed: None,
+            bookkept,
         }
     }
 
-    /// Parses every mail of a batch; what cannot be parsed is quarantined
-    /// now, before the batch's transaction (which on SQLite holds the only
-    /// write lock) begins.
+    /// Parses every mail of a batch not parsed ahead; what cannot be parsed
+    /// is quarantined now, before the batch's transaction (which on SQLite
+    /// holds the only write lock) begins.
     async fn parse_all<'r>(
         &self,
-        raws: &[&'r [u8]],
+        fetched: Vec<Fetched<'r>>,
         mailbox: &str,
         now: i64,
     ) -> Result<Vec<Slot<'r>>, PipelineError> {
-        let mut slots = Vec::with_capacity(raws.len());
-        for raw in raws {
-            slots.push(
-                match parse::parse(raw, self.config.limits.max_message_bytes) {
-                    Ok(mail) => Slot::Parsed(raw, Box::new(mail)),
-                    Err(e) => Slot::Done(self.quarantine(mailbox, &e.to_string(), raw, now).await?),
-                },
-            );
+        let mut slots = Vec::with_capacity(fetched.len());
+        for Fetched { raw, parsed } in fetched {
+            let parsed =
+                parsed.unwrap_or_else(|| parse::parse(raw, self.config.limits.max_message_bytes));
+            slots.push(match parsed {
+                Ok(mail) => Slot::Parsed(raw, Box::new(mail)),
+                Err(e) => Slot::Done(self.quarantine(mailbox, &e.to_string(), raw, now).await?),
+            });
         }
         Ok(slots)
     }
 
-    /// Stores parsed mails in one transaction; their outcomes in order, once
-    /// it committed.
+    /// Stores parsed mails in one transaction, with the bookkeeping; their
+    /// outcomes in order once it committed, and `bookkept` (see
+    /// [`BatchOutcome`]).
     async fn store_batch(
         &self,
         mails: &[(&[u8], &ParsedMail)],
         mailbox: &str,
         mailbox_cfg: &crate::config::Mailbox,
         now: i64,
-    ) -> Result<Vec<Outcome>, PipelineError> {
+        bookkeeping: &Bookkeeping<'_>,
+    ) -> Result<(Vec<Outcome>, Option<bool>), PipelineError> {
         if mails.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         let mut tx = self.store.begin().await?;
+        let keys: Vec<String> = mails.iter().map(|(_, mail)| mail.dedupe_key()).collect();
+        tx.batch_new_tickets(&keys).await?;
         let mut outcomes = Vec::with_capacity(mails.len());
         for (raw, mail) in mails {
             // `instrument`, not `span.enter()`: an entered guard held across
@@ -360,18 +409,32 @@ impl<'a> Pipeline<'a> {
                 .await?;
             outcomes.push(outcome);
         }
-        let queued = tx.commit().await?;
+        let bookkept = if bookkeeping.is_empty() {
+            None
+        } else {
+            Some(tx.bookkeeping(bookkeeping, store::now_ms()).await?)
+        };
+        let committed = tx.commit_batch().await?;
         for (outcome, (_, mail)) in outcomes.iter_mut().zip(mails) {
+            if let Outcome::Created { ticket, .. } = outcome
+                && let Some(holder) = committed.replaced.get(ticket)
+            {
+                // Another writer stored this message while the batch ran.
+                *outcome = Outcome::Duplicate {
+                    ticket: *holder,
+                    new_mailbox: true,
+                };
+            }
             if let Outcome::Created {
                 ticket,
                 acknowledged,
             } = outcome
             {
-                *acknowledged = self::acknowledged(&queued, *ticket);
+                *acknowledged = self::acknowledged(&committed.queued, *ticket);
             }
             log_stored(outcome, mailbox, mail);
         }
-        Ok(outcomes)
+        Ok((outcomes, bookkept))
     }
 
     /// The fallback when a batch's transaction failed: each mail in its own
@@ -399,12 +462,13 @@ impl<'a> Pipeline<'a> {
             let stored = match known.take() {
                 Some(e) => Err(e),
                 None => {
-                    self.store_batch(&[(raw, &mail)], mailbox, mailbox_cfg, now)
+                    let none = Bookkeeping::default();
+                    self.store_batch(&[(raw, &mail)], mailbox, mailbox_cfg, now, &none)
                         .await
                 }
             };
             let outcome = match stored {
-                Ok(mut one) => one.pop(),
+                Ok((mut one, _)) => one.pop(),
                 Err(e) if !e.is_about_the_mail() => return failed(outcomes, e),
                 Err(e) => {
                     let reason = format!("cannot be stored: {e}");
@@ -419,6 +483,7 @@ impl<'a> Pipeline<'a> {
         BatchOutcome {
             outcomes,
             failed: None,
+            bookkept: None,
         }
     }
 
@@ -1098,6 +1163,7 @@ fn failed(outcomes: Vec<Outcome>, e: PipelineError) -> BatchOutcome {
     BatchOutcome {
         outcomes,
         failed: Some(e),
+        bookkept: None,
     }
 }
 

@@ -596,3 +596,77 @@ fn a_failing_command_prints_its_cause_once() {
         "{stderr}"
     );
 }
+
+/// A batch writes its new tickets together, after looking which of its
+/// mails are stored already. Another writer (a second instance on
+/// PostgreSQL) may store the same mail between that look and the write:
+/// then the batch's ticket is given back, the mail is one more arrival of
+/// the other's message, and nothing of the ticket given back stays (its
+/// history line would break the commit: its ticket is gone).
+#[test]
+fn a_mail_stored_by_another_writer_while_a_batch_runs_is_one_more_arrival_postgres() {
+    let url = common::fresh_postgres_database();
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(another_writer_mid_batch(&url));
+}
+
+async fn another_writer_mid_batch(url: &str) {
+    use buzon::store::{NewTicket, Store};
+    use buzon::ticket::{EventKind, NewEvent};
+    let store = Store::open(url, 4).await.unwrap();
+    let config = common::library_config(
+        std::path::Path::new("unused.db"),
+        "soporte",
+        "soporte@example.test",
+    );
+    let route = buzon::route::Decision::default().complete("soporte", &config.mailboxes["soporte"]);
+    let raw: &[u8] = b"From: Ana <ana@cliente.example>\r\nTo: soporte@example.test\r\n\
+        Subject: Pedido 75321\r\nMessage-ID: <race-1@cliente.example>\r\n\r\nHola\r\n";
+    let mail = buzon::parse::parse(raw, 1 << 20).unwrap();
+    let no_mail = |_: i64| Vec::new();
+    let new = NewTicket {
+        mailbox: "soporte",
+        channel: Default::default(),
+        raw,
+        mail: &mail,
+        automatic: None,
+        route: &route,
+        participants: Vec::new(),
+        needs_review: false,
+        linked_ticket: None,
+        deadlines: Default::default(),
+        now: 1,
+        events: vec![NewEvent::system(EventKind::Routed, "por la prueba".into())],
+        outgoing: &no_mail,
+    };
+    let mut batch = store.begin().await.unwrap();
+    batch.batch_new_tickets(&[mail.dedupe_key()]).await.unwrap();
+    let waiting = batch.create_ticket(&new).await.unwrap().unwrap();
+
+    let mut other = store.begin().await.unwrap();
+    let holder = other.create_ticket(&new).await.unwrap().unwrap();
+    other.commit().await.unwrap();
+    assert_ne!(waiting, holder);
+
+    let committed = batch.commit_batch().await.unwrap();
+    assert_eq!(committed.replaced.get(&waiting), Some(&holder));
+    assert!(store.ticket_state(waiting).await.unwrap().is_none());
+    let stored = store
+        .find_message(&mail.dedupe_key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.ticket, holder);
+    let detail = store.ticket(holder).await.unwrap();
+    assert_eq!(detail.messages.len(), 1);
+    let routed = detail
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::Routed)
+        .count();
+    assert_eq!(
+        routed, 1,
+        "the history line of the ticket given back stays out"
+    );
+}

@@ -30,9 +30,9 @@ use tracing::Instrument;
 use crate::config::{Account, Config, Disposition, Folder, ImapAuth, ImapTls};
 use crate::health::{FolderState, Health};
 use crate::live::Live;
-use crate::pipeline::{Outcome, Pipeline, PipelineError};
+use crate::pipeline::{Fetched, Outcome, Pipeline, PipelineError};
 use crate::source::tls::{self, TlsError};
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{Bookkeeping, Checkpoint, LeaseRenewal, Store, StoreError, now_ms};
 
 /// What can go wrong talking to the IMAP server.
 #[derive(Debug, thiserror::Error)]
@@ -356,7 +356,11 @@ impl FolderWorker {
         }
     }
 
-    /// Stores every mail above the checkpoint, batch by batch.
+    /// Stores every mail above the checkpoint, batch by batch. The next
+    /// batch is fetched and parsed while one is stored (the folder's server
+    /// and this machine's other core work meanwhile), and a batch's
+    /// checkpoint is written in the next batch's transaction: one commit,
+    /// one flush to disk, a batch.
     async fn drain(
         &self,
         session: &mut Session<Stream>,
@@ -364,51 +368,143 @@ impl FolderWorker {
         shutdown: &watch::Receiver<bool>,
         can_move: bool,
     ) -> Result<DrainStats, ImapError> {
-        let name = self.name();
         let folder = &self.folder.folder;
         let mbox = timed(session.select(folder)).await?;
         let uidvalidity = i64::from(mbox.uid_validity.unwrap_or(0));
-        let mut last_uid = match self.store.checkpoint(&self.account_name, folder).await? {
+        let last_uid = match self.store.checkpoint(&self.account_name, folder).await? {
             Some((v, uid)) if v == uidvalidity => uid,
             Some((v, _)) => {
-                tracing::warn!(folder = %name, old = v, new = uidvalidity, "UIDVALIDITY changed; resynchronising (dedupe prevents duplicates).");
+                tracing::warn!(folder = %self.name(), old = v, new = uidvalidity, "UIDVALIDITY changed; resynchronising (dedupe prevents duplicates).");
                 0
             }
             None => 0,
         };
+        let mut place = Place {
+            uidvalidity,
+            last_uid,
+            unsaved: false,
+            lease_renewed: now_ms(),
+        };
+        let drained = self
+            .drain_batches(session, pipeline, shutdown, can_move, &mut place)
+            .await;
+        // The checkpoint of the last batch disposed, which no next batch's
+        // transaction carried: written even when the drain failed after it.
+        if place.unsaved {
+            let saved = self
+                .store
+                .set_checkpoint(
+                    &self.account_name,
+                    folder,
+                    uidvalidity,
+                    place.last_uid,
+                    now_ms(),
+                )
+                .await;
+            if let (Ok(_), Err(e)) = (&drained, saved) {
+                return Err(e.into());
+            }
+        }
+        drained
+    }
+
+    async fn drain_batches(
+        &self,
+        session: &mut Session<Stream>,
+        pipeline: &Pipeline<'_>,
+        shutdown: &watch::Receiver<bool>,
+        can_move: bool,
+        place: &mut Place,
+    ) -> Result<DrainStats, ImapError> {
+        let name = self.name();
         let mut stats = DrainStats::default();
-        let limit = self.config.limits.max_message_bytes;
         let batch_size = self.account.batch_size.max(1) as usize;
+        let lease_name = format!("imap:{name}");
         // The UIDs still to store, listed once and worked off batch by
         // batch (listing again per batch would make a big first import
         // quadratic); listed again when empty, to catch mail that arrived
         // meanwhile.
         let mut queue: Vec<u32> = Vec::new();
         let mut next = 0;
+        let mut ahead: Option<Batch> = None;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            if next >= queue.len() {
-                queue = self.pending(session, last_uid).await?;
-                next = 0;
-            }
+            let batch = match ahead.take() {
+                Some(batch) => batch,
+                None => {
+                    if next >= queue.len() {
+                        queue = self.pending(session, place.last_uid).await?;
+                        next = 0;
+                    }
+                    if queue.is_empty() {
+                        self.health.set_lag(&name, 0);
+                        break;
+                    }
+                    let end = queue.len().min(next + batch_size);
+                    let batch = self.fetch_batch(session, &queue[next..end]).await?;
+                    next = end;
+                    batch
+                }
+            };
             self.health.set_lag(&name, (queue.len() - next) as i64);
-            if queue.is_empty() {
-                break;
-            }
+            let now = now_ms();
+            let lease_due = now - place.lease_renewed >= self.lease_ms() / 3;
+            let bookkeeping = Bookkeeping {
+                checkpoint: place.unsaved.then_some(Checkpoint {
+                    account: &self.account_name,
+                    folder: &self.folder.folder,
+                    uidvalidity: place.uidvalidity,
+                    last_uid: place.last_uid,
+                }),
+                lease: lease_due.then_some(LeaseRenewal {
+                    name: &lease_name,
+                    holder: &self.instance,
+                    until: now + self.lease_ms(),
+                }),
+            };
             let end = queue.len().min(next + batch_size);
-            let batch = self.sizes(session, &queue[next..end]).await?;
-            let batch_last = queue[end - 1];
-            next = end;
-            let bodies = self.fetch(session, &batch, limit).await?;
-            let span = tracing::info_span!("imap_batch", folder = %name, first_uid = batch.first().map(|b| b.0), last_uid = batch_last);
-            let (stored_uids, bad_uids, result) = self
-                .ingest_fetched(pipeline, &batch, &bodies, &mut stats)
-                .instrument(span)
-                .await;
+            let span = tracing::info_span!("imap_batch", folder = %name, first_uid = batch.first_uid(), last_uid = batch.last_uid);
+            // The next batch, from the list already made, is fetched and
+            // parsed while this one is stored.
+            let (ingested, fetched) = tokio::join!(
+                self.ingest_batch(pipeline, &batch, &bookkeeping, &mut stats)
+                    .instrument(span),
+                async {
+                    match next < end {
+                        true => Some(self.fetch_batch(session, &queue[next..end]).await),
+                        false => None,
+                    }
+                }
+            );
+            let Ingested {
+                stored_uids,
+                bad_uids,
+                result,
+                bookkept,
+            } = ingested;
+            if fetched.is_some() {
+                next = end;
+            }
+            let mut lease_held = true;
+            match bookkept {
+                Some(held) => {
+                    place.unsaved = false;
+                    lease_held = held;
+                    if lease_due {
+                        place.lease_renewed = now;
+                    }
+                }
+                None if lease_due => {
+                    lease_held = self.take_lease().await?;
+                    place.lease_renewed = now;
+                }
+                None => {}
+            }
             // Commit first (done above, one transaction for the batch), then
-            // touch the mailbox, then remember how far we got.
+            // touch the mailbox, then remember how far we got (written with
+            // the next batch, or when the drain ends).
             self.dispose(session, &stored_uids, &bad_uids, can_move)
                 .await?;
             let done_upto = stored_uids
@@ -417,50 +513,89 @@ impl FolderWorker {
                 .max()
                 .copied()
                 .map(i64::from);
-            if let Some(up) = done_upto.filter(|u| *u > last_uid) {
-                last_uid = up;
-                self.store
-                    .set_checkpoint(&self.account_name, folder, uidvalidity, last_uid, now_ms())
-                    .await?;
+            if let Some(up) = done_upto.filter(|u| *u > place.last_uid) {
+                place.last_uid = up;
+                place.unsaved = true;
             }
             if result.is_ok() && done_upto.is_none() {
                 // Everything in the batch vanished: skip past it.
-                last_uid = last_uid.max(i64::from(batch_last));
+                place.last_uid = place.last_uid.max(i64::from(batch.last_uid));
             }
             self.count(stats_delta(&stored_uids, &bad_uids));
             result?;
-            if !self.take_lease().await? {
+            ahead = fetched.transpose()?;
+            if !lease_held {
                 break;
             }
         }
         Ok(stats)
     }
 
+    /// Lists the sizes of some UIDs, fetches their mail, and parses it on
+    /// a blocking thread (pure work that needs no store).
+    async fn fetch_batch(
+        &self,
+        session: &mut Session<Stream>,
+        uids: &[u32],
+    ) -> Result<Batch, ImapError> {
+        let last_uid = uids.last().copied().unwrap_or(0);
+        let limit = self.config.limits.max_message_bytes;
+        let sizes = self.sizes(session, uids).await?;
+        let bodies = self.fetch(session, &sizes, limit).await?;
+        let small: Vec<(u32, Vec<u8>)> = sizes
+            .iter()
+            .filter(|(_, size)| *size as usize <= limit)
+            .filter_map(|(uid, _)| bodies.get(uid).map(|raw| (*uid, raw.clone())))
+            .collect();
+        // Parsed ahead where possible; a mail the thread could not hand
+        // back is parsed again in the pipeline.
+        let parsed = tokio::task::spawn_blocking(move || {
+            small
+                .into_iter()
+                .map(|(uid, raw)| (uid, crate::parse::parse(&raw, limit)))
+                .collect::<BTreeMap<_, _>>()
+        })
+        .await
+        .unwrap_or_default();
+        Ok(Batch {
+            sizes,
+            bodies,
+            parsed,
+            last_uid,
+        })
+    }
+
     /// Stores a fetched batch: mail too large to fetch whole is quarantined
     /// with its header, the rest goes through the pipeline in one store
-    /// transaction. Returns the UIDs stored and quarantined, in order, up to
-    /// the first mail that could not be stored, and why it could not.
-    async fn ingest_fetched(
+    /// transaction, with the bookkeeping. Returns the UIDs stored and
+    /// quarantined, in order, up to the first mail that could not be
+    /// stored, and why it could not.
+    async fn ingest_batch(
         &self,
         pipeline: &Pipeline<'_>,
-        batch: &[(u32, u32)],
-        bodies: &BTreeMap<u32, Vec<u8>>,
+        batch: &Batch,
+        bookkeeping: &Bookkeeping<'_>,
         stats: &mut DrainStats,
-    ) -> (Vec<u32>, Vec<u32>, Result<(), PipelineError>) {
+    ) -> Ingested {
         let mailbox = &self.folder.mailbox;
         let limit = self.config.limits.max_message_bytes;
         let mut done: Vec<(u32, Outcome)> = Vec::new();
         let mut uids = Vec::new();
-        let mut raws = Vec::new();
+        let mut mails = Vec::new();
         let mut failed = None;
-        for &(uid, size) in batch {
-            let Some(raw) = bodies.get(&uid) else {
+        let mut bookkept = None;
+        let mut parsed = batch.parsed.clone();
+        for &(uid, size) in &batch.sizes {
+            let Some(raw) = batch.bodies.get(&uid) else {
                 // Expunged by someone else between listing and fetching.
                 continue;
             };
             if size as usize <= limit {
                 uids.push(uid);
-                raws.push(raw.as_slice());
+                mails.push(Fetched {
+                    raw: raw.as_slice(),
+                    parsed: parsed.remove(&uid),
+                });
                 continue;
             }
             // Outside the batch's transaction, which on SQLite holds the
@@ -476,11 +611,12 @@ impl FolderWorker {
                 }
             }
         }
-        if failed.is_none() && !raws.is_empty() {
-            let stored = pipeline.ingest_batch(&raws, mailbox).await;
+        if failed.is_none() && !mails.is_empty() {
+            let stored = pipeline.ingest_fetched(mails, mailbox, bookkeeping).await;
             let at = uids.get(stored.outcomes.len()).copied().unwrap_or(u32::MAX);
             done.extend(uids.iter().copied().zip(stored.outcomes));
             failed = stored.failed.map(|e| (at, e));
+            bookkept = stored.bookkept;
         }
         let mut stored_uids = Vec::new();
         let mut bad_uids = Vec::new();
@@ -506,11 +642,12 @@ impl FolderWorker {
                 }
             }
         }
-        (
+        Ingested {
             stored_uids,
             bad_uids,
-            failed.map_or(Ok(()), |(_, e)| Err(e)),
-        )
+            result: failed.map_or(Ok(()), |(_, e)| Err(e)),
+            bookkept,
+        }
     }
 
     fn count(&self, (ingested, quarantined): (u64, u64)) {
@@ -638,6 +775,43 @@ impl FolderWorker {
         }
         Ok(())
     }
+}
+
+/// Where a drain stands in its folder.
+struct Place {
+    uidvalidity: i64,
+    /// The last UID stored and disposed of...
+    last_uid: i64,
+    /// ...and whether that is not yet written as the checkpoint.
+    unsaved: bool,
+    /// When the folder lease was last renewed (Unix ms).
+    lease_renewed: i64,
+}
+
+/// A batch fetched: the UIDs with their sizes, the mail (headers only over
+/// the size limit), and the mail parsed ahead.
+struct Batch {
+    sizes: Vec<(u32, u32)>,
+    bodies: BTreeMap<u32, Vec<u8>>,
+    parsed: BTreeMap<u32, Result<crate::parse::ParsedMail, crate::parse::ParseError>>,
+    /// The last UID asked for (listed, maybe expunged since).
+    last_uid: u32,
+}
+
+impl Batch {
+    fn first_uid(&self) -> Option<u32> {
+        self.sizes.first().map(|(uid, _)| *uid)
+    }
+}
+
+/// What storing a batch did: the UIDs stored and quarantined, up to the
+/// first mail that could not be stored and why, and the bookkeeping (see
+/// `BatchOutcome::bookkept`).
+struct Ingested {
+    stored_uids: Vec<u32>,
+    bad_uids: Vec<u32>,
+    result: Result<(), PipelineError>,
+    bookkept: Option<bool>,
 }
 
 fn stats_delta(stored: &[u32], bad: &[u32]) -> (u64, u64) {

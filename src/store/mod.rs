@@ -371,6 +371,7 @@ impl Store {
         Ok(StoreTx {
             tx,
             pending: Pending::default(),
+            batch: None,
         })
     }
 
@@ -778,6 +779,33 @@ pub struct StoreTx {
     tx: TxBackend,
     /// The mails and history lines of the changes so far, written at commit.
     pending: Pending,
+    /// Set by [`StoreTx::batch_new_tickets`]: new tickets wait in
+    /// `pending` and are written together.
+    batch: Option<NewTicketBatch>,
+}
+
+/// What a transaction that writes its new tickets together knows.
+#[derive(Debug, Default)]
+struct NewTicketBatch {
+    /// The dedupe keys of the batch's messages already stored when it
+    /// began: a mail among them is no new ticket.
+    stored: std::collections::HashSet<String>,
+    /// The next ticket number, where the transaction counts them (SQLite).
+    next_number: Option<i64>,
+    /// Tickets taken back at a write because another writer stored their
+    /// message meanwhile, with the ticket that holds it.
+    replaced: BTreeMap<i64, i64>,
+}
+
+/// What a batch's commit tells besides the mails queued: the new tickets
+/// written as something else (see [`StoreTx::commit_batch`]).
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// The kinds of the mails queued, per ticket (see [`StoreTx::commit`]).
+    pub queued: BTreeMap<i64, Vec<String>>,
+    /// A new ticket given back because its message was stored by another
+    /// writer while the batch ran, with the ticket that holds it.
+    pub replaced: BTreeMap<i64, i64>,
 }
 
 /// Runs the same call on the transaction's connection, whichever backend.
@@ -794,23 +822,121 @@ impl StoreTx {
     /// Writes what the changes left pending, then commits. Returns the kinds
     /// of the mails queued, per ticket (a mail held back by the limit on
     /// automatic mail is not among them).
-    pub async fn commit(mut self) -> Result<BTreeMap<i64, Vec<String>>> {
+    pub async fn commit(self) -> Result<BTreeMap<i64, Vec<String>>> {
+        Ok(self.commit_batch().await?.queued)
+    }
+
+    /// As [`StoreTx::commit`], telling also which new tickets were written
+    /// as one more arrival of a message another writer stored meanwhile.
+    pub async fn commit_batch(mut self) -> Result<Committed> {
+        self.write_tickets().await?;
         self.write_rows().await?;
         let queued = dispatch_tx!(self, flush_pending(&self.pending))?;
         match self.tx {
             TxBackend::Sqlite(tx) => tx.commit().await?,
             TxBackend::Postgres(tx) => tx.commit().await?,
         }
-        Ok(queued)
+        Ok(Committed {
+            queued,
+            replaced: self.batch.map(|b| b.replaced).unwrap_or_default(),
+        })
+    }
+
+    /// From now on new tickets wait and are written together, a statement
+    /// per table, when something reads what they would change or at
+    /// commit: on SQLite one write of the search index instead of one per
+    /// mail, on PostgreSQL one round trip instead of one per mail.
+    /// `dedupe_keys` are the batch's messages: those already stored are
+    /// looked up now, so a duplicate is known before its ticket is made.
+    pub async fn batch_new_tickets(&mut self, dedupe_keys: &[String]) -> Result<()> {
+        let stored = dispatch_tx!(self, stored_dedupe_keys(dedupe_keys))?;
+        self.batch = Some(NewTicketBatch {
+            stored,
+            ..NewTicketBatch::default()
+        });
+        Ok(())
+    }
+
+    /// Writes the new tickets waiting, when `needed` (a read is about to
+    /// look at what they change).
+    async fn write_tickets_if(&mut self, needed: bool) -> Result<()> {
+        if needed {
+            self.write_tickets().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the new tickets waiting (see `sql::flush_new_tickets`); one
+    /// taken back is recorded as one more arrival of the message that
+    /// another writer stored.
+    async fn write_tickets(&mut self) -> Result<()> {
+        if self.pending.tickets.is_empty() {
+            return Ok(());
+        }
+        let taken_back = dispatch_tx!(self, flush_new_tickets(&mut self.pending))?;
+        for (ticket, key, mailbox, now) in taken_back {
+            let found = dispatch_tx!(self, find_message(&key))?.ok_or_else(|| {
+                StoreError::Corrupt(format!("message {key} both stored and absent"))
+            })?;
+            dispatch_tx!(self, record_arrival(found.message, &mailbox, now))?;
+            if let Some(batch) = &mut self.batch {
+                // Numbers given back: count again from the database.
+                batch.next_number = None;
+                batch.replaced.insert(ticket, found.ticket);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a new ticket waiting is this one.
+    fn waiting_ticket(&self, ticket: i64) -> bool {
+        self.pending.tickets.iter().any(|t| t.id == ticket)
+    }
+
+    /// Whether a message waiting with its new ticket has this dedupe key.
+    fn waiting_message(&self, dedupe_key: &str) -> bool {
+        self.pending
+            .tickets
+            .iter()
+            .any(|t| t.dedupe_key == dedupe_key)
+    }
+
+    /// The number for a new ticket (see `NEXT_TICKET_NUMBER`).
+    async fn next_number(&mut self) -> Result<i64> {
+        if let Some(batch) = &mut self.batch
+            && let Some(n) = batch.next_number
+        {
+            batch.next_number = Some(n + 1);
+            return Ok(n);
+        }
+        let (n, counted) = match &mut self.tx {
+            TxBackend::Sqlite(tx) => (
+                sql::sqlite::next_ticket_number(tx).await?,
+                sql::sqlite::numbers_counted(),
+            ),
+            TxBackend::Postgres(tx) => (
+                sql::postgres::next_ticket_number(tx).await?,
+                sql::postgres::numbers_counted(),
+            ),
+        };
+        if let Some(batch) = &mut self.batch
+            && counted
+        {
+            batch.next_number = Some(n + 1);
+        }
+        Ok(n)
     }
 
     /// See [`Store::find_message`].
     pub async fn find_message(&mut self, dedupe_key: &str) -> Result<Option<StoredMessageRef>> {
+        self.write_tickets_if(self.waiting_message(dedupe_key))
+            .await?;
         dispatch_tx!(self, find_message(dedupe_key))
     }
 
     /// See [`Store::record_arrival`].
     pub async fn record_arrival(&mut self, message: i64, mailbox: &str, now: i64) -> Result<bool> {
+        self.write_tickets().await?;
         self.write_rows().await?;
         dispatch_tx!(self, record_arrival(message, mailbox, now))
     }
@@ -827,20 +953,55 @@ impl StoreTx {
     /// A new ticket with its first message; `None` when the message is
     /// already stored (then nothing of it stays written). Its mails are
     /// queued at commit.
+    /// In a batch (see [`StoreTx::batch_new_tickets`]) the ticket waits
+    /// with its number, and a mail already stored gets `None` at once.
     pub async fn create_ticket(&mut self, new: &NewTicket<'_>) -> Result<Option<i64>> {
-        dispatch_tx!(self, create_ticket(new, &mut self.pending))
+        let Some(batch) = &self.batch else {
+            return dispatch_tx!(self, create_ticket(new, &mut self.pending));
+        };
+        let key = new.mail.dedupe_key();
+        if batch.stored.contains(&key) || self.waiting_message(&key) {
+            return Ok(None);
+        }
+        let ticket = self.next_number().await?;
+        self.pending.tickets.push(PendingTicket::of(ticket, new));
+        self.pending
+            .participants
+            .extend(new.participants.iter().map(|p| (ticket, p.clone())));
+        self.pending
+            .push(ticket, new.now, new.events.clone(), (new.outgoing)(ticket));
+        self.pending.hooks.push((
+            ticket,
+            new.now,
+            crate::ticket::NewHookEvent::new(
+                crate::ticket::HookKind::TicketCreated,
+                hook_message(new.mail, Some(new.channel)),
+            ),
+        ));
+        Ok(Some(ticket))
     }
 
     /// A follow-up on its ticket; its mails are queued at commit.
     pub async fn append_message(&mut self, add: &AppendMessage<'_>) -> Result<AppendOutcome> {
+        let needed =
+            self.waiting_ticket(add.ticket) || self.waiting_message(&add.mail.dedupe_key());
+        self.write_tickets_if(needed).await?;
         dispatch_tx!(self, append_message(add, &mut self.pending))
     }
 
     pub async fn ticket_for_message_ids(&mut self, ids: &[String]) -> Result<Option<i64>> {
+        let needed = self.pending.tickets.iter().any(|t| {
+            t.mail
+                .message_id
+                .as_ref()
+                .is_some_and(|id| ids.contains(id))
+        });
+        self.write_tickets_if(needed).await?;
         dispatch_tx!(self, ticket_for_message_ids(ids))
     }
 
     pub async fn ticket_state(&mut self, number: i64) -> Result<Option<TicketState>> {
+        self.write_tickets_if(self.waiting_ticket(number)).await?;
         dispatch_tx!(self, ticket_state(number))
     }
 
@@ -851,6 +1012,13 @@ impl StoreTx {
         requester: &str,
         domain: Option<&str>,
     ) -> Result<Option<i64>> {
+        let needed = self.pending.tickets.iter().any(|t| {
+            t.route
+                .keys
+                .iter()
+                .any(|k| k.name == name && k.value == value)
+        });
+        self.write_tickets_if(needed).await?;
         dispatch_tx!(self, open_ticket_for_key(name, value, requester, domain))
     }
 
@@ -862,17 +1030,41 @@ impl StoreTx {
         person: &str,
         now: i64,
     ) -> Result<()> {
+        self.write_tickets().await?;
         dispatch_tx!(self, queue_staff_mail(key, ticket, person, now))
     }
 
     pub async fn is_participant(&mut self, ticket: i64, address: &str) -> Result<bool> {
+        self.write_tickets_if(self.waiting_ticket(ticket)).await?;
         self.write_rows().await?;
         dispatch_tx!(self, is_participant(ticket, address))
     }
 
     /// See [`Store::owner_load`].
     pub async fn owner_load(&mut self, owner: &str) -> Result<(i64, Option<i64>)> {
+        let needed = self
+            .pending
+            .tickets
+            .iter()
+            .any(|t| t.route.owner.as_deref() == Some(owner));
+        self.write_tickets_if(needed).await?;
         dispatch_tx!(self, owner_load(owner))
+    }
+
+    /// Writes the intake's bookkeeping with this transaction's mails (see
+    /// [`Bookkeeping`]). Returns whether the lease is held (true when none
+    /// was asked for).
+    pub async fn bookkeeping(&mut self, b: &Bookkeeping<'_>, now: i64) -> Result<bool> {
+        if let Some(c) = b.checkpoint {
+            dispatch_tx!(
+                self,
+                set_checkpoint(c.account, c.folder, c.uidvalidity, c.last_uid, now)
+            )?;
+        }
+        match b.lease {
+            Some(l) => dispatch_tx!(self, acquire_lease(l.name, l.holder, now, l.until)),
+            None => Ok(true),
+        }
     }
 }
 
@@ -892,6 +1084,9 @@ impl StoreTx {
 /// fewer per mail is half of what a new ticket costs in statements.
 #[derive(Debug, Default)]
 struct Pending {
+    /// New tickets with their first message, in a batch (see
+    /// [`StoreTx::batch_new_tickets`]); written before the rest.
+    tickets: Vec<PendingTicket>,
     changes: Vec<PendingChange>,
     participants: Vec<(i64, NewParticipant)>,
     /// Message id, mailbox, arrival time.
@@ -899,6 +1094,44 @@ struct Pending {
     /// Webhook events (ticket, time, event), written at commit with the
     /// tickets as they stand then.
     hooks: Vec<(i64, i64, crate::ticket::NewHookEvent)>,
+}
+
+/// A new ticket waiting to be written with the others of its batch: what
+/// its row and its first message hold, owned.
+#[derive(Debug)]
+struct PendingTicket {
+    id: i64,
+    /// The first message's (see `ParsedMail::dedupe_key`).
+    dedupe_key: String,
+    mailbox: String,
+    channel: crate::ticket::Channel,
+    raw: Vec<u8>,
+    mail: crate::parse::ParsedMail,
+    automatic: Option<crate::classify::Automatic>,
+    route: crate::route::Route,
+    needs_review: bool,
+    linked_ticket: Option<i64>,
+    deadlines: crate::ticket::Deadlines,
+    now: i64,
+}
+
+impl PendingTicket {
+    fn of(id: i64, new: &NewTicket<'_>) -> PendingTicket {
+        PendingTicket {
+            id,
+            dedupe_key: new.mail.dedupe_key(),
+            mailbox: new.mailbox.to_string(),
+            channel: new.channel,
+            raw: new.raw.to_vec(),
+            mail: new.mail.clone(),
+            automatic: new.automatic.cloned(),
+            route: new.route.clone(),
+            needs_review: new.needs_review,
+            linked_ticket: new.linked_ticket,
+            deadlines: new.deadlines,
+            now: new.now,
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -19,6 +19,40 @@ pub struct StoredMessageRef {
     pub ticket: i64,
 }
 
+/// A folder's place in its mailbox: the last UID stored, once the mailbox
+/// has been touched (marked or moved) for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoint<'a> {
+    pub account: &'a str,
+    pub folder: &'a str,
+    pub uidvalidity: i64,
+    pub last_uid: i64,
+}
+
+/// A folder lease to take or renew for `holder` until `until`.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseRenewal<'a> {
+    pub name: &'a str,
+    pub holder: &'a str,
+    pub until: i64,
+}
+
+/// The intake's own bookkeeping, written in the transaction of the next
+/// batch's mails instead of a commit each (every commit is a flush to
+/// disk): the checkpoint of the batch before, whose mailbox is already
+/// touched, and the folder lease when it is due for renewal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bookkeeping<'a> {
+    pub checkpoint: Option<Checkpoint<'a>>,
+    pub lease: Option<LeaseRenewal<'a>>,
+}
+
+impl Bookkeeping<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.checkpoint.is_none() && self.lease.is_none()
+    }
+}
+
 /// Everything the ingest transaction writes for a new ticket.
 pub struct NewTicket<'a> {
     pub mailbox: &'a str,

@@ -2,7 +2,7 @@
 
 use sqlx::{Pool, Row};
 
-use super::Db;
+use super::{Db, Exec};
 use crate::store::Result;
 
 pub async fn checkpoint(
@@ -24,7 +24,7 @@ pub async fn checkpoint(
 }
 
 pub async fn set_checkpoint(
-    pool: &Pool<Db>,
+    pool: impl Exec<'_>,
     account: &str,
     folder: &str,
     uidvalidity: i64,
@@ -49,7 +49,7 @@ pub async fn set_checkpoint(
 
 /// Takes or renews the lease; false while another holder's lease runs.
 pub async fn acquire_lease(
-    pool: &Pool<Db>,
+    pool: impl Exec<'_>,
     name: &str,
     holder: &str,
     now: i64,

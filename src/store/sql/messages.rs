@@ -29,6 +29,28 @@ pub async fn find_message(
     })
 }
 
+/// Which of these dedupe keys are stored already: one statement per
+/// `ROWS_PER_STATEMENT`.
+pub async fn stored_dedupe_keys(
+    tx: &mut Conn,
+    keys: &[String],
+) -> Result<std::collections::HashSet<String>> {
+    let mut stored = std::collections::HashSet::new();
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let mut q =
+            sqlx::QueryBuilder::<Db>::new("SELECT dedupe_key FROM messages WHERE dedupe_key IN (");
+        let mut list = q.separated(", ");
+        for key in chunk {
+            list.push_bind(key);
+        }
+        q.push(")");
+        for row in q.build().fetch_all(&mut *tx).await? {
+            stored.insert(row.try_get("dedupe_key")?);
+        }
+    }
+    Ok(stored)
+}
+
 pub async fn record_arrival(
     pool: impl Exec<'_>,
     message: i64,
@@ -52,6 +74,10 @@ pub async fn record_arrival(
 pub(super) const INBOUND_COLUMNS: &str = "ticket_id, direction, dedupe_key, message_id, \
     in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, \
     body_text, automatic, warnings, raw, raw_sha256, size, created_at";
+
+/// Bind values a row of [`INBOUND_COLUMNS`] takes: its ticket, then
+/// [`inbound_values`]'s.
+pub(super) const INBOUND_BINDS: usize = 17;
 
 /// The values of an inbound message after its ticket's, as `$first` ... on:
 /// `'in', $first, ... $(first + 15)`.
@@ -134,12 +160,21 @@ pub(super) async fn inbound_stored(
     pending: &mut Pending,
 ) -> Result<()> {
     pending.arrivals.push((message, mailbox.to_string(), now));
-    for chunk in mail.attachments.chunks(ROWS_PER_STATEMENT) {
+    let attachments: Vec<_> = mail.attachments.iter().map(|a| (message, a)).collect();
+    insert_attachments(tx, &attachments).await
+}
+
+/// Attachments of messages, a multi-row statement per `ROWS_PER_STATEMENT`.
+pub(super) async fn insert_attachments(
+    tx: &mut Conn,
+    attachments: &[(i64, &crate::parse::Attachment)],
+) -> Result<()> {
+    for chunk in attachments.chunks(ROWS_PER_STATEMENT) {
         let mut q = sqlx::QueryBuilder::<Db>::new(
             "INSERT INTO attachments (message_id, name, content_type, size, sha256, content) ",
         );
-        q.push_values(chunk, |mut row, a| {
-            row.push_bind(message)
+        q.push_values(chunk, |mut row, (message, a)| {
+            row.push_bind(*message)
                 .push_bind(&a.name)
                 .push_bind(&a.content_type)
                 .push_bind(a.size as i64)

@@ -17,6 +17,10 @@ const LIMIT_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext(a)) \
 /// `WITH`): one round trip a new mail instead of two.
 const MESSAGE_WITH_TICKET: bool = true;
 const GIVE_BACK_NUMBER: &str = "";
+/// The number the next ticket gets, asked for each one: other sessions
+/// take numbers from the same sequence meanwhile.
+const NEXT_TICKET_NUMBER: &str = "SELECT nextval(pg_get_serial_sequence('tickets', 'id'))";
+const TICKET_NUMBERS_COUNTED: bool = false;
 
 /// Locks a ticket's row read inside a transaction until it ends.
 const ROW_LOCK: &str = " FOR UPDATE";

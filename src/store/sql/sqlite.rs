@@ -19,6 +19,13 @@ const LIMIT_LOCK: &str = "";
 const MESSAGE_WITH_TICKET: bool = false;
 const GIVE_BACK_NUMBER: &str =
     "UPDATE sqlite_sequence SET seq = $1 - 1 WHERE name = 'tickets' AND seq = $1";
+/// The number the next ticket gets (AUTOINCREMENT: above the counter and
+/// every row). Asked once a transaction: under the write lock nobody else
+/// takes numbers, so the batch counts on from it, and an explicit number
+/// moves the counter as an automatic one would.
+const NEXT_TICKET_NUMBER: &str = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence \
+     WHERE name = 'tickets'), 0), COALESCE((SELECT MAX(id) FROM tickets), 0)) + 1";
+const TICKET_NUMBERS_COUNTED: bool = true;
 
 /// Locks a ticket's row read inside a transaction until it ends (SQLite's write lock, taken at BEGIN IMMEDIATE, already does).
 const ROW_LOCK: &str = "";

@@ -5,14 +5,18 @@ use sqlx::{Pool, Row};
 
 use super::events::insert_events;
 use super::messages::{
-    INBOUND_COLUMNS, bind_inbound, inbound_stored, inbound_values, insert_inbound,
+    INBOUND_BINDS, INBOUND_COLUMNS, bind_inbound, inbound_stored, inbound_values,
+    insert_attachments, insert_inbound,
 };
 use super::outbox::insert_outgoing;
-use super::{Conn, Db, Exec, GIVE_BACK_NUMBER, MESSAGE_WITH_TICKET, ROW_LOCK, begin, deadlines};
+use super::{
+    Conn, Db, Exec, GIVE_BACK_NUMBER, MESSAGE_WITH_TICKET, NEXT_TICKET_NUMBER, ROW_LOCK,
+    TICKET_NUMBERS_COUNTED, begin, deadlines,
+};
 use crate::store::sql::{ROWS_PER_STATEMENT, decode};
 use crate::store::{
-    AppendMessage, AppendOutcome, NewTicket, Pending, Result, StoreError, TicketUpdate,
-    hook_message,
+    AppendMessage, AppendOutcome, NewTicket, Pending, PendingTicket, Result, StoreError,
+    TicketUpdate, hook_message,
 };
 use crate::ticket::{Deadlines, HookKind, NewHookEvent, State, TicketState};
 
@@ -108,10 +112,79 @@ const TICKET_INSERT: &str = "INSERT INTO tickets (subject, state, pipeline, owne
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, \
      $15, $16, $17, $18, $19, $20, $21)";
 
+/// The columns of a new ticket with its number, for many rows in one
+/// statement (see [`ticket_values`]).
+const TICKET_COLUMNS_WITH_ID: &str = "id, subject, state, pipeline, owner, priority, \
+     ticket_type, category, area, tags, requester, requester_name, mailbox, due_at, \
+     created_at, updated_at, needs_review, linked_ticket, fields, \
+     due_business, first_response_due_at, first_response_business, channel";
+
+/// Bind values a row of [`TICKET_COLUMNS_WITH_ID`] takes: the number, then
+/// [`bind_ticket`]'s.
+const TICKET_BINDS_WITH_ID: usize = 22;
+
+/// One row of [`TICKET_COLUMNS_WITH_ID`] from `$first`: the number, then
+/// the values of [`TICKET_INSERT`] (created_at twice, as updated_at).
+fn ticket_values(first: usize) -> String {
+    let at = |i: usize| format!("${}", first + i);
+    let mut v: Vec<String> = (0..=14).map(at).collect();
+    v.push(at(14));
+    v.extend((15..=21).map(at));
+    format!("({})", v.join(", "))
+}
+
 /// Binds the values of [`TICKET_INSERT`].
 fn bind_ticket<'q>(
     q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
     new: &'q NewTicket<'_>,
+) -> Result<sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>> {
+    bind_ticket_columns(
+        q,
+        TicketColumns {
+            mailbox: new.mailbox,
+            channel: new.channel,
+            mail: new.mail,
+            route: new.route,
+            needs_review: new.needs_review,
+            linked_ticket: new.linked_ticket,
+            deadlines: new.deadlines,
+            now: new.now,
+        },
+    )
+}
+
+/// What a new ticket's row holds, whoever keeps it (a `NewTicket` written
+/// at once, or a `PendingTicket` written with the batch).
+struct TicketColumns<'q> {
+    mailbox: &'q str,
+    channel: crate::ticket::Channel,
+    mail: &'q crate::parse::ParsedMail,
+    route: &'q crate::route::Route,
+    needs_review: bool,
+    linked_ticket: Option<i64>,
+    deadlines: Deadlines,
+    now: i64,
+}
+
+impl<'q> TicketColumns<'q> {
+    fn of(t: &'q PendingTicket) -> TicketColumns<'q> {
+        TicketColumns {
+            mailbox: &t.mailbox,
+            channel: t.channel,
+            mail: &t.mail,
+            route: &t.route,
+            needs_review: t.needs_review,
+            linked_ticket: t.linked_ticket,
+            deadlines: t.deadlines,
+            now: t.now,
+        }
+    }
+}
+
+/// Binds the values of [`TICKET_INSERT`] from a ticket's columns.
+fn bind_ticket_columns<'q>(
+    q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
+    new: TicketColumns<'q>,
 ) -> Result<sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>> {
     let mail = new.mail;
     let route = new.route;
@@ -555,4 +628,106 @@ pub async fn owner_load(pool: impl Exec<'_>, owner: &str) -> Result<(i64, Option
     .fetch_one(pool)
     .await?;
     Ok((row.try_get("open")?, row.try_get("newest")?))
+}
+
+/// The number of the next ticket, asked of the database: on SQLite once a
+/// transaction (it holds the write lock, so the numbers after it are
+/// counted here), on PostgreSQL for every ticket (its sequence is shared).
+pub async fn next_ticket_number(tx: &mut Conn) -> Result<i64> {
+    Ok(sqlx::query_scalar(NEXT_TICKET_NUMBER)
+        .fetch_one(&mut *tx)
+        .await?)
+}
+
+/// Writes the new tickets waiting in `pending` (see `StoreTx::create_ticket`)
+/// with one multi-row statement per table: the tickets, their first
+/// messages (the conditional insert that dedupes), the attachments and the
+/// keys. A ticket whose message another writer stored since the batch
+/// looked (PostgreSQL: a second instance) is deleted again, and its mails,
+/// history lines and participants leave `pending`; those are returned with
+/// the message's dedupe key, mailbox and time, for the caller to record as
+/// one more arrival.
+pub async fn flush_new_tickets(
+    tx: &mut Conn,
+    pending: &mut Pending,
+) -> Result<Vec<(i64, String, String, i64)>> {
+    let tickets = std::mem::take(&mut pending.tickets);
+    let rows = ROWS_PER_STATEMENT / 2;
+    for chunk in tickets.chunks(rows) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| ticket_values(i * TICKET_BINDS_WITH_ID + 1))
+            .collect();
+        let sql = format!(
+            "INSERT INTO tickets ({TICKET_COLUMNS_WITH_ID}) VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in chunk {
+            q = bind_ticket_columns(q.bind(t.id), TicketColumns::of(t))?;
+        }
+        q.execute(&mut *tx).await?;
+    }
+    let mut stored: std::collections::HashMap<String, i64> = Default::default();
+    for chunk in tickets.chunks(rows) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let first = i * INBOUND_BINDS + 1;
+                format!("(${first}, {})", inbound_values(first + 1))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO messages ({INBOUND_COLUMNS}) VALUES {} \
+             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in chunk {
+            q = bind_inbound(q.bind(t.id), &t.raw, &t.mail, t.automatic.as_ref(), t.now);
+        }
+        for row in q.fetch_all(&mut *tx).await? {
+            stored.insert(row.try_get("dedupe_key")?, row.try_get("id")?);
+        }
+    }
+    let mut attachments = Vec::new();
+    let mut keys = Vec::new();
+    let mut taken_back = Vec::new();
+    for t in &tickets {
+        match stored.get(&t.dedupe_key) {
+            Some(message) => {
+                pending.arrivals.push((*message, t.mailbox.clone(), t.now));
+                attachments.extend(t.mail.attachments.iter().map(|a| (*message, a)));
+                keys.extend(t.route.keys.iter().map(|k| (t.id, k)));
+            }
+            None => taken_back.push((t.id, t.dedupe_key.clone(), t.mailbox.clone(), t.now)),
+        }
+    }
+    insert_attachments(&mut *tx, &attachments).await?;
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let mut q =
+            sqlx::QueryBuilder::<Db>::new("INSERT INTO ticket_keys (ticket_id, name, value) ");
+        q.push_values(chunk, |mut row, (ticket, key)| {
+            row.push_bind(*ticket)
+                .push_bind(&key.name)
+                .push_bind(&key.value);
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q.build().execute(&mut *tx).await?;
+    }
+    // Newest first, so that each number given back is the last one taken.
+    for (ticket, ..) in taken_back.iter().rev() {
+        take_back_ticket(&mut *tx, *ticket).await?;
+    }
+    if !taken_back.is_empty() {
+        let gone: std::collections::HashSet<i64> = taken_back.iter().map(|t| t.0).collect();
+        pending.changes.retain(|c| !gone.contains(&c.ticket));
+        pending.participants.retain(|(t, _)| !gone.contains(t));
+        pending.hooks.retain(|(t, ..)| !gone.contains(t));
+    }
+    Ok(taken_back)
+}
+
+/// Whether the transaction counts ticket numbers itself after asking once
+/// (see `NEXT_TICKET_NUMBER`).
+pub fn numbers_counted() -> bool {
+    TICKET_NUMBERS_COUNTED
 }
