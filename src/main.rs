@@ -12,7 +12,26 @@ use anyhow::Result;
 
 use cli::{Cli, Command, LogFormat, outln};
 
+/// glibc gives threads that allocate at once arenas of their own (up to
+/// eight per core), and memory freed in one is not reused by another: the
+/// intake parses the next batch on one thread while the store works on
+/// another, which cost a fifth more resident memory (46–51 MB against
+/// 38 MB for 10,000 mails) at the same speed. Two arenas are enough for a
+/// program that works on two threads at a time.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn cap_malloc_arenas() {
+    // SAFETY: mallopt only sets a tunable of the allocator; it is called
+    // before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn cap_malloc_arenas() {}
+
 fn main() -> ExitCode {
+    cap_malloc_arenas();
     let cli = cli::parse();
     let logs = init_logging(cli.log_format);
     let ingest = matches!(cli.command, Command::Ingest { .. });

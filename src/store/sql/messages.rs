@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sqlx::{Pool, Row};
 
-use super::{Conn, Db, Exec};
+use super::{Binds, Conn, Db, Exec};
 use crate::parse::ParsedMail;
 use crate::store::sql::{ROWS_PER_STATEMENT, join_addresses};
 use crate::store::{Pending, Result, StoredMessageRef};
@@ -75,10 +75,6 @@ pub(super) const INBOUND_COLUMNS: &str = "ticket_id, direction, dedupe_key, mess
     in_reply_to, refs, from_addr, from_name, to_addrs, cc_addrs, subject, \
     body_text, automatic, warnings, raw, raw_sha256, size, created_at";
 
-/// Bind values a row of [`INBOUND_COLUMNS`] takes: its ticket, then
-/// [`inbound_values`]'s.
-pub(super) const INBOUND_BINDS: usize = 17;
-
 /// The values of an inbound message after its ticket's, as `$first` ... on:
 /// `'in', $first, ... $(first + 15)`.
 pub(super) fn inbound_values(first: usize) -> String {
@@ -87,29 +83,29 @@ pub(super) fn inbound_values(first: usize) -> String {
 }
 
 /// Binds the values of [`inbound_values`], in its order.
-pub(super) fn bind_inbound<'q>(
-    q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
+pub(super) fn bind_inbound<'q, B: Binds<'q>>(
+    q: B,
     raw: &'q [u8],
     mail: &'q ParsedMail,
     automatic: Option<&crate::classify::Automatic>,
     now: i64,
-) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments> {
-    q.bind(mail.dedupe_key())
-        .bind(&mail.message_id)
-        .bind(mail.in_reply_to.join(" "))
-        .bind(mail.references.join(" "))
-        .bind(mail.from.as_ref().map(|a| a.address.clone()))
-        .bind(mail.from.as_ref().and_then(|a| a.name.clone()))
-        .bind(join_addresses(&mail.to))
-        .bind(join_addresses(&mail.cc))
-        .bind(&mail.subject)
-        .bind(&mail.text)
-        .bind(automatic.map(|a| a.kind.as_str()))
-        .bind(mail.warnings.join("\n"))
-        .bind(raw)
-        .bind(&mail.raw_sha256)
-        .bind(mail.size as i64)
-        .bind(now)
+) -> B {
+    q.value(mail.dedupe_key())
+        .value(&mail.message_id)
+        .value(mail.in_reply_to.join(" "))
+        .value(mail.references.join(" "))
+        .value(mail.from.as_ref().map(|a| a.address.clone()))
+        .value(mail.from.as_ref().and_then(|a| a.name.clone()))
+        .value(join_addresses(&mail.to))
+        .value(join_addresses(&mail.cc))
+        .value(&mail.subject)
+        .value(&mail.text)
+        .value(automatic.map(|a| a.kind.as_str()))
+        .value(mail.warnings.join("\n"))
+        .value(raw)
+        .value(&mail.raw_sha256)
+        .value(mail.size as i64)
+        .value(now)
 }
 
 /// The inbound message with its attachments, its mailbox arrival

@@ -5,12 +5,12 @@ use sqlx::{Pool, Row};
 
 use super::events::insert_events;
 use super::messages::{
-    INBOUND_BINDS, INBOUND_COLUMNS, bind_inbound, inbound_stored, inbound_values,
-    insert_attachments, insert_inbound,
+    INBOUND_COLUMNS, bind_inbound, inbound_stored, inbound_values, insert_attachments,
+    insert_inbound,
 };
 use super::outbox::insert_outgoing;
 use super::{
-    Conn, Db, Exec, GIVE_BACK_NUMBER, MESSAGE_WITH_TICKET, NEXT_TICKET_NUMBER, ROW_LOCK,
+    Binds, Conn, Db, Exec, GIVE_BACK_NUMBER, MESSAGE_WITH_TICKET, NEXT_TICKET_NUMBER, ROW_LOCK,
     TICKET_NUMBERS_COUNTED, begin, deadlines,
 };
 use crate::store::sql::{ROWS_PER_STATEMENT, decode};
@@ -39,7 +39,7 @@ pub async fn create_ticket(
              m AS (INSERT INTO messages ({INBOUND_COLUMNS}) SELECT t.id, {} FROM t \
              ON CONFLICT (dedupe_key) DO NOTHING RETURNING id) \
              SELECT t.id AS id, m.id AS message FROM t LEFT JOIN m ON TRUE",
-            inbound_values(22)
+            inbound_values(23)
         );
         let q = bind_ticket(sqlx::query(sqlx::AssertSqlSafe(sql)), new)?;
         let row = bind_inbound(q, new.raw, mail, new.automatic, new.now)
@@ -104,34 +104,20 @@ pub async fn create_ticket(
     Ok(Some(ticket))
 }
 
-/// A new ticket's row, its values `$1` ... `$21` (see [`bind_ticket`]).
-const TICKET_INSERT: &str = "INSERT INTO tickets (subject, state, pipeline, owner, priority, \
-     ticket_type, category, area, tags, requester, requester_name, mailbox, due_at, \
-     created_at, updated_at, needs_review, linked_ticket, fields, \
-     due_business, first_response_due_at, first_response_business, channel) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, \
-     $15, $16, $17, $18, $19, $20, $21)";
-
-/// The columns of a new ticket with its number, for many rows in one
-/// statement (see [`ticket_values`]).
-const TICKET_COLUMNS_WITH_ID: &str = "id, subject, state, pipeline, owner, priority, \
+/// The columns of a new ticket, in the order [`bind_ticket_columns`]
+/// binds them.
+const TICKET_COLUMNS: &str = "subject, state, pipeline, owner, priority, \
      ticket_type, category, area, tags, requester, requester_name, mailbox, due_at, \
      created_at, updated_at, needs_review, linked_ticket, fields, \
      due_business, first_response_due_at, first_response_business, channel";
 
-/// Bind values a row of [`TICKET_COLUMNS_WITH_ID`] takes: the number, then
-/// [`bind_ticket`]'s.
-const TICKET_BINDS_WITH_ID: usize = 22;
-
-/// One row of [`TICKET_COLUMNS_WITH_ID`] from `$first`: the number, then
-/// the values of [`TICKET_INSERT`] (created_at twice, as updated_at).
-fn ticket_values(first: usize) -> String {
-    let at = |i: usize| format!("${}", first + i);
-    let mut v: Vec<String> = (0..=14).map(at).collect();
-    v.push(at(14));
-    v.extend((15..=21).map(at));
-    format!("({})", v.join(", "))
-}
+/// A new ticket's row, its values `$1` ... `$22` (see [`bind_ticket`]).
+const TICKET_INSERT: &str = "INSERT INTO tickets (subject, state, pipeline, owner, priority, \
+     ticket_type, category, area, tags, requester, requester_name, mailbox, due_at, \
+     created_at, updated_at, needs_review, linked_ticket, fields, \
+     due_business, first_response_due_at, first_response_business, channel) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+     $16, $17, $18, $19, $20, $21, $22)";
 
 /// Binds the values of [`TICKET_INSERT`].
 fn bind_ticket<'q>(
@@ -181,38 +167,36 @@ impl<'q> TicketColumns<'q> {
     }
 }
 
-/// Binds the values of [`TICKET_INSERT`] from a ticket's columns.
-fn bind_ticket_columns<'q>(
-    q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>,
-    new: TicketColumns<'q>,
-) -> Result<sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments>> {
+/// Binds the values of [`TICKET_COLUMNS`] from a ticket's columns.
+fn bind_ticket_columns<'q, B: Binds<'q>>(q: B, new: TicketColumns<'q>) -> Result<B> {
     let mail = new.mail;
     let route = new.route;
     let tags =
         serde_json::to_string(&route.tags).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let fields =
         serde_json::to_string(&route.fields).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(q.bind(&mail.subject)
-        .bind(route.state.as_str())
-        .bind(&route.pipeline)
-        .bind(&route.owner)
-        .bind(route.priority.as_str())
-        .bind(&route.ticket_type)
-        .bind(&route.category)
-        .bind(&route.area)
-        .bind(tags)
-        .bind(mail.from.as_ref().map(|a| a.address.clone()))
-        .bind(mail.from.as_ref().and_then(|a| a.name.clone()))
-        .bind(new.mailbox)
-        .bind(new.deadlines.due_at)
-        .bind(new.now)
-        .bind(i64::from(new.needs_review))
-        .bind(new.linked_ticket)
-        .bind(fields)
-        .bind(i64::from(new.deadlines.due_business))
-        .bind(new.deadlines.first_response_due_at)
-        .bind(i64::from(new.deadlines.first_response_business))
-        .bind(new.channel.as_str()))
+    Ok(q.value(&mail.subject)
+        .value(route.state.as_str())
+        .value(&route.pipeline)
+        .value(&route.owner)
+        .value(route.priority.as_str())
+        .value(&route.ticket_type)
+        .value(&route.category)
+        .value(&route.area)
+        .value(tags)
+        .value(mail.from.as_ref().map(|a| a.address.clone()))
+        .value(mail.from.as_ref().and_then(|a| a.name.clone()))
+        .value(new.mailbox)
+        .value(new.deadlines.due_at)
+        .value(new.now)
+        .value(new.now)
+        .value(i64::from(new.needs_review))
+        .value(new.linked_ticket)
+        .value(fields)
+        .value(i64::from(new.deadlines.due_business))
+        .value(new.deadlines.first_response_due_at)
+        .value(i64::from(new.deadlines.first_response_business))
+        .value(new.channel.as_str()))
 }
 
 /// Removes the ticket of a mail found already stored. It is
@@ -654,37 +638,29 @@ pub async fn flush_new_tickets(
     let tickets = std::mem::take(&mut pending.tickets);
     let rows = ROWS_PER_STATEMENT / 2;
     for chunk in tickets.chunks(rows) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| ticket_values(i * TICKET_BINDS_WITH_ID + 1))
-            .collect();
-        let sql = format!(
-            "INSERT INTO tickets ({TICKET_COLUMNS_WITH_ID}) VALUES {}",
-            values.join(", ")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for t in chunk {
-            q = bind_ticket_columns(q.bind(t.id), TicketColumns::of(t))?;
+        let sql = format!("INSERT INTO tickets (id, {TICKET_COLUMNS}) ");
+        let mut q = sqlx::QueryBuilder::<Db>::new(sql);
+        let mut bad = None;
+        q.push_values(chunk, |mut row, t| {
+            if let Err(e) = bind_ticket_columns(row.push_bind(t.id), TicketColumns::of(t)) {
+                bad = Some(e);
+            }
+        });
+        if let Some(e) = bad {
+            return Err(e);
         }
-        q.execute(&mut *tx).await?;
+        q.build().execute(&mut *tx).await?;
     }
     let mut stored: std::collections::HashMap<String, i64> = Default::default();
     for chunk in tickets.chunks(rows) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let first = i * INBOUND_BINDS + 1;
-                format!("(${first}, {})", inbound_values(first + 1))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO messages ({INBOUND_COLUMNS}) VALUES {} \
-             ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key",
-            values.join(", ")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for t in chunk {
-            q = bind_inbound(q.bind(t.id), &t.raw, &t.mail, t.automatic.as_ref(), t.now);
-        }
-        for row in q.fetch_all(&mut *tx).await? {
+        let sql = format!("INSERT INTO messages ({INBOUND_COLUMNS}) ");
+        let mut q = sqlx::QueryBuilder::<Db>::new(sql);
+        q.push_values(chunk, |mut row, t| {
+            row.push_bind(t.id).push("'in'");
+            bind_inbound(&mut row, &t.raw, &t.mail, t.automatic.as_ref(), t.now);
+        });
+        q.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
+        for row in q.build().fetch_all(&mut *tx).await? {
             stored.insert(row.try_get("dedupe_key")?, row.try_get("id")?);
         }
     }
