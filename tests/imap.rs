@@ -809,6 +809,87 @@ fn follow_up_in_the_same_batch_joins_the_ticket_opened_before_it_postgres() {
     follow_up_in_the_same_batch_joins_the_ticket_opened_before_it(Backend::Postgres);
 }
 
+/// One batch, the rules' keys and an owner group: the batch's new tickets
+/// wait to be written together, so a later mail of the batch must still
+/// find what they change. The third mail carries the first one's order
+/// number (same customer, no References): it continues that ticket. The
+/// group takes turns across the batch: the fourth ticket goes to whoever
+/// the third (the second ticket) did not.
+fn keys_and_turns_within_one_batch(backend: Backend) {
+    let stack = MailStack::start();
+    rt().block_on(async {
+        let mut imap = stack.session("soporte").await;
+        imap.append("INBOX", &customer_mail(0, "g")).await;
+        imap.append("INBOX", &customer_mail(1, "g")).await;
+        imap.append("INBOX", &customer_mail(0, "g-again")).await;
+        imap.append("INBOX", &customer_mail(2, "g")).await;
+        imap.logout().await;
+    });
+    let d = deployment(backend, &stack, &[SOPORTE_INBOX]);
+    let rules = d.dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("10-pedidos.toml"),
+        "[groups.equipo]\nmembers = [\"ana\", \"beto\"]\nstrategy = \"round_robin\"\n\n\
+         [[rule]]\nname = \"pedidos\"\n\
+         when.subject_or_body.regex = 'pedido N° (?P<order>\\d+)'\n\
+         pipeline = \"Pedidos\"\nowner_group = \"equipo\"\n",
+    )
+    .unwrap();
+    let mut text = std::fs::read_to_string(&d.config).unwrap();
+    text.push_str(&format!(
+        "[rules]\ndir = \"{}\"\n\n[people.ana]\nname = \"Ana\"\nrole = \"agent\"\n\n\
+         [people.beto]\nname = \"Beto\"\nrole = \"agent\"\n",
+        rules.display()
+    ));
+    std::fs::write(&d.config, text).unwrap();
+    let out = d.ok(&["run", "--once"]);
+    assert!(
+        out.contains("soporte/INBOX: 4 stored, 0 already stored, 0 quarantined"),
+        "{out}"
+    );
+    let tickets = d.tickets_json();
+    let numbers: Vec<i64> = tickets.iter().map(|t| t["id"].as_i64().unwrap()).collect();
+    assert_eq!(numbers, [1, 2, 3], "{tickets:?}");
+    let owner = |n: &str| {
+        d.show_json(n)["ticket"]["owner"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(owner("T-1"), owner("T-2"));
+    assert_eq!(owner("T-3"), owner("T-1"), "the group took turns");
+    let first = d.show_json("T-1");
+    let inbound: Vec<&str> = first["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "in")
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        inbound,
+        ["g-0@cliente.example", "g-again-0@cliente.example"],
+        "{first:#}"
+    );
+    let keys = &first["ticket"]["keys"];
+    assert_eq!(
+        keys,
+        &serde_json::json!([{ "name": "order", "value": "70000" }]),
+        "{first:#}"
+    );
+}
+
+#[test]
+fn keys_and_turns_within_one_batch_sqlite() {
+    keys_and_turns_within_one_batch(Backend::Sqlite);
+}
+
+#[test]
+fn keys_and_turns_within_one_batch_postgres() {
+    keys_and_turns_within_one_batch(Backend::Postgres);
+}
+
 /// PostgreSQL cannot hold a NUL character in text, which a mail's body may
 /// carry once decoded (quoted-printable `=00`): the batch's transaction fails, the batch is stored again mail by
 /// mail, that one mail is quarantined (and left unread) and every other
