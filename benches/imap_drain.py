@@ -21,20 +21,32 @@ SUBJECTS = [
 ]
 
 
-def mail(i, sender="cliente{i}@cliente.example"):
-    subject = SUBJECTS[i % len(SUBJECTS)].format(n=70000 + i)
+def mail(i, sender="cliente{i}@cliente.example", stamp=None, follows=None):
+    """Mail i; with `follows` (an earlier mail's number), a follow-up of it:
+    the same customer and order number, and when `follows` is even, a
+    References header to it too."""
+    stamp = stamp or int(time.time())
+    refs = ""
+    n = i
+    if follows is not None:
+        n = follows
+        if follows % 2 == 0:
+            refs = f"In-Reply-To: <bench-{follows}-{stamp}@cliente.example>\r\nReferences: <bench-{follows}-{stamp}@cliente.example>\r\n"
+    subject = SUBJECTS[n % len(SUBJECTS)].format(n=70000 + n)
+    if follows is not None:
+        subject = "RE: " + subject
     body = (
         "Hola, buenos días:\r\n\r\n"
-        f"Les escribo por el pedido {70000 + i}. El documento fue observado y quisiera\r\n"
+        f"Les escribo por el pedido {70000 + n}. El documento fue observado y quisiera\r\n"
         "saber si puedo continuar tal como está o si debo anularlo y volver a subirlo.\r\n"
         "Adjunto el detalle de los firmantes y quedo atento a sus indicaciones.\r\n\r\n"
         "Saludos cordiales,\r\nCliente de prueba\r\n"
     )
     return (
-        f"From: Cliente {i} <{sender.format(i=i)}>\r\n"
+        f"From: Cliente {n} <{sender.format(i=n)}>\r\n"
         "To: soporte@example.test\r\n"
         f"Subject: {subject}\r\n"
-        f"Message-ID: <bench-{i}-{int(time.time())}@cliente.example>\r\n"
+        f"Message-ID: <bench-{i}-{stamp}@cliente.example>\r\n" + refs +
         "Date: Mon, 2 Nov 2026 10:00:00 -0300\r\n"
         "MIME-Version: 1.0\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n"
@@ -43,13 +55,16 @@ def mail(i, sender="cliente{i}@cliente.example"):
 
 
 def fill(maildir, count, sender="cliente{i}@cliente.example"):
+    """BENCH_MIX=followups: every fifth mail follows up the one before it."""
+    followups = os.environ.get("BENCH_MIX") == "followups"
     cur = os.path.join(maildir, "cur")
     os.makedirs(cur, exist_ok=True)
     os.makedirs(os.path.join(maildir, "new"), exist_ok=True)
     os.makedirs(os.path.join(maildir, "tmp"), exist_ok=True)
     stamp = int(time.time())
     for i in range(count):
-        data = mail(i, sender)
+        follows = i - 1 if followups and i % 5 == 4 else None
+        data = mail(i, sender, stamp, follows)
         name = f"{stamp}.M{i}P{os.getpid()}.bench,S={len(data)}:2,"
         with open(os.path.join(cur, name), "wb") as f:
             f.write(data)

@@ -14,6 +14,9 @@
 # BUZON_BENCH_BIN=path drains with that binary instead of building this tree (a
 # build of another commit, to compare before and after back to back).
 # BENCH_FLUSH=0 leaves out the outbox flushes (the intake alone, quicker).
+# BENCH_MIX=followups: every fifth mail follows up the one before it (the same customer
+# and order number, half of them with References), and a rule file extracts the order
+# number as a key: threading's lookups, which the all-new default leaves out.
 # Usage: bash benches/imap_drain.sh [N]      (root or a user Dovecot runs as)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -52,7 +55,18 @@ chown -R "$owner" "$maildir"
 echo "loaded $n mails"
 python3 benches/imap_drain.py fetch "$IMAP_PORT" soporte@example.test soporte-pass
 
+if [ "${BENCH_MIX:-}" = followups ]; then
+  mkdir -p "$work/rules"
+  cat > "$work/rules/10-pedidos.toml" <<'EOT'
+[[rule]]
+name = "pedidos"
+when.subject_or_body.regex = '(?i)pedido(?: N°)? (?P<order>\d{4,7})'
+pipeline = "Soporte"
+EOT
+fi
+
 config() { # $1 database url
+  [ "${BENCH_MIX:-}" = followups ] && printf '[rules]\ndir = "%s"\n' "$work/rules"
   cat <<EOT
 [deployment]
 name = "Bench"

@@ -429,6 +429,7 @@ on_both_backends!(
     reply_to_closed_ticket_reopens_inside_window_and_links_after,
     agent_commands_change_the_ticket_and_mail_the_contact,
     same_customer_same_order_joins_the_ticket,
+    keys_thread_within_the_customers_domain_when_asked,
 );
 
 /// A deployment routing with the TuPatrimonio example's rules, which
@@ -497,4 +498,61 @@ fn same_customer_same_order_joins_the_ticket(backend: Backend) {
     ]);
     let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed["tickets"].as_array().unwrap().len(), 2);
+}
+
+/// `thread_keys_by_domain`: a colleague writing from the customer's domain
+/// about the same order is led to its ticket (and, not being a participant,
+/// gets a ticket of their own linked to it, for review); an address that
+/// only ends the same way, or another domain, is not.
+fn keys_thread_within_the_customers_domain_when_asked(backend: Backend) {
+    let d = with_example_rules(backend);
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        text.replacen(
+            "[deployment]\n",
+            "[deployment]\nthread_keys_by_domain = true\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let ingest = |name: &str, from: &str, id: &str| {
+        let path = write_mail(
+            &d,
+            name,
+            &[
+                ("From", from),
+                ("Subject", "Documento observado - Pedido N° 75321"),
+                ("Message-ID", id),
+            ],
+            "Hola, ¿cómo va el pedido 75321?\r\n",
+        );
+        let out = d.ingest("soporte", &path);
+        let number = ticket_numbers(&out)[0].clone();
+        let shown = d.show_json(&number)["ticket"].clone();
+        (number, shown["linked_ticket"].as_i64())
+    };
+    let (first, _) = ingest(
+        "a.eml",
+        "Ana <ana@notariasur.example>",
+        "<a1@notariasur.example>",
+    );
+    let first: i64 = first.trim_start_matches("T-").parse().unwrap();
+    let (_, colleague) = ingest(
+        "b.eml",
+        "Beto <beto@notariasur.example>",
+        "<b1@notariasur.example>",
+    );
+    assert_eq!(colleague, Some(first), "the same domain finds the ticket");
+    let (_, lookalike) = ingest(
+        "c.eml",
+        "Carla <carla@xnotariasur.example>",
+        "<c1@xnotariasur.example>",
+    );
+    assert_eq!(
+        lookalike, None,
+        "a domain that only ends the same way does not"
+    );
+    let (_, other) = ingest("d.eml", "Dora <dora@otra.example>", "<d1@otra.example>");
+    assert_eq!(other, None);
 }
