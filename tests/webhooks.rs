@@ -762,9 +762,10 @@ async fn sql_count(url: &str, q: String) -> i64 {
     }
 }
 
-/// Without `[[webhooks]]`, the events every change writes do not pile up:
-/// the command that stored them drops them (a deployment that only pipes
-/// mail into `buzon ingest`), and so does `run`.
+/// Without `[[webhooks]]`, no change writes webhook events (nobody would
+/// deliver them), whether mail piped into `buzon ingest`, an agent's
+/// command or `run`; what an older buzon left is dropped by the command
+/// or `run`.
 fn without_webhooks_events_are_dropped(backend: Backend) {
     let d = Deployment::with_extra(backend, "[daemon]\nlisten = \"\"\n");
     let t = ingest(

@@ -220,9 +220,11 @@ pub fn load_config(path: &Path) -> Result<Config> {
 }
 
 pub async fn open_store(config: &Config) -> Result<Store> {
-    Store::open(&config.database.url, config.database.max_connections)
+    let mut store = Store::open(&config.database.url, config.database.max_connections)
         .await
-        .context("cannot open the store")
+        .context("cannot open the store")?;
+    store.webhook_events(!config.webhooks.is_empty());
+    Ok(store)
 }
 
 pub fn time_zone(config: &Config) -> jiff::tz::TimeZone {

@@ -197,6 +197,8 @@ fn no_transaction_left<C: sqlx::Connection>(conn: &C) -> bool {
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    /// Whether changes write webhook events (see [`Store::webhook_events`]).
+    hooks: bool,
 }
 
 /// Runs the same call on whichever backend is configured.
@@ -252,7 +254,10 @@ impl Store {
             indexed(indexing);
             Backend::Postgres(pool)
         };
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            hooks: true,
+        })
     }
 
     /// Connects without creating or changing anything and compares the
@@ -372,6 +377,7 @@ impl Store {
             tx,
             pending: Pending::default(),
             batch: None,
+            hooks: self.hooks,
         })
     }
 
@@ -419,7 +425,16 @@ impl Store {
 
     /// An agent's change (owner, state, outcome) with its history and mails.
     pub async fn update_ticket(&self, number: i64, change: &TicketUpdate) -> Result<()> {
-        dispatch!(self, update_ticket(number, change))
+        dispatch!(self, update_ticket(number, change, self.hooks))
+    }
+
+    /// Whether the changes written through this store record webhook
+    /// events: off for a deployment without `[[webhooks]]`, whose events
+    /// nobody would deliver (the daemon deleted them after each intake,
+    /// a tenth of PostgreSQL's work a mail). A deployment that adds
+    /// endpoints restarts with them, and its events are written from then on.
+    pub fn webhook_events(&mut self, on: bool) {
+        self.hooks = on;
     }
 
     pub async fn ticket_for_message_ids(&self, ids: &[String]) -> Result<Option<i64>> {
@@ -635,7 +650,11 @@ impl Store {
         sent: &[(i64, Option<(i64, crate::ticket::NewHookEvent)>)],
         now: i64,
     ) -> Result<()> {
-        dispatch!(self, outbox_sent(sent, now))
+        if self.hooks {
+            return dispatch!(self, outbox_sent(sent, now));
+        }
+        let sent: Vec<_> = sent.iter().map(|(id, _)| (*id, None)).collect();
+        dispatch!(self, outbox_sent(&sent, now))
     }
 
     /// Records a failed attempt: `next` is when to retry, `None` to give up.
@@ -734,8 +753,8 @@ impl Store {
     /// Records a breach with its mails; `false` if it was recorded before.
     pub async fn record_breach(&self, new: &NewBreach) -> Result<bool> {
         match &self.backend {
-            Backend::Sqlite(p) => sql::sqlite::record_breach(p, new).await,
-            Backend::Postgres(p) => sql::postgres::record_breach(p, new).await,
+            Backend::Sqlite(p) => sql::sqlite::record_breach(p, new, self.hooks).await,
+            Backend::Postgres(p) => sql::postgres::record_breach(p, new, self.hooks).await,
         }
     }
 
@@ -782,6 +801,8 @@ pub struct StoreTx {
     /// Set by [`StoreTx::batch_new_tickets`]: new tickets wait in
     /// `pending` and are written together.
     batch: Option<NewTicketBatch>,
+    /// Whether its changes write webhook events ([`Store::webhook_events`]).
+    hooks: bool,
 }
 
 /// What a transaction that writes its new tickets together knows.
@@ -831,6 +852,9 @@ impl StoreTx {
     pub async fn commit_batch(mut self) -> Result<Committed> {
         self.write_tickets().await?;
         self.write_rows().await?;
+        if !self.hooks {
+            self.pending.hooks.clear();
+        }
         let queued = dispatch_tx!(self, flush_pending(&self.pending))?;
         match self.tx {
             TxBackend::Sqlite(tx) => tx.commit().await?,

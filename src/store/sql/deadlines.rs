@@ -139,7 +139,9 @@ pub async fn breaches(pool: &Pool<Db>, now: i64, limit: i64) -> Result<Vec<Breac
 /// Records one breach with its history line and mails; `false`
 /// when it was already recorded (by us before a restart, or by
 /// another instance), and then nothing is written.
-pub async fn record_breach(pool: &Pool<Db>, new: &NewBreach) -> Result<bool> {
+/// `hooks_wanted`: whether it writes its webhook event (see
+/// `Store::webhook_events`).
+pub async fn record_breach(pool: &Pool<Db>, new: &NewBreach, hooks_wanted: bool) -> Result<bool> {
     let mut tx = begin(pool).await?;
     // The ticket first, like every change of it (the webhook event's id
     // then follows the ticket's earlier changes).
@@ -170,7 +172,10 @@ pub async fn record_breach(pool: &Pool<Db>, new: &NewBreach) -> Result<bool> {
             "due_at": hook_time(new.breach.due_at),
         }}),
     );
-    super::webhooks::insert_hook_events(&mut tx, &[(new.breach.ticket, new.now, &missed)]).await?;
+    if hooks_wanted {
+        super::webhooks::insert_hook_events(&mut tx, &[(new.breach.ticket, new.now, &missed)])
+            .await?;
+    }
     tx.commit().await?;
     Ok(true)
 }

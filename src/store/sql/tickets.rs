@@ -297,7 +297,14 @@ pub async fn append_message(
     Ok(AppendOutcome::Appended)
 }
 
-pub async fn update_ticket(pool: &Pool<Db>, number: i64, change: &TicketUpdate) -> Result<()> {
+/// `hooks_wanted`: whether it writes its webhook events (see
+/// `Store::webhook_events`).
+pub async fn update_ticket(
+    pool: &Pool<Db>,
+    number: i64,
+    change: &TicketUpdate,
+    hooks_wanted: bool,
+) -> Result<()> {
     let mut tx = begin(pool).await?;
     // The row is locked until commit (PostgreSQL; SQLite's write lock is
     // already held): the owner cannot change between here and the update,
@@ -428,9 +435,11 @@ pub async fn update_ticket(pool: &Pool<Db>, number: i64, change: &TicketUpdate) 
         events.extend(insert_outgoing(&mut tx, number, mail_out, change.now).await?);
     }
     insert_events(&mut tx, number, change.now, &events).await?;
-    let hooks = before.hooks(change)?;
-    let hooks: Vec<_> = hooks.iter().map(|e| (number, change.now, e)).collect();
-    super::webhooks::insert_hook_events(&mut tx, &hooks).await?;
+    if hooks_wanted {
+        let hooks = before.hooks(change)?;
+        let hooks: Vec<_> = hooks.iter().map(|e| (number, change.now, e)).collect();
+        super::webhooks::insert_hook_events(&mut tx, &hooks).await?;
+    }
     tx.commit().await?;
     Ok(())
 }
