@@ -10,13 +10,17 @@ use std::collections::HashMap;
 use sqlx::{Pool, QueryBuilder};
 
 use super::listing::{StoredTicket, TICKET_COLUMNS, push_where, with_keys};
-use super::{DOC_ID, Db, SEARCH_WINDOWS, push_hits, push_match_ids};
+use super::{DOC_ID, Db, SEARCH_WALK, push_hits, push_match_ids, rank_hits};
 use crate::search::{Excerpt, Place, Query, SearchHit, excerpt};
 use crate::store::{Result, TicketFilter};
 
 /// Most documents a search ranks (see each backend's `push_hits`): the
 /// newest matches of a common word, all those of a rare one.
 pub(super) const SEARCH_CANDIDATES: i64 = 2000;
+
+/// Matches among the newest documents (`SEARCH_WALK`) that are enough to
+/// rank: a word found fewer times there is rare, and looked for in all.
+pub(super) const SEARCH_ENOUGH: usize = 200;
 
 /// The tickets matching `query` or numbered `number`, as a subquery of
 /// `ticket_id` (a list's filter and the counts per state: every match).
@@ -151,34 +155,21 @@ pub async fn search(pool: &Pool<Db>, filter: &TicketFilter) -> Result<Vec<Search
 }
 
 /// The newest `SEARCH_CANDIDATES` matching documents with their scores
-/// (each backend's `push_hits`). Where an index cannot hand out matches
-/// newest first (`SEARCH_WINDOWS`: PostgreSQL's GIN), the newest tickets
-/// are searched first, in windows that grow until there are enough
-/// matches or the window is every ticket: the same candidates, without
-/// reading every match of a common word.
+/// (each backend's `push_hits` and `rank_hits`). Where an index cannot
+/// hand out matches newest first (`SEARCH_WALK`: PostgreSQL's GIN), the
+/// newest documents are read and tested first, and they are the
+/// candidates when they hold `SEARCH_ENOUGH` matches: a common word is
+/// ranked among its matches in them, without reading every match; a
+/// rarer one among all its newest.
 async fn newest_matches(
     pool: &Pool<Db>,
     query: &Query,
     filter: &TicketFilter,
 ) -> Result<Vec<Candidate>> {
-    let mut floors: Vec<Option<i64>> = Vec::new();
-    if !SEARCH_WINDOWS.is_empty() {
-        let top: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM tickets")
-            .fetch_one(pool)
-            .await?;
-        floors.extend(
-            SEARCH_WINDOWS
-                .iter()
-                .map(|w| top - w)
-                .take_while(|f| *f > 0)
-                .map(|f| Some(f << 32)),
-        );
-    }
-    floors.push(None);
     let mut hits = Vec::new();
-    for floor in floors {
+    for walk in [SEARCH_WALK, None] {
         let mut q = QueryBuilder::<Db>::new("");
-        push_hits(&mut q, query, filter, floor);
+        push_hits(&mut q, query, filter, walk);
         // Planned for these words each time: how many documents hold
         // them decides the plan (a generic plan reads every match).
         hits = q
@@ -186,10 +177,11 @@ async fn newest_matches(
             .persistent(false)
             .fetch_all(pool)
             .await?;
-        if hits.len() as i64 >= SEARCH_CANDIDATES {
+        if walk.is_none() || hits.len() >= SEARCH_ENOUGH {
             break;
         }
     }
+    rank_hits(pool, query, &mut hits).await?;
     Ok(hits
         .into_iter()
         // + 0.0: a rounded -0.0 ties with 0.0, as in SQL.

@@ -33,27 +33,38 @@ const ROW_LOCK: &str = "";
 /// The search index's document id: FTS5's rowid.
 const DOC_ID: &str = "rowid";
 
-/// The FTS5 query of a search: the words in double quotes (letters and
-/// digits only, `Query`'s promise). unicode61 does not stem, so a lone
-/// word is the prefix of its stem.
-fn fts_text(query: &crate::search::Query) -> String {
-    fn part(p: &crate::search::Part) -> String {
-        match crate::search::stem_prefix(&p.words[0]).filter(|_| p.is_word()) {
-            Some(stem) => format!("\"{stem}\"*"),
-            None => format!("\"{}\"", p.words.join(" ")),
-        }
+/// The FTS5 query of one part of a search: its words in double quotes
+/// (letters and digits only, `Query`'s promise). unicode61 does not
+/// stem, so a lone word is any of its forms (`search::word_forms`),
+/// digits a prefix.
+fn fts_part(p: &crate::search::Part) -> String {
+    let word = &p.words[0];
+    if p.is_word() && word.chars().all(|c| c.is_ascii_digit()) {
+        format!("\"{word}\"*")
+    } else if p.is_word() {
+        let forms: Vec<String> = crate::search::word_forms(word)
+            .iter()
+            .map(|f| format!("\"{f}\""))
+            .collect();
+        format!("({})", forms.join(" OR "))
+    } else {
+        format!("\"{}\"", p.words.join(" "))
     }
+}
+
+/// The FTS5 query of a search: every part, none of the excluded.
+fn fts_text(query: &crate::search::Query) -> String {
     let mut text = format!(
         "({})",
         query
             .parts
             .iter()
-            .map(part)
+            .map(fts_part)
             .collect::<Vec<_>>()
             .join(" AND ")
     );
     for p in &query.excluded {
-        text = format!("({text} NOT {})", part(p));
+        text = format!("({text} NOT {})", fts_part(p));
     }
     text
 }
@@ -65,28 +76,24 @@ fn push_match_ids(q: &mut sqlx::QueryBuilder<Db>, query: &crate::search::Query) 
         .push_bind(fts_text(query));
 }
 
-/// A search's candidates (`doc_id`, `ticket_id`, `updated_at`, `score`:
-/// lower is better) among the tickets `filter` keeps: the newest
-/// `SEARCH_CANDIDATES` matching documents (FTS5 walks the rowids
-/// backwards, newest ticket first, and stops), ranked by bm25 weighing a
-/// subject over the contact's words over a text, rounded so that close
-/// scores go by activity. A rare word's documents are all candidates; a
-/// word in every other mail is ranked among its newest.
+/// A search's candidates (`doc_id`, `ticket_id`, `updated_at`, and a
+/// score of 0, `rank_hits` gives it) among the tickets `filter` keeps:
+/// the newest `SEARCH_CANDIDATES` matching documents (FTS5 walks the
+/// rowids backwards, newest ticket first, and stops). A rare word's
+/// documents are all candidates; a word in every other mail is ranked
+/// among its newest. No bm25: its weights count every document holding
+/// each word (40–140 ms for a common one at 1,000,000 messages).
 fn push_hits(
     q: &mut sqlx::QueryBuilder<Db>,
     query: &crate::search::Query,
     filter: &crate::store::TicketFilter,
-    floor: Option<i64>,
+    _walk: Option<i64>,
 ) {
     q.push(
-        "SELECT search_docs.rowid AS doc_id, t.id AS ticket_id, t.updated_at, \
-         ROUND(bm25(search_docs, 0.0, 0.0, 2.0, 3.0, 1.0), 1) AS score \
+        "SELECT search_docs.rowid AS doc_id, t.id AS ticket_id, t.updated_at, 0.0 AS score \
          FROM search_docs JOIN tickets t ON t.id = search_docs.rowid >> 32",
     );
     listing::push_where(q, filter, true);
-    if let Some(floor) = floor {
-        q.push(" AND search_docs.rowid >= ").push_bind(floor);
-    }
     q.push(" AND search_docs MATCH ")
         .push_bind(fts_text(query))
         .push(format_args!(
@@ -95,9 +102,55 @@ fn push_hits(
 }
 
 /// FTS5 hands out a match's documents in rowid order, newest last, and
-/// the search reads them backwards and stops: no windows
-/// (`search::newest_matches`).
-const SEARCH_WINDOWS: &[i64] = &[];
+/// the search reads them backwards and stops: no walk of the newest
+/// documents first (`search::newest_matches`).
+const SEARCH_WALK: Option<i64> = None;
+
+/// The candidates' relevance (lower is better): where each part of the
+/// search is in the document, 3 in its subject, 2 in who wrote it (the
+/// ticket's contact), 1 elsewhere (the text, the keys), summed over the
+/// parts. One FTS5 query per part and column (`{subject} : ...`), over
+/// the candidates' rowids only: a millisecond each, where bm25 read every
+/// match.
+async fn rank_hits(
+    pool: &sqlx::Pool<Db>,
+    query: &crate::search::Query,
+    hits: &mut [(i64, i64, i64, f64)],
+) -> crate::store::Result<()> {
+    let (Some(low), Some(high)) = (
+        hits.iter().map(|h| h.0).min(),
+        hits.iter().map(|h| h.0).max(),
+    ) else {
+        return Ok(());
+    };
+    let mut score: std::collections::HashMap<i64, f64> =
+        hits.iter().map(|h| (h.0, 0.0)).collect();
+    for part in &query.parts {
+        let mut best: std::collections::HashMap<i64, f64> = std::collections::HashMap::new();
+        for (column, weight) in [("subject", 3.0), ("who", 2.0)] {
+            let docs: Vec<i64> = sqlx::query_scalar(
+                "SELECT rowid FROM search_docs WHERE search_docs MATCH $1 \
+                 AND rowid BETWEEN $2 AND $3",
+            )
+            .bind(format!("{{{column}}} : {}", fts_part(part)))
+            .bind(low)
+            .bind(high)
+            .fetch_all(pool)
+            .await?;
+            for doc in docs {
+                let b = best.entry(doc).or_insert(weight);
+                *b = b.max(weight);
+            }
+        }
+        for (doc, s) in score.iter_mut() {
+            *s -= best.get(doc).copied().unwrap_or(1.0);
+        }
+    }
+    for hit in hits.iter_mut() {
+        hit.3 = score.get(&hit.0).copied().unwrap_or(0.0);
+    }
+    Ok(())
+}
 
 /// One writer at a time already (`BEGIN IMMEDIATE`): one webhook fan-out at a time.
 const FANOUT_LOCK: &str = "";
