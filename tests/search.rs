@@ -350,8 +350,75 @@ fn search_ranks_the_newest_matches_of_a_common_word(backend: Backend) {
     assert_eq!(found(&d, "llaves rio"), vec![new]);
 }
 
+/// Who wrote (the ticket's contact) ranks over a mention in a text, even
+/// a newer one; a word is found by its plural and gender forms, not by
+/// every word it begins.
+fn search_ranks_the_contact_over_the_text(backend: Backend) {
+    let d = deployment(backend);
+    let contact = mail(
+        &d,
+        "w1",
+        "Tomás Rivas <tomas@uno.example>",
+        "Consulta",
+        "Hola, ¿en qué va mi trámite?",
+    );
+    let text = mail(
+        &d,
+        "w2",
+        "Elena Soto <elena@dos.example>",
+        "Consulta",
+        "Hablé ayer con la señora Rivas por el trámite de la casa.",
+    );
+    assert_eq!(found(&d, "rivas"), vec![contact, text.clone()]);
+    assert_eq!(found(&d, "casas"), vec![text.clone()]);
+    mail(
+        &d,
+        "w3",
+        "Jaime Ortiz <jaime@tres.example>",
+        "Visita",
+        "Quiero visitar el castillo del fundo.",
+    );
+    assert_eq!(found(&d, "casas"), vec![text]);
+}
+
+/// A word in few documents is found in all of them, however many newer
+/// documents there are: on PostgreSQL, past the newest 16,000 it tests
+/// first (`SEARCH_WALK`), through the GIN index.
+fn search_finds_a_rare_word_past_the_newest_documents(backend: Backend) {
+    let d = deployment(backend);
+    let old = mail(
+        &d,
+        "o1",
+        "Eva Paz <eva@tres.example>",
+        "Tasación pendiente",
+        "Necesito la tasación del inmueble.",
+    );
+    // 8,100 newer tickets with a mail each: 16,200 newer documents.
+    execute(
+        &d,
+        "INSERT INTO tickets (subject, state, pipeline, priority, mailbox, created_at, updated_at) \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8100) \
+         SELECT 'Consulta ' || i, 'open', 'Soporte', 'medium', 'soporte', \
+                (SELECT MAX(updated_at) FROM tickets) + i, \
+                (SELECT MAX(updated_at) FROM tickets) + i \
+         FROM n;
+         INSERT INTO messages (ticket_id, direction, dedupe_key, subject, body_text, raw, \
+                               raw_sha256, size, created_at) \
+         SELECT t.id, 'in', 'mid:bulk' || t.id || '@cliente.example', t.subject, \
+                'Buenas tardes, quería saber cuándo puedo pasar por las llaves.', \
+                m.raw, m.raw_sha256, m.size, t.created_at \
+         FROM tickets t, messages m \
+         WHERE t.subject LIKE 'Consulta %' AND m.id = (SELECT MIN(id) FROM messages);",
+    );
+    assert_eq!(found(&d, "tasaciones"), vec![old.clone()]);
+    assert_eq!(found(&d, "\"tasación del inmueble\""), vec![old]);
+    assert_eq!(found(&d, "llaves").len(), 20);
+}
+
 on_both_backends!(
     search_finds_what_people_remember,
     search_ranks_by_relevance_then_activity,
     search_ranks_the_newest_matches_of_a_common_word,
+    search_ranks_the_contact_over_the_text,
+    search_finds_a_rare_word_past_the_newest_documents,
 );
