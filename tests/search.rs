@@ -215,8 +215,7 @@ fn search_finds_what_people_remember(backend: Backend) {
 
 fn search_ranks_by_relevance_then_activity(backend: Backend) {
     let d = deployment(backend);
-    // Other tickets, as in any database (with four documents, a word in
-    // three says nothing: bm25 gives it no weight).
+    // Other tickets, as in any database.
     for i in 0..6 {
         mail(
             &d,
@@ -330,9 +329,8 @@ fn search_ranks_the_newest_matches_of_a_common_word(backend: Backend) {
     assert_eq!(hits.len(), 20, "{hits:?}");
     // The newest ticket (the word in its subject too) first; the old
     // ticket, with the word in its subject, is not among the newest 2,000
-    // documents, so it is not ranked (bm25 gives a word in nearly every
-    // document no weight: SQLite orders these by activity; PostgreSQL's
-    // ts_rank puts the subjects first).
+    // documents, so it is not ranked (the subjects first on both
+    // backends, then by activity).
     assert_eq!(hits[0], "T-2101", "{hits:?}");
     assert!(!hits.contains(&old), "{hits:?}");
     // One more word finds it.

@@ -16,9 +16,11 @@
 //! - `GIVE_BACK_NUMBER`: how a ticket number taken back is given back;
 //! - `MESSAGE_WITH_TICKET`: whether a new ticket and its first message are
 //!   one statement (an `INSERT` inside `WITH`, PostgreSQL) or two;
-//! - `DOC_ID` and `push_hits`: the search index's document id, and the
-//!   query of matching documents (FTS5 `MATCH` and bm25; a `tsquery` of
-//!   the Spanish configuration and `ts_rank`), built from parsed words.
+//! - `DOC_ID`, `push_hits`, `rank_hits` and `SEARCH_WALK`: the search
+//!   index's document id, the query of matching documents (FTS5 `MATCH`,
+//!   then where the words are, asked per column; a `tsquery` of the
+//!   Spanish configuration and `ts_rank`), built from parsed words, and
+//!   the newest documents tested before the index (PostgreSQL's GIN).
 //! - `FANOUT_LOCK`: what makes one webhook fan-out run at a time;
 //!
 //! What does not depend on the backend (text decoding, the limit on

@@ -3,7 +3,9 @@
 //! each with where it matched. The index (`search_docs`, migration 0011)
 //! is kept by triggers; what differs between FTS5 and `tsvector` is the
 //! backend's `push_hits` (in `sqlite.rs` / `postgres.rs`), which turns the
-//! parsed words into its own query, binding or quoting every word.
+//! parsed words into its own query, binding or quoting every word, and its
+//! `rank_hits` (SQLite ranks the candidates after the query, PostgreSQL in
+//! it).
 
 use std::collections::HashMap;
 

@@ -123,8 +123,7 @@ async fn rank_hits(
     ) else {
         return Ok(());
     };
-    let mut score: std::collections::HashMap<i64, f64> =
-        hits.iter().map(|h| (h.0, 0.0)).collect();
+    let mut score: std::collections::HashMap<i64, f64> = hits.iter().map(|h| (h.0, 0.0)).collect();
     for part in &query.parts {
         let mut best: std::collections::HashMap<i64, f64> = std::collections::HashMap::new();
         for (column, weight) in [("subject", 3.0), ("who", 2.0)] {
