@@ -751,6 +751,25 @@ fn follow_up_of(i: usize, tag: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The numbers of the tickets listed.
+fn ticket_ids(d: &Deployment) -> Vec<i64> {
+    d.tickets_json()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// The Message-IDs of a shown ticket's incoming messages, in order.
+fn inbound_ids(shown: &serde_json::Value) -> Vec<&str> {
+    shown["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "in")
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect()
+}
+
 /// One IMAP batch holds a first mail and its follow-up: the follow-up sees
 /// the ticket the batch's own (not yet committed) transaction opened, and
 /// its sender among that ticket's participants (written only when asked
@@ -779,19 +798,10 @@ fn follow_up_in_the_same_batch_joins_the_ticket_opened_before_it(backend: Backen
         first["messages"][0]["mailboxes"],
         serde_json::json!(["soporte"])
     );
-    let tickets = d.tickets_json();
-    let numbers: Vec<i64> = tickets.iter().map(|t| t["id"].as_i64().unwrap()).collect();
-    assert_eq!(numbers, [1, 2, 3, 4], "numbers stay dense: {tickets:?}");
+    assert_eq!(ticket_ids(&d), [1, 2, 3, 4], "numbers stay dense");
     let second = d.show_json("T-2");
-    let inbound: Vec<&str> = second["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["direction"] == "in")
-        .map(|m| m["message_id"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        inbound,
+        inbound_ids(&second),
         ["f-1@cliente.example", "f-1-again@cliente.example"],
         "{second:#}"
     );
@@ -848,9 +858,7 @@ fn keys_and_turns_within_one_batch(backend: Backend) {
         out.contains("soporte/INBOX: 4 stored, 0 already stored, 0 quarantined"),
         "{out}"
     );
-    let tickets = d.tickets_json();
-    let numbers: Vec<i64> = tickets.iter().map(|t| t["id"].as_i64().unwrap()).collect();
-    assert_eq!(numbers, [1, 2, 3], "{tickets:?}");
+    assert_eq!(ticket_ids(&d), [1, 2, 3]);
     let owner = |n: &str| {
         d.show_json(n)["ticket"]["owner"]
             .as_str()
@@ -860,15 +868,8 @@ fn keys_and_turns_within_one_batch(backend: Backend) {
     assert_ne!(owner("T-1"), owner("T-2"));
     assert_eq!(owner("T-3"), owner("T-1"), "the group took turns");
     let first = d.show_json("T-1");
-    let inbound: Vec<&str> = first["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["direction"] == "in")
-        .map(|m| m["message_id"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        inbound,
+        inbound_ids(&first),
         ["g-0@cliente.example", "g-again-0@cliente.example"],
         "{first:#}"
     );
