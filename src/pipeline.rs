@@ -394,6 +394,19 @@ impl<'a> Pipeline<'a> {
         let mut tx = self.store.begin().await?;
         let keys: Vec<String> = mails.iter().map(|(_, mail)| mail.dedupe_key()).collect();
         tx.batch_new_tickets(&keys).await?;
+        // The mails that can only open a ticket get their numbers at once
+        // (the first copy of each, not stored before).
+        let mut first = std::collections::HashSet::new();
+        let opening = mails
+            .iter()
+            .zip(&keys)
+            .filter(|((_, mail), key)| {
+                first.insert(key.as_str())
+                    && !tx.was_stored(key)
+                    && self.only_opens(mail, mailbox, mailbox_cfg)
+            })
+            .count();
+        tx.reserve_numbers(opening).await?;
         let mut outcomes = Vec::with_capacity(mails.len());
         for (raw, mail) in mails {
             // `instrument`, not `span.enter()`: an entered guard held across
@@ -435,6 +448,34 @@ impl<'a> Pipeline<'a> {
             log_stored(outcome, mailbox, mail);
         }
         Ok((outcomes, bookkept))
+    }
+
+    /// Whether a mail can only open a ticket of its own: not an answer of
+    /// staff, and nothing to thread it by (no reference that may be ours,
+    /// no ticket tag, no key from the rules). Pure: the rules are
+    /// evaluated again when the mail is routed.
+    fn only_opens(
+        &self,
+        mail: &ParsedMail,
+        mailbox: &str,
+        mailbox_cfg: &crate::config::Mailbox,
+    ) -> bool {
+        if crate::mailroom::identify(mail, self.config, &self.signer)
+            != crate::mailroom::Verdict::NotStaff
+            || referenced_ids(mail)
+                .iter()
+                .any(|id| self.signer.verify(id) != Some(false))
+            || self.tags.find(&mail.subject).is_some()
+        {
+            return false;
+        }
+        let automatic = classify(mail, &|a: &str| self.config.is_own_address(a));
+        let input = RuleInput::new(mailbox, mail, automatic.as_ref());
+        self.rules
+            .evaluate(&input)
+            .complete(mailbox, mailbox_cfg)
+            .keys
+            .is_empty()
     }
 
     /// The fallback when a batch's transaction failed: each mail in its own

@@ -813,6 +813,9 @@ struct NewTicketBatch {
     stored: std::collections::HashSet<String>,
     /// The next ticket number, where the transaction counts them (SQLite).
     next_number: Option<i64>,
+    /// Numbers taken ahead for the batch's mails that can only open a
+    /// ticket (PostgreSQL), handed out in order.
+    reserved: std::collections::VecDeque<i64>,
     /// Tickets taken back at a write because another writer stored their
     /// message meanwhile, with the ticket that holds it.
     replaced: BTreeMap<i64, i64>,
@@ -881,6 +884,30 @@ impl StoreTx {
         Ok(())
     }
 
+    /// Whether this dedupe key was stored when the batch began.
+    pub fn was_stored(&self, dedupe_key: &str) -> bool {
+        self.batch
+            .as_ref()
+            .is_some_and(|b| b.stored.contains(dedupe_key))
+    }
+
+    /// Takes `count` ticket numbers at once, for mails of the batch that
+    /// can only open a ticket, so that each does not ask the database on
+    /// its own (PostgreSQL: a round trip each; SQLite counts them itself
+    /// and takes none). They are handed out in order to the batch's next
+    /// new tickets, whichever they are, so numbers keep the mails' order
+    /// and none is left unused.
+    pub async fn reserve_numbers(&mut self, count: usize) -> Result<()> {
+        if self.batch.is_none() || count == 0 {
+            return Ok(());
+        }
+        let numbers = dispatch_tx!(self, reserve_ticket_numbers(count))?;
+        if let Some(batch) = &mut self.batch {
+            batch.reserved.extend(numbers);
+        }
+        Ok(())
+    }
+
     /// Writes the new tickets waiting, when `needed` (a read is about to
     /// look at what they change).
     async fn write_tickets_if(&mut self, needed: bool) -> Result<()> {
@@ -927,6 +954,11 @@ impl StoreTx {
 
     /// The number for a new ticket (see `NEXT_TICKET_NUMBER`).
     async fn next_number(&mut self) -> Result<i64> {
+        if let Some(batch) = &mut self.batch
+            && let Some(n) = batch.reserved.pop_front()
+        {
+            return Ok(n);
+        }
         if let Some(batch) = &mut self.batch
             && let Some(n) = batch.next_number
         {

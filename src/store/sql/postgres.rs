@@ -21,6 +21,9 @@ const GIVE_BACK_NUMBER: &str = "";
 /// take numbers from the same sequence meanwhile.
 const NEXT_TICKET_NUMBER: &str = "SELECT nextval(pg_get_serial_sequence('tickets', 'id'))";
 const TICKET_NUMBERS_COUNTED: bool = false;
+/// Several numbers in one round trip (`StoreTx::reserve_numbers`).
+const RESERVE_TICKET_NUMBERS: &str =
+    "SELECT nextval(pg_get_serial_sequence('tickets', 'id')) FROM generate_series(1, $1)";
 
 /// Locks a ticket's row read inside a transaction until it ends.
 const ROW_LOCK: &str = " FOR UPDATE";

@@ -26,6 +26,8 @@ const GIVE_BACK_NUMBER: &str =
 const NEXT_TICKET_NUMBER: &str = "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence \
      WHERE name = 'tickets'), 0), COALESCE((SELECT MAX(id) FROM tickets), 0)) + 1";
 const TICKET_NUMBERS_COUNTED: bool = true;
+/// Never run: the transaction counts numbers itself.
+const RESERVE_TICKET_NUMBERS: &str = "";
 
 /// Locks a ticket's row read inside a transaction until it ends (SQLite's write lock, taken at BEGIN IMMEDIATE, already does).
 const ROW_LOCK: &str = "";

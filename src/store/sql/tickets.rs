@@ -10,8 +10,8 @@ use super::messages::{
 };
 use super::outbox::insert_outgoing;
 use super::{
-    Binds, Conn, Db, Exec, GIVE_BACK_NUMBER, MESSAGE_WITH_TICKET, NEXT_TICKET_NUMBER, ROW_LOCK,
-    TICKET_NUMBERS_COUNTED, begin, deadlines,
+    Binds, Conn, Db, Exec, GIVE_BACK_NUMBER, MESSAGE_WITH_TICKET, NEXT_TICKET_NUMBER,
+    RESERVE_TICKET_NUMBERS, ROW_LOCK, TICKET_NUMBERS_COUNTED, begin, deadlines,
 };
 use crate::store::sql::{ROWS_PER_STATEMENT, decode};
 use crate::store::{
@@ -714,6 +714,20 @@ pub async fn flush_new_tickets(
         pending.hooks.retain(|(t, ..)| !gone.contains(t));
     }
     Ok(taken_back)
+}
+
+/// `count` ticket numbers from the sequence at once, ascending
+/// (PostgreSQL; see `StoreTx::reserve_numbers`).
+pub async fn reserve_ticket_numbers(tx: &mut Conn, count: usize) -> Result<Vec<i64>> {
+    if TICKET_NUMBERS_COUNTED {
+        return Ok(Vec::new());
+    }
+    let mut numbers: Vec<i64> = sqlx::query_scalar(RESERVE_TICKET_NUMBERS)
+        .bind(count as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+    numbers.sort_unstable();
+    Ok(numbers)
 }
 
 /// Whether the transaction counts ticket numbers itself after asking once
