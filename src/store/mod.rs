@@ -954,16 +954,14 @@ impl StoreTx {
 
     /// The number for a new ticket (see `NEXT_TICKET_NUMBER`).
     async fn next_number(&mut self) -> Result<i64> {
-        if let Some(batch) = &mut self.batch
-            && let Some(n) = batch.reserved.pop_front()
-        {
-            return Ok(n);
-        }
-        if let Some(batch) = &mut self.batch
-            && let Some(n) = batch.next_number
-        {
-            batch.next_number = Some(n + 1);
-            return Ok(n);
+        if let Some(batch) = &mut self.batch {
+            if let Some(n) = batch.reserved.pop_front() {
+                return Ok(n);
+            }
+            if let Some(n) = batch.next_number {
+                batch.next_number = Some(n + 1);
+                return Ok(n);
+            }
         }
         let (n, counted) = match &mut self.tx {
             TxBackend::Sqlite(tx) => (

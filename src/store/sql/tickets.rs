@@ -78,19 +78,8 @@ pub async fn create_ticket(
         .participants
         .extend(new.participants.iter().map(|p| (ticket, p.clone())));
 
-    // One statement for all the keys: one hop, and on PostgreSQL one
-    // rewrite of the ticket's search document instead of one per key.
-    for chunk in new.route.keys.chunks(ROWS_PER_STATEMENT) {
-        let mut q =
-            sqlx::QueryBuilder::<Db>::new("INSERT INTO ticket_keys (ticket_id, name, value) ");
-        q.push_values(chunk, |mut row, key| {
-            row.push_bind(ticket)
-                .push_bind(&key.name)
-                .push_bind(&key.value);
-        });
-        q.push(" ON CONFLICT DO NOTHING");
-        q.build().execute(&mut *tx).await?;
-    }
+    let keys: Vec<_> = new.route.keys.iter().map(|k| (ticket, k)).collect();
+    insert_keys(&mut *tx, &keys).await?;
 
     pending.push(ticket, new.now, new.events.clone(), (new.outgoing)(ticket));
     pending.hooks.push((
@@ -692,17 +681,7 @@ pub async fn flush_new_tickets(
         }
     }
     insert_attachments(&mut *tx, &attachments).await?;
-    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-        let mut q =
-            sqlx::QueryBuilder::<Db>::new("INSERT INTO ticket_keys (ticket_id, name, value) ");
-        q.push_values(chunk, |mut row, (ticket, key)| {
-            row.push_bind(*ticket)
-                .push_bind(&key.name)
-                .push_bind(&key.value);
-        });
-        q.push(" ON CONFLICT DO NOTHING");
-        q.build().execute(&mut *tx).await?;
-    }
+    insert_keys(&mut *tx, &keys).await?;
     // Newest first, so that each number given back is the last one taken.
     for (ticket, ..) in taken_back.iter().rev() {
         take_back_ticket(&mut *tx, *ticket).await?;
@@ -728,6 +707,24 @@ pub async fn reserve_ticket_numbers(tx: &mut Conn, count: usize) -> Result<Vec<i
         .await?;
     numbers.sort_unstable();
     Ok(numbers)
+}
+
+/// Tickets' keys, one statement per `ROWS_PER_STATEMENT`: one hop, and
+/// on PostgreSQL one rewrite of each ticket's search document instead of
+/// one per key.
+async fn insert_keys(tx: &mut Conn, keys: &[(i64, &crate::route::Key)]) -> Result<()> {
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let mut q =
+            sqlx::QueryBuilder::<Db>::new("INSERT INTO ticket_keys (ticket_id, name, value) ");
+        q.push_values(chunk, |mut row, (ticket, key)| {
+            row.push_bind(*ticket)
+                .push_bind(&key.name)
+                .push_bind(&key.value);
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q.build().execute(&mut *tx).await?;
+    }
+    Ok(())
 }
 
 /// Whether the transaction counts ticket numbers itself after asking once
