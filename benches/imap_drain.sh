@@ -133,7 +133,7 @@ fi
 drain sqlite "sqlite:$work/bench.db"
 flush sqlite
 if [ -z "${BUZON_TEST_POSTGRES_URL:-}" ]; then
-  eval "$(bash "$H/pg-start.sh")"
+  eval "$(BUZON_PG_DURABLE=1 bash "$H/pg-start.sh")"
   BUZON_BENCH_PG_DIR=$BUZON_TEST_PG_DIR
 fi
 if [ -n "${BENCH_COMPARE_SEARCH:-}" ]; then

@@ -211,6 +211,7 @@ fn search_finds_what_people_remember(backend: Backend) {
         text.contains("*notaría*") || text.contains("*Notaría*"),
         "{text}"
     );
+    assert_ticket_documents_follow_the_view(&d);
 }
 
 fn search_ranks_by_relevance_then_activity(backend: Backend) {
@@ -290,6 +291,43 @@ fn execute(d: &Deployment, sql: &str) {
             sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
         }
     });
+}
+
+/// One number read from the deployment's database.
+fn scalar(d: &Deployment, sql: &str) -> i64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::Connection;
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        if d.database_url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(&d.database_url)
+                .await
+                .unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        } else {
+            let mut c = sqlx::PgConnection::connect(&d.database_url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+    })
+}
+
+/// Every ticket has one document, and it is what `search_ticket_text`
+/// says, however its rows were written: PostgreSQL writes a new ticket's
+/// from the inserted rows (migration 0017), then its participants and keys
+/// rewrite it through the view.
+fn assert_ticket_documents_follow_the_view(d: &Deployment) {
+    let tickets = scalar(d, "SELECT COUNT(*) FROM tickets");
+    let same = scalar(
+        d,
+        "SELECT COUNT(*) FROM search_ticket_text v JOIN search_docs s \
+         ON s.ticket_id = v.ticket_id AND s.kind = 'ticket' \
+         WHERE s.who = v.who AND s.subject = v.subject AND s.body = v.body",
+    );
+    assert!(tickets > 0);
+    assert_eq!(same, tickets);
 }
 
 /// More matches than the search ranks (2,000 documents): the newest are
@@ -411,6 +449,7 @@ fn search_finds_a_rare_word_past_the_newest_documents(backend: Backend) {
     assert_eq!(found(&d, "tasaciones"), vec![old.clone()]);
     assert_eq!(found(&d, "\"tasación del inmueble\""), vec![old]);
     assert_eq!(found(&d, "llaves").len(), 20);
+    assert_ticket_documents_follow_the_view(&d);
 }
 
 on_both_backends!(
