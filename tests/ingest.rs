@@ -166,6 +166,12 @@ fn acknowledgement_is_threaded_and_numbered(backend: Backend) {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["status"], "sent");
     assert_eq!(rows[0]["message_id"], ack.message_id.unwrap().as_str());
+    // Its bytes are stored once, as the ticket's outgoing message: the
+    // outbox row's are empty and what was sent is read from there.
+    let outbox_raw: Vec<u8> = d.scalar("SELECT raw FROM outbox");
+    assert!(outbox_raw.is_empty());
+    let stored: Vec<u8> = d.scalar("SELECT raw FROM messages WHERE direction = 'out'");
+    assert_eq!(stored, raw);
     // And the history says so.
     let shown = d.show_json(number);
     let kinds: Vec<&str> = shown["events"]

@@ -293,35 +293,13 @@ fn execute(d: &Deployment, sql: &str) {
     });
 }
 
-/// One number read from the deployment's database.
-fn scalar(d: &Deployment, sql: &str) -> i64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::Connection;
-        let sql = sqlx::AssertSqlSafe(sql.to_string());
-        if d.database_url.starts_with("sqlite:") {
-            let mut c = sqlx::SqliteConnection::connect(&d.database_url)
-                .await
-                .unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        } else {
-            let mut c = sqlx::PgConnection::connect(&d.database_url).await.unwrap();
-            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-        }
-    })
-}
-
 /// Every ticket has one document, and it is what `search_ticket_text`
 /// says, however its rows were written: PostgreSQL writes a new ticket's
 /// from the inserted rows (migration 0017), then its participants and keys
 /// rewrite it through the view.
 fn assert_ticket_documents_follow_the_view(d: &Deployment) {
-    let tickets = scalar(d, "SELECT COUNT(*) FROM tickets");
-    let same = scalar(
-        d,
+    let tickets: i64 = d.scalar("SELECT COUNT(*) FROM tickets");
+    let same: i64 = d.scalar(
         "SELECT COUNT(*) FROM search_ticket_text v JOIN search_docs s \
          ON s.ticket_id = v.ticket_id AND s.kind = 'ticket' \
          WHERE s.who = v.who AND s.subject = v.subject AND s.body = v.body",

@@ -208,6 +208,35 @@ impl Deployment {
         serde_json::from_str(&self.ok(&["tickets", "show", number, "--format", "json"])).unwrap()
     }
 
+    /// The one value `sql` reads from the deployment's database (a count, a
+    /// blob ...), on either backend.
+    pub fn scalar<T>(&self, sql: &str) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+        T: Send + Unpin,
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            let sql = sqlx::AssertSqlSafe(sql.to_string());
+            if self.database_url.starts_with("sqlite:") {
+                let mut c = sqlx::SqliteConnection::connect(&self.database_url)
+                    .await
+                    .unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+            } else {
+                let mut c = sqlx::PgConnection::connect(&self.database_url)
+                    .await
+                    .unwrap();
+                sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+            }
+        })
+    }
+
     /// The `.eml` files written to the outbox directory, sorted.
     pub fn outbox_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.outbox)
