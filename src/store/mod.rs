@@ -1024,14 +1024,17 @@ impl StoreTx {
             .extend(new.participants.iter().map(|p| (ticket, p.clone())));
         self.pending
             .push(ticket, new.now, new.events.clone(), (new.outgoing)(ticket));
-        self.pending.hooks.push((
-            ticket,
-            new.now,
-            crate::ticket::NewHookEvent::new(
-                crate::ticket::HookKind::TicketCreated,
-                hook_message(new.mail, Some(new.channel)),
-            ),
-        ));
+        // Without endpoints the event would be dropped at commit: not built.
+        if self.hooks {
+            self.pending.hooks.push((
+                ticket,
+                new.now,
+                crate::ticket::NewHookEvent::new(
+                    crate::ticket::HookKind::TicketCreated,
+                    hook_message(new.mail, Some(new.channel)),
+                ),
+            ));
+        }
         Ok(Some(ticket))
     }
 
