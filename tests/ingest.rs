@@ -172,6 +172,9 @@ fn acknowledgement_is_threaded_and_numbered(backend: Backend) {
     assert!(outbox_raw.is_empty());
     let stored: Vec<u8> = d.scalar("SELECT raw FROM messages WHERE direction = 'out'");
     assert_eq!(stored, raw);
+    // And the view for whoever reads the database by hand gives them too.
+    let viewed: Vec<u8> = d.scalar("SELECT raw FROM outbox_mail");
+    assert_eq!(viewed, raw);
     // And the history says so.
     let shown = d.show_json(number);
     let kinds: Vec<&str> = shown["events"]

@@ -224,6 +224,8 @@ const STORED_AS_MESSAGE: &[u8] = b"";
 
 /// The columns of [`StoredOutbox`]; `raw` from the outgoing message when
 /// the row's is [`STORED_AS_MESSAGE`] (rows written before hold their own).
+/// The view `outbox_mail` (migration 0018) says the same for people
+/// reading the database: keep the two in step.
 const OUTBOX_COLUMNS: &str = "id, ticket_id, kind, message_id, mail_from, rcpt_to, \
     CASE WHEN length(raw) = 0 THEN (SELECT m.raw FROM messages m \
     WHERE m.message_id = outbox.message_id AND m.direction = 'out' LIMIT 1) ELSE raw END AS raw, \
