@@ -83,6 +83,11 @@ fn is_config_problem(e: &anyhow::Error) -> bool {
                 c.downcast_ref::<PipelineError>(),
                 Some(PipelineError::Rules(_) | PipelineError::Templates(_))
             )
+            // The wrong buzon for this database: restarting will not help.
+            || matches!(
+                c.downcast_ref::<buzon::store::StoreError>(),
+                Some(buzon::store::StoreError::Newer(_))
+            )
     })
 }
 

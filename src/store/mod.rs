@@ -56,6 +56,14 @@ pub enum StoreError {
     Open { url: String, cause: sqlx::Error },
     #[error("cannot apply database migrations: {0}")]
     Migrate(sqlx::migrate::MigrateError),
+    /// The database holds a migration this buzon does not have: a newer
+    /// buzon ran on it, and this one could misread what it wrote (an
+    /// outbox row's bytes kept in its outgoing message, migration 0018).
+    #[error(
+        "the database was migrated by a newer buzon (migration {0} is unknown to this one): \
+         run that version or a newer one"
+    )]
+    Newer(i64),
     #[error("database error: {0}")]
     Db(sqlx::Error),
     #[error("{0} not found")]
@@ -87,7 +95,10 @@ impl From<sqlx::Error> for StoreError {
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> StoreError {
-        StoreError::Migrate(e)
+        match e {
+            sqlx::migrate::MigrateError::VersionMissing(v) => StoreError::Newer(v),
+            e => StoreError::Migrate(e),
+        }
     }
 }
 
