@@ -54,9 +54,36 @@ def mail(i, sender="cliente{i}@cliente.example", stamp=None, follows=None):
     ).encode("utf-8")
 
 
+def with_attachment(data, i):
+    """The mail as multipart/mixed with a signed-document-sized PDF of
+    BENCH_ATTACH_KB kilobytes (default 300) after its text."""
+    import base64
+    import hashlib
+    kb = int(os.environ.get("BENCH_ATTACH_KB", "300"))
+    seed = hashlib.sha256(str(i).encode()).digest()
+    pdf = (b"%PDF-1.7\n" + seed * (kb * 1024 // len(seed)))[: kb * 1024]
+    b64 = base64.b64encode(pdf).decode()
+    lines = "\r\n".join(b64[k:k + 76] for k in range(0, len(b64), 76))
+    head, body = data.split(b"\r\n\r\n", 1)
+    head = head.replace(
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit",
+        b'Content-Type: multipart/mixed; boundary="b1"',
+    )
+    return (
+        head + b"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\n" + body +
+        f"\r\n--b1\r\nContent-Type: application/pdf; name=\"escritura-{i}.pdf\"\r\n"
+        f"Content-Disposition: attachment; filename=\"escritura-{i}.pdf\"\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n".encode() + lines.encode() +
+        b"\r\n--b1--\r\n"
+    )
+
+
 def fill(maildir, count, sender="cliente{i}@cliente.example"):
-    """BENCH_MIX=followups: every fifth mail follows up the one before it."""
+    """BENCH_MIX=followups: every fifth mail follows up the one before it;
+    BENCH_MIX=attachments: every mail carries a PDF (`with_attachment`)."""
     followups = os.environ.get("BENCH_MIX") == "followups"
+    attachments = os.environ.get("BENCH_MIX") == "attachments"
     cur = os.path.join(maildir, "cur")
     os.makedirs(cur, exist_ok=True)
     os.makedirs(os.path.join(maildir, "new"), exist_ok=True)
@@ -65,6 +92,8 @@ def fill(maildir, count, sender="cliente{i}@cliente.example"):
     for i in range(count):
         follows = i - 1 if followups and i % 5 == 4 else None
         data = mail(i, sender, stamp, follows)
+        if attachments:
+            data = with_attachment(data, i)
         name = f"{stamp}.M{i}P{os.getpid()}.bench,S={len(data)}:2,"
         with open(os.path.join(cur, name), "wb") as f:
             f.write(data)

@@ -17,6 +17,9 @@
 # BENCH_MIX=followups: every fifth mail follows up the one before it (the same customer
 # and order number, half of them with References), and a rule file extracts the order
 # number as a key: threading's lookups, which the all-new default leaves out.
+# BENCH_MIX=attachments: every mail carries a PDF of BENCH_ATTACH_KB kilobytes (default
+# 300; 420 KB a mail as sent): the memory a batch of large mail takes.
+# BENCH_BATCH_BYTES=N sets the account's `batch_bytes` (default 1 MiB).
 # Usage: bash benches/imap_drain.sh [N]      (root or a user Dovecot runs as)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -84,6 +87,8 @@ username = "soporte@example.test"
 password_env = "BENCH_PASS"
 folders = [{ folder = "INBOX", mailbox = "soporte", disposition = "leave" }]
 EOT
+  [ -n "${BENCH_BATCH_BYTES:-}" ] && printf 'batch_bytes = %s\n' "$BENCH_BATCH_BYTES"
+  true
 }
 
 drain() { # $1 label, $2 url

@@ -226,6 +226,64 @@ fn backlog_in_two_folders_drains_once_and_only_once() {
     assert_eq!(counts(&d), (500, 500));
 }
 
+/// Batches cut by `batch_bytes` inside a `batch_size` slice: every mail
+/// stored and marked once, none skipped, whether a batch holds three mails
+/// or only the one it always takes.
+#[test]
+fn batches_cut_by_their_bytes_store_every_mail_once() {
+    let stack = MailStack::start();
+    let d = deployment(Backend::Sqlite, &stack, &[SOPORTE_INBOX]);
+    let size = customer_mail(10, "c").len();
+    let config = std::fs::read_to_string(&d.config).unwrap();
+    for (round, budget) in [(0, 3 * size + 1), (1, 1)] {
+        load(
+            &stack,
+            "soporte",
+            "INBOX",
+            23 * round..23 * (round + 1),
+            "c",
+        );
+        let text = config.replacen(
+            "batch_size = 50\n",
+            &format!("batch_size = 50\nbatch_bytes = {budget}\n"),
+            1,
+        );
+        assert_ne!(text, config);
+        std::fs::write(&d.config, text).unwrap();
+        let run = d
+            .cmd()
+            .env("BUZON_LOG", "buzon=info")
+            .args(["run", "--once"])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&run.stdout);
+        assert!(out.contains("soporte/INBOX: 23 stored"), "{out}");
+        // Each batch's mails are logged inside its span, which names its
+        // first UID: three mails a batch at most, then one.
+        let logs = String::from_utf8_lossy(&run.stderr);
+        let batches: std::collections::BTreeSet<&str> = logs
+            .lines()
+            .filter(|l| l.contains("Ticket created."))
+            .filter_map(|l| l.split("first_uid=").nth(1)?.split(' ').next())
+            .collect();
+        match budget {
+            1 => assert_eq!(batches.len(), 23, "{logs}"),
+            _ => assert!((8..23).contains(&batches.len()), "{batches:?}"),
+        }
+        let total = 23 * (round + 1);
+        assert_eq!(counts(&d), (total, total));
+        let listed = folder_list(&stack, "soporte", "INBOX");
+        assert_eq!(listed.len(), total);
+        assert!(
+            listed
+                .iter()
+                .all(|(_, f)| f.iter().any(|x| x.contains("Seen")))
+        );
+        let again = d.ok(&["run", "--once"]);
+        assert!(again.contains("soporte/INBOX: 0 stored"), "{again}");
+    }
+}
+
 #[test]
 fn idle_turns_a_new_mail_into_a_ticket_quickly() {
     let stack = MailStack::start();

@@ -444,7 +444,7 @@ impl FolderWorker {
                     }
                     let end = queue.len().min(next + batch_size);
                     let batch = self.fetch_batch(session, &queue[next..end]).await?;
-                    next = end;
+                    next += batch.consumed;
                     batch
                 }
             };
@@ -484,8 +484,8 @@ impl FolderWorker {
                 result,
                 bookkept,
             } = ingested;
-            if fetched.is_some() {
-                next = end;
+            if let Some(Ok(ahead)) = &fetched {
+                next += ahead.consumed;
             }
             let mut lease_held = true;
             match bookkept {
@@ -538,14 +538,22 @@ impl FolderWorker {
         session: &mut Session<Stream>,
         uids: &[u32],
     ) -> Result<Batch, ImapError> {
-        let last_uid = uids.last().copied().unwrap_or(0);
         let limit = self.config.limits.max_message_bytes;
-        let sizes = self.sizes(session, uids).await?;
+        let listed = self.sizes(session, uids).await?;
+        let sizes = within_budget(&listed, self.account.batch_bytes, limit);
+        // The rest of `uids` waits for the next batch; what vanished
+        // before the cut counts as asked for.
+        let last_uid = match sizes.len() < listed.len() {
+            true => sizes.last().map(|(uid, _)| *uid).unwrap_or(0),
+            false => uids.last().copied().unwrap_or(0),
+        };
+        let consumed = uids.partition_point(|uid| *uid <= last_uid);
         let bodies = self.fetch(session, &sizes, limit).await?;
-        let small: Vec<(u32, Vec<u8>)> = sizes
+        // The parsing thread gets the same bytes, not a copy of them.
+        let small: Vec<(u32, Arc<[u8]>)> = sizes
             .iter()
             .filter(|(_, size)| *size as usize <= limit)
-            .filter_map(|(uid, _)| bodies.get(uid).map(|raw| (*uid, raw.clone())))
+            .filter_map(|(uid, _)| bodies.get(uid).map(|raw| (*uid, Arc::clone(raw))))
             .collect();
         // Parsed ahead where possible; a mail the thread could not hand
         // back is parsed again in the pipeline.
@@ -562,6 +570,7 @@ impl FolderWorker {
             bodies,
             parsed,
             last_uid,
+            consumed,
         })
     }
 
@@ -593,7 +602,7 @@ impl FolderWorker {
             if size as usize <= limit {
                 uids.push(uid);
                 mails.push(Fetched {
-                    raw: raw.as_slice(),
+                    raw: &raw[..],
                     parsed: parsed.remove(&uid),
                 });
                 continue;
@@ -709,7 +718,7 @@ impl FolderWorker {
         session: &mut Session<Stream>,
         batch: &[(u32, u32)],
         limit: usize,
-    ) -> Result<BTreeMap<u32, Vec<u8>>, ImapError> {
+    ) -> Result<BTreeMap<u32, Arc<[u8]>>, ImapError> {
         let (small, big): (Vec<_>, Vec<_>) =
             batch.iter().partition(|(_, size)| *size as usize <= limit);
         let mut out = BTreeMap::new();
@@ -733,7 +742,7 @@ impl FolderWorker {
             for f in &fetched {
                 let bytes = if header_only { f.header() } else { f.body() };
                 if let (Some(uid), Some(bytes)) = (f.uid, bytes) {
-                    out.insert(uid, bytes.to_vec());
+                    out.insert(uid, Arc::from(bytes));
                 }
             }
         }
@@ -792,10 +801,36 @@ struct Place {
 /// the size limit), and the mail parsed ahead.
 struct Batch {
     sizes: Vec<(u32, u32)>,
-    bodies: BTreeMap<u32, Vec<u8>>,
+    bodies: BTreeMap<u32, Arc<[u8]>>,
     parsed: BTreeMap<u32, Result<crate::parse::ParsedMail, crate::parse::ParseError>>,
     /// The last UID asked for (listed, maybe expunged since).
     last_uid: u32,
+    /// How many of the UIDs asked for this batch covers: all of them, or
+    /// those before the cut of `batch_bytes`.
+    consumed: usize,
+}
+
+/// The first of `sizes` whose mail fits in `budget` bytes together, at
+/// least one: a batch's memory is a few times the bytes it holds (fetched,
+/// parsed, written), so a folder of signed PDFs is drained in batches of a
+/// few mails instead of `batch_size` of them. Mail over `limit` costs only
+/// its header.
+fn within_budget(sizes: &[(u32, u32)], budget: u64, limit: usize) -> Vec<(u32, u32)> {
+    let mut total = 0u64;
+    let mut kept = Vec::new();
+    for &(uid, size) in sizes {
+        let cost = if size as usize <= limit {
+            u64::from(size)
+        } else {
+            0
+        };
+        if !kept.is_empty() && total + cost > budget {
+            break;
+        }
+        total += cost;
+        kept.push((uid, size));
+    }
+    kept
 }
 
 impl Batch {
@@ -1262,5 +1297,18 @@ mod tests {
     fn uid_sets() {
         assert_eq!(uid_set([3, 4, 9].into_iter()), "3,4,9");
         assert_eq!(uid_set(std::iter::empty()), "");
+    }
+
+    #[test]
+    fn a_batch_holds_what_fits_in_its_bytes_and_at_least_one_mail() {
+        let sizes = [(1, 400), (2, 300), (5, 400), (6, 100)];
+        assert_eq!(within_budget(&sizes, 1000, 1000), vec![(1, 400), (2, 300)]);
+        assert_eq!(within_budget(&sizes, 700, 1000), vec![(1, 400), (2, 300)]);
+        assert_eq!(within_budget(&sizes, 100, 1000), vec![(1, 400)]);
+        assert_eq!(within_budget(&sizes, 10_000, 1000), sizes.to_vec());
+        // Mail over the size limit is fetched as its header only.
+        let big = [(1, 400), (2, 5000), (3, 500)];
+        assert_eq!(within_budget(&big, 1000, 1000), big.to_vec());
+        assert!(within_budget(&[], 1000, 1000).is_empty());
     }
 }

@@ -21,8 +21,9 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::ConnectOptions as _;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use model::*;
@@ -212,6 +213,13 @@ pub struct Store {
     hooks: bool,
 }
 
+/// sqlx logs a statement slower than this whole, at WARN by default: a
+/// batch's insert of a few hundred mails is one such statement, and its
+/// line (every placeholder of it) drowned the journal. A developer's
+/// diagnostic, so at DEBUG (`BUZON_LOG=sqlx=debug`).
+const SLOW_STATEMENT: Duration = Duration::from_secs(1);
+const SLOW_STATEMENT_LEVEL: log::LevelFilter = log::LevelFilter::Debug;
+
 /// Runs the same call on whichever backend is configured.
 macro_rules! dispatch {
     ($self:expr, $f:ident ( $($arg:expr),* )) => {
@@ -239,7 +247,8 @@ impl Store {
                 // per transaction: per batch of mail, per delivery round.
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                .log_slow_statements(SLOW_STATEMENT_LEVEL, SLOW_STATEMENT);
             let lock_path = format!("{}.migrate-lock", opts.get_filename().display());
             ensure_wal(&opts).await.map_err(open_err)?;
             let pool = SqlitePoolOptions::new()
@@ -253,11 +262,14 @@ impl Store {
             indexed(indexing);
             Backend::Sqlite(pool)
         } else {
+            let opts = PgConnectOptions::from_str(url)
+                .map_err(open_err)?
+                .log_slow_statements(SLOW_STATEMENT_LEVEL, SLOW_STATEMENT);
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))
                 .after_release(|conn, _| Box::pin(async move { Ok(no_transaction_left(conn)) }))
-                .connect(url)
+                .connect_with(opts)
                 .await
                 .map_err(open_err)?;
             let indexing = announce_search_index(sql::postgres::search_index_pending(&pool).await);
