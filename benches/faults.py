@@ -190,6 +190,7 @@ tls = "none"
 username = "{user}@example.test"
 password_env = "FAULTS_PASS"
 batch_size = 50
+batch_bytes = {os.environ.get("FAULTS_BATCH_BYTES", "1048576")}
 folders = [{{ folder = "INBOX", mailbox = "soporte", disposition = "{disposition}"{move} }}]
 """
     if smtp:

@@ -19,6 +19,8 @@
 #   FAULTS_ONLY="sqlite-disk-full dovecot-restart-mid-drain"   some faults only
 #   FAULTS_SEED=N              the same kill moments again (each run prints its seed)
 #   FAULTS_KEEP=1              keep the work dir (the daemons' logs)
+#   FAULTS_BATCH_BYTES=N       the account's `batch_bytes` (default 1 MiB; 8192 cuts the
+#                              campaign's small mail into batches of a few)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$(pwd)
