@@ -271,28 +271,6 @@ fn search_ranks_by_relevance_then_activity(backend: Backend) {
     assert_eq!(found(&d, "llaves"), vec![older, newer]);
 }
 
-/// Runs `sql` on the deployment's database: many rows at once, written
-/// as the pipeline writes them, so the triggers index each one.
-fn execute(d: &Deployment, sql: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        use sqlx::Connection;
-        let sql = sqlx::AssertSqlSafe(sql.to_string());
-        if d.database_url.starts_with("sqlite:") {
-            let mut c = sqlx::SqliteConnection::connect(&d.database_url)
-                .await
-                .unwrap();
-            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-        } else {
-            let mut c = sqlx::PgConnection::connect(&d.database_url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
-        }
-    });
-}
-
 /// Every ticket has one document, and it is what `search_ticket_text`
 /// says, however its rows were written: PostgreSQL writes a new ticket's
 /// from the inserted rows (migration 0017), then its participants and keys
@@ -322,8 +300,7 @@ fn search_ranks_the_newest_matches_of_a_common_word(backend: Backend) {
     );
     // 2,100 newer tickets, each with a mail naming the keys once in its
     // text; one in a hundred in its subject too.
-    execute(
-        &d,
+    d.execute(
         "INSERT INTO tickets (subject, state, pipeline, priority, mailbox, created_at, updated_at) \
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2100) \
          SELECT CASE WHEN i % 100 = 0 THEN 'Llaves ' ELSE 'Consulta ' END || i, 'open', \
@@ -408,8 +385,7 @@ fn search_finds_a_rare_word_past_the_newest_documents(backend: Backend) {
         "Necesito la tasación del inmueble.",
     );
     // 8,100 newer tickets with a mail each: 16,200 newer documents.
-    execute(
-        &d,
+    d.execute(
         "INSERT INTO tickets (subject, state, pipeline, priority, mailbox, created_at, updated_at) \
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8100) \
          SELECT 'Consulta ' || i, 'open', 'Soporte', 'medium', 'soporte', \

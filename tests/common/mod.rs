@@ -237,6 +237,31 @@ impl Deployment {
         })
     }
 
+    /// Runs `sql` (statements, no answer) on the deployment's database, on
+    /// either backend: rows written as the pipeline writes them, so the
+    /// triggers see each one.
+    pub fn execute(&self, sql: &str) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection;
+            let sql = sqlx::AssertSqlSafe(sql.to_string());
+            if self.database_url.starts_with("sqlite:") {
+                let mut c = sqlx::SqliteConnection::connect(&self.database_url)
+                    .await
+                    .unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+            } else {
+                let mut c = sqlx::PgConnection::connect(&self.database_url)
+                    .await
+                    .unwrap();
+                sqlx::raw_sql(sql).execute(&mut c).await.unwrap();
+            }
+        });
+    }
+
     /// The `.eml` files written to the outbox directory, sorted.
     pub fn outbox_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.outbox)
